@@ -1,0 +1,217 @@
+// Package auth turns a request's token into an Identity: it extracts the
+// token (Authorization header, else cookie), verifies it with the key chosen
+// by configuration (never by the token's header), and resolves the caller to
+// an employee of the directory, or to a service that may publish.
+package auth
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	"github.com/lestrrat-go/jwx/v2/jwt"
+
+	"github.com/corp/herald/store"
+)
+
+// Kind says what a caller is.
+type Kind int
+
+// Caller kinds.
+const (
+	// KindEmployee is a person of the directory: may open streams and read
+	// their inbox; may publish with a publisher role.
+	KindEmployee Kind = iota + 1
+	// KindService is an application: may publish (it has a publisher role)
+	// and manage the directory; opens no streams.
+	KindService
+)
+
+// Identity is an authenticated caller.
+type Identity struct {
+	Kind      Kind
+	Employee  store.Employee // set for KindEmployee
+	Subject   string         // login or application ID; scopes idempotency keys
+	Name      string
+	Roles     []string // token roles ∪ directory roles, sorted
+	Publisher bool     // holds one of the publisher roles
+	ExpiresAt time.Time
+	Source    string // SourceBearer or SourceCookie
+	Issuer    string // "hs256" or the Azure issuer
+}
+
+// Directory finds employees by login; store.Store satisfies it.
+type Directory interface {
+	EmployeeByLogin(ctx context.Context, login string) (store.Employee, error)
+}
+
+// TokenVerifier verifies tokens of an external issuer (Azure AD).
+type TokenVerifier interface {
+	// Handles reports whether tokens with this (unverified) iss are its own.
+	Handles(iss string) bool
+	// Verify checks the token's signature and claims.
+	Verify(ctx context.Context, raw string) (Claims, error)
+}
+
+// Config configures an Authenticator.
+type Config struct {
+	// Secret enables HS256 tokens (JWT_SECRET).
+	Secret []byte
+	// External verifies tokens of another issuer (Azure AD), if set.
+	External TokenVerifier
+	// Cookie is the cookie read when there is no Authorization header.
+	Cookie string
+	// PublisherRoles are the roles that may publish.
+	PublisherRoles []string
+	// Directory resolves logins to employees.
+	Directory Directory
+	// Now is the clock (time.Now when nil).
+	Now func() time.Time
+	// CacheTTL, NegativeTTL and CacheSize tune the login cache (defaults
+	// 30s, 5s, 10,000 entries).
+	CacheTTL, NegativeTTL time.Duration
+	CacheSize             int
+}
+
+// Authenticator authenticates requests. It is safe for concurrent use.
+type Authenticator struct {
+	cfg   Config
+	cache *loginCache
+}
+
+// New returns an Authenticator; at least one of Secret and External must be set.
+func New(cfg Config) (*Authenticator, error) {
+	if len(cfg.Secret) == 0 && cfg.External == nil {
+		return nil, errors.New("auth: no token verifier configured (set JWT_SECRET or AZURE_ISSUER_BASE_URL)")
+	}
+	if cfg.Directory == nil {
+		return nil, errors.New("auth: no directory")
+	}
+	if cfg.Cookie == "" {
+		cfg.Cookie = "token"
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	return &Authenticator{
+		cfg:   cfg,
+		cache: newLoginCache(cfg.Directory, cfg.CacheSize, cfg.CacheTTL, cfg.NegativeTTL, cfg.Now),
+	}, nil
+}
+
+// Cookie returns the name of the token cookie.
+func (a *Authenticator) Cookie() string { return a.cfg.Cookie }
+
+// Authenticate extracts, verifies and resolves the request's token. Errors
+// are *Error for the caller's faults; anything else (the directory failed)
+// is the server's.
+func (a *Authenticator) Authenticate(r *http.Request) (Identity, error) {
+	raw, source, err := Extract(r, a.cfg.Cookie)
+	if err != nil {
+		return Identity{}, err
+	}
+	c, err := a.Verify(r.Context(), raw)
+	if err != nil {
+		return Identity{}, err
+	}
+	id, err := a.Resolve(r.Context(), c)
+	if err != nil {
+		return Identity{}, err
+	}
+	id.Source = source
+	return id, nil
+}
+
+// Verify checks a raw token with the verifier its issuer calls for: the
+// external one (Azure) when its iss is the configured issuer, else HS256 with
+// the secret. The unverified iss only picks the key; the chosen verifier then
+// checks everything, iss included.
+func (a *Authenticator) Verify(ctx context.Context, raw string) (Claims, error) {
+	unverified, err := jwt.ParseString(raw, jwt.WithVerify(false), jwt.WithValidate(false))
+	if err != nil {
+		return Claims{}, invalid("malformed token")
+	}
+	if a.cfg.External != nil && a.cfg.External.Handles(unverified.Issuer()) {
+		return a.cfg.External.Verify(ctx, raw)
+	}
+	if len(a.cfg.Secret) == 0 {
+		return Claims{}, invalid("token issuer (iss) not accepted")
+	}
+	return verifyHS256(a.cfg.Secret, raw, a.cfg.Now)
+}
+
+// Resolve turns verified claims into an identity: the employee the login
+// names (roles merged with the directory's), else a service when the token
+// holds a publisher role, else 403 unknown_employee.
+func (a *Authenticator) Resolve(ctx context.Context, c Claims) (Identity, error) {
+	id := Identity{Subject: c.Subject, Name: c.Name, ExpiresAt: c.ExpiresAt, Issuer: c.Issuer}
+	if c.Login != "" {
+		emp, err := a.cache.lookup(ctx, c.Login)
+		switch {
+		case err == nil:
+			id.Kind = KindEmployee
+			id.Employee = emp
+			id.Roles = store.NormalizeRoles(append(slices.Clone(c.Roles), emp.Roles...))
+			id.Publisher = a.isPublisher(id.Roles)
+			if id.Name == "" {
+				id.Name = emp.Name
+			}
+			return id, nil
+		case !errors.Is(err, store.ErrNotFound):
+			return Identity{}, fmt.Errorf("resolve %q: %w", c.Login, err)
+		}
+	}
+	id.Roles = store.NormalizeRoles(c.Roles)
+	if a.isPublisher(id.Roles) {
+		id.Kind = KindService
+		id.Publisher = true
+		return id, nil
+	}
+	if c.Login == "" {
+		return Identity{}, &Error{Status: http.StatusForbidden, Code: CodeUnknownEmployee, Detail: "the token names no user and holds no publisher role"}
+	}
+	return Identity{}, &Error{Status: http.StatusForbidden, Code: CodeUnknownEmployee, Detail: "no employee matches the token's user"}
+}
+
+func (a *Authenticator) isPublisher(roles []string) bool {
+	for _, r := range roles {
+		if slices.Contains(a.cfg.PublisherRoles, r) {
+			return true
+		}
+	}
+	return false
+}
+
+// Forget drops cached directory lookups, after a directory change.
+func (a *Authenticator) Forget() { a.cache.purge() }
+
+type ctxKey struct{}
+
+// WithIdentity returns a context carrying id.
+func WithIdentity(ctx context.Context, id Identity) context.Context {
+	return context.WithValue(ctx, ctxKey{}, id)
+}
+
+// FromContext returns the identity Middleware stored, if any.
+func FromContext(ctx context.Context) (Identity, bool) {
+	id, ok := ctx.Value(ctxKey{}).(Identity)
+	return id, ok
+}
+
+// Middleware authenticates every request; on failure it calls onError (which
+// writes the response) and stops.
+func (a *Authenticator) Middleware(onError func(w http.ResponseWriter, r *http.Request, err error)) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			id, err := a.Authenticate(r)
+			if err != nil {
+				onError(w, r, err)
+				return
+			}
+			next.ServeHTTP(w, r.WithContext(WithIdentity(r.Context(), id)))
+		})
+	}
+}

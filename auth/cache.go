@@ -1,0 +1,109 @@
+package auth
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/corp/herald/store"
+)
+
+// loginCache remembers directory lookups briefly, so that a reconnect storm
+// (thousands of streams coming back at once) costs one query per employee
+// rather than one per stream, and many tabs of one employee share a query.
+// "Not found" is remembered for a shorter time. Directory changes made on
+// this instance purge it at once.
+type loginCache struct {
+	dir              Directory
+	size             int
+	ttl, negativeTTL time.Duration
+	now              func() time.Time
+	group            singleflight.Group
+
+	mu      sync.Mutex // guards entries
+	entries map[string]cacheEntry
+}
+
+type cacheEntry struct {
+	emp     store.Employee
+	found   bool
+	expires time.Time
+}
+
+func newLoginCache(dir Directory, size int, ttl, negativeTTL time.Duration, now func() time.Time) *loginCache {
+	if size <= 0 {
+		size = 10000
+	}
+	if ttl <= 0 {
+		ttl = 30 * time.Second
+	}
+	if negativeTTL <= 0 {
+		negativeTTL = 5 * time.Second
+	}
+	return &loginCache{dir: dir, size: size, ttl: ttl, negativeTTL: negativeTTL, now: now, entries: make(map[string]cacheEntry)}
+}
+
+func (c *loginCache) lookup(ctx context.Context, login string) (store.Employee, error) {
+	key := store.NormalizeLogin(login)
+	now := c.now()
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if ok && now.Before(e.expires) {
+		if !e.found {
+			return store.Employee{}, store.ErrNotFound
+		}
+		return e.emp, nil
+	}
+	v, err, _ := c.group.Do(key, func() (any, error) {
+		emp, err := c.dir.EmployeeByLogin(ctx, key)
+		switch {
+		case err == nil:
+			c.put(key, cacheEntry{emp: emp, found: true, expires: c.now().Add(c.ttl)})
+		case errors.Is(err, store.ErrNotFound):
+			c.put(key, cacheEntry{expires: c.now().Add(c.negativeTTL)})
+		}
+		return emp, err
+	})
+	if err != nil {
+		return store.Employee{}, err
+	}
+	return v.(store.Employee), nil
+}
+
+func (c *loginCache) put(key string, e cacheEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.entries) >= c.size {
+		c.evictLocked()
+	}
+	c.entries[key] = e
+}
+
+// evictLocked drops expired entries, and if that frees too little, about a
+// tenth of the rest (map order is random enough). c.mu must be held.
+func (c *loginCache) evictLocked() {
+	now := c.now()
+	for k, e := range c.entries {
+		if !now.Before(e.expires) {
+			delete(c.entries, k)
+		}
+	}
+	drop := len(c.entries) - c.size*9/10
+	for k := range c.entries {
+		if drop <= 0 {
+			break
+		}
+		delete(c.entries, k)
+		drop--
+	}
+}
+
+func (c *loginCache) purge() {
+	c.mu.Lock()
+	clear(c.entries)
+	c.mu.Unlock()
+}

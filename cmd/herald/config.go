@@ -1,0 +1,169 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/url"
+	"strings"
+	"time"
+)
+
+// config is `herald serve`'s configuration: each field comes from its
+// environment variable (the seed systems' names) and can be overridden by a
+// flag of the same name in kebab case.
+type config struct {
+	HTTPAddr       string
+	DatabaseURL    string
+	FrontendURLs   []string
+	AzureIssuer    string
+	AzureJWKSURI   string
+	AzureAudience  []string
+	JWTSecret      string
+	TokenCookie    string
+	PublisherRoles []string
+	Heartbeat      time.Duration
+	LogLevel       slog.Level
+	LogFormat      string
+	Dev            bool
+}
+
+// setting is one configuration variable.
+type setting struct {
+	env, def, help string
+	value          string
+}
+
+var settingsOrder = []string{
+	"HTTP_ADDR", "DATABASE_URL", "FRONTEND_URL", "AZURE_ISSUER_BASE_URL", "AZURE_JWKS_URI",
+	"AZURE_AUDIENCE", "JWT_SECRET", "TOKEN_COOKIE", "PUBLISHER_ROLES", "HEARTBEAT_INTERVAL",
+	"LOG_LEVEL", "LOG_FORMAT",
+}
+
+func newSettings() map[string]*setting {
+	return map[string]*setting{
+		"HTTP_ADDR":             {def: ":3000", help: "listen address"},
+		"DATABASE_URL":          {def: "sqlite:herald.db", help: "sqlite:PATH (one instance) or postgres://… (several)"},
+		"FRONTEND_URL":          {def: "http://localhost:5173", help: "comma-separated allowed browser origins (CORS, WebSocket Origin)"},
+		"AZURE_ISSUER_BASE_URL": {help: "Azure AD issuer, e.g. https://login.microsoftonline.com/{tenant}/v2.0; enables Azure tokens"},
+		"AZURE_JWKS_URI":        {help: "override the key set URL (default: from OIDC discovery)"},
+		"AZURE_AUDIENCE":        {help: "comma-separated accepted aud values (App ID URI and/or client ID)"},
+		"JWT_SECRET":            {help: "enables HS256 tokens (cookie or bearer)"},
+		"TOKEN_COOKIE":          {def: "token", help: "cookie name read for tokens"},
+		"PUBLISHER_ROLES":       {def: "Notifications.Publish,service,admin", help: "roles that may publish"},
+		"HEARTBEAT_INTERVAL":    {def: "15s", help: "SSE comment / WebSocket ping interval"},
+		"LOG_LEVEL":             {def: "info", help: "debug, info, warn or error"},
+		"LOG_FORMAT":            {def: "text", help: "text or json"},
+	}
+}
+
+func flagName(env string) string { return strings.ToLower(strings.ReplaceAll(env, "_", "-")) }
+
+// loadConfig reads the environment, then the flags, and validates the result.
+// Every problem is reported at once, naming the variable to fix.
+func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (config, error) {
+	settings := newSettings()
+	fs := flag.NewFlagSet("herald serve", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	for _, env := range settingsOrder {
+		s := settings[env]
+		s.value = s.def
+		if v := getenv(env); v != "" {
+			s.value = v
+		}
+		fs.StringVar(&s.value, flagName(env), s.value, s.help+" ($"+env+")")
+	}
+	var cfg config
+	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: generated secret, demo employees, demo page, printed curl commands")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "Usage: herald serve [flags]\n\nEach flag defaults to its environment variable.")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return config{}, err
+	}
+	if fs.NArg() > 0 {
+		return config{}, fmt.Errorf("unexpected arguments: %s", strings.Join(fs.Args(), " "))
+	}
+	v := func(env string) string { return strings.TrimSpace(settings[env].value) }
+
+	var problems []string
+	bad := func(env, format string, a ...any) {
+		problems = append(problems, fmt.Sprintf("%s (--%s): %s", env, flagName(env), fmt.Sprintf(format, a...)))
+	}
+	cfg.HTTPAddr = v("HTTP_ADDR")
+	if _, _, err := splitHostPort(cfg.HTTPAddr); err != nil {
+		bad("HTTP_ADDR", "%q is not host:port (%v)", cfg.HTTPAddr, err)
+	}
+	cfg.DatabaseURL = v("DATABASE_URL")
+	switch {
+	case strings.HasPrefix(cfg.DatabaseURL, "sqlite:"):
+		if strings.TrimPrefix(cfg.DatabaseURL, "sqlite:") == "" {
+			bad("DATABASE_URL", "sqlite: needs a file path, e.g. sqlite:herald.db")
+		}
+	case strings.HasPrefix(cfg.DatabaseURL, "postgres://"), strings.HasPrefix(cfg.DatabaseURL, "postgresql://"):
+	default:
+		bad("DATABASE_URL", "must start with sqlite: or postgres://")
+	}
+	for _, o := range splitList(v("FRONTEND_URL")) {
+		u, err := url.Parse(o)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
+			bad("FRONTEND_URL", "%q is not an origin like https://app.example.com", o)
+			continue
+		}
+		cfg.FrontendURLs = append(cfg.FrontendURLs, strings.TrimSuffix(o, "/"))
+	}
+	cfg.AzureIssuer = strings.TrimSuffix(v("AZURE_ISSUER_BASE_URL"), "/")
+	cfg.AzureJWKSURI = v("AZURE_JWKS_URI")
+	cfg.AzureAudience = splitList(v("AZURE_AUDIENCE"))
+	if cfg.AzureIssuer != "" {
+		if u, err := url.Parse(cfg.AzureIssuer); err != nil || u.Scheme != "https" && u.Scheme != "http" || u.Host == "" {
+			bad("AZURE_ISSUER_BASE_URL", "%q is not a URL", cfg.AzureIssuer)
+		}
+		if len(cfg.AzureAudience) == 0 {
+			bad("AZURE_AUDIENCE", "required with AZURE_ISSUER_BASE_URL: the App ID URI and/or client ID tokens are issued for")
+		}
+	} else if cfg.AzureJWKSURI != "" || len(cfg.AzureAudience) > 0 {
+		bad("AZURE_ISSUER_BASE_URL", "required when AZURE_JWKS_URI or AZURE_AUDIENCE is set")
+	}
+	cfg.JWTSecret = settings["JWT_SECRET"].value // spaces may be part of a secret
+	cfg.TokenCookie = v("TOKEN_COOKIE")
+	if cfg.TokenCookie == "" || strings.ContainsAny(cfg.TokenCookie, " ;,=\t") {
+		bad("TOKEN_COOKIE", "%q is not a cookie name", cfg.TokenCookie)
+	}
+	cfg.PublisherRoles = splitList(v("PUBLISHER_ROLES"))
+	d, err := time.ParseDuration(v("HEARTBEAT_INTERVAL"))
+	switch {
+	case err != nil:
+		bad("HEARTBEAT_INTERVAL", "%q is not a duration like 15s", v("HEARTBEAT_INTERVAL"))
+	case d < time.Second || d > 5*time.Minute:
+		bad("HEARTBEAT_INTERVAL", "must be between 1s and 5m")
+	}
+	cfg.Heartbeat = d
+	if err := cfg.LogLevel.UnmarshalText([]byte(v("LOG_LEVEL"))); err != nil {
+		bad("LOG_LEVEL", "%q is not debug, info, warn or error", v("LOG_LEVEL"))
+	}
+	cfg.LogFormat = strings.ToLower(v("LOG_FORMAT"))
+	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
+		bad("LOG_FORMAT", "%q is not text or json", v("LOG_FORMAT"))
+	}
+	if !cfg.Dev && cfg.JWTSecret == "" && cfg.AzureIssuer == "" {
+		problems = append(problems, "no authentication configured: set JWT_SECRET (HS256 tokens), or AZURE_ISSUER_BASE_URL and AZURE_AUDIENCE (Azure AD tokens), or run with --dev")
+	}
+	if len(problems) > 0 {
+		return config{}, errors.New("invalid configuration:\n  " + strings.Join(problems, "\n  "))
+	}
+	return cfg, nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

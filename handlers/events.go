@@ -1,0 +1,104 @@
+package handlers
+
+import (
+	"errors"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/corp/herald/sse"
+)
+
+// retryMillis is the reconnection delay the stream asks EventSource to use.
+const retryMillis = 3000
+
+// events serves GET /events, the Server-Sent Events transport.
+func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
+	out := &sseFrames{w: w, rc: http.NewResponseController(w)}
+	s, err := h.openStream(r.Context(), r, out)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := s.run(r.Context()); !streamEnded(err) {
+		h.log.DebugContext(r.Context(), "stream ended", "employee", s.id.Employee.ID, "err", err)
+	}
+}
+
+// sseFrames writes text/event-stream. Every write sets a deadline and
+// flushes, so a stuck client is noticed and nothing waits in a buffer.
+type sseFrames struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	buf     []byte
+	aborted atomic.Bool
+}
+
+// errAborted ends a stream whose subscription the hub dropped.
+var errAborted = errors.New("stream aborted")
+
+func (f *sseFrames) abort() {
+	f.aborted.Store(true)
+	_ = f.rc.SetWriteDeadline(time.Now())
+}
+
+func (f *sseFrames) open() error {
+	h := f.w.Header()
+	h.Set("Content-Type", "text/event-stream")
+	h.Set("Cache-Control", "no-store")
+	h.Set("X-Accel-Buffering", "no")
+	f.w.WriteHeader(http.StatusOK)
+	f.buf = sse.AppendRetry(f.buf[:0], retryMillis)
+	f.buf = sse.AppendComment(f.buf, "connected")
+	return f.write(f.buf)
+}
+
+func (f *sseFrames) events(evs []*sse.Event) error {
+	if len(evs) == 0 {
+		return nil
+	}
+	if err := f.deadline(); err != nil {
+		return err
+	}
+	for _, ev := range evs {
+		if _, err := f.w.Write(ev.SSE()); err != nil {
+			return err
+		}
+	}
+	return f.rc.Flush()
+}
+
+func (f *sseFrames) heartbeat() error {
+	f.buf = sse.AppendComment(f.buf[:0], "heartbeat")
+	return f.write(f.buf)
+}
+
+func (f *sseFrames) control(ev *sse.Event) error { return f.write(ev.SSE()) }
+
+func (f *sseFrames) write(b []byte) error {
+	if err := f.deadline(); err != nil {
+		return err
+	}
+	if _, err := f.w.Write(b); err != nil {
+		return err
+	}
+	return f.rc.Flush()
+}
+
+// deadline sets the next write's deadline. The second look at aborted
+// closes the race with abort: whichever sets its deadline last, a write after
+// an abort fails at once.
+func (f *sseFrames) deadline() error {
+	if f.aborted.Load() {
+		return errAborted
+	}
+	err := f.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if f.aborted.Load() {
+		_ = f.rc.SetWriteDeadline(time.Now())
+		return errAborted
+	}
+	if errors.Is(err, http.ErrNotSupported) {
+		return nil
+	}
+	return err
+}

@@ -1,0 +1,73 @@
+package handlers
+
+import (
+	"encoding/json"
+	"log/slog"
+
+	"github.com/corp/herald/auth"
+	"github.com/corp/herald/sse"
+	"github.com/corp/herald/store"
+)
+
+// Fanout is the store.Sink that turns what the store commits into hub
+// events. It runs on the store's delivery goroutine and never blocks.
+type Fanout struct {
+	hub  *sse.Hub
+	auth *auth.Authenticator
+	log  *slog.Logger
+}
+
+var _ store.Sink = (*Fanout)(nil)
+
+// NewFanout returns the sink feeding hub; auth's cache is purged on
+// directory changes (auth may be nil in tests).
+func NewFanout(hub *sse.Hub, a *auth.Authenticator, log *slog.Logger) *Fanout {
+	return &Fanout{hub: hub, auth: a, log: orDiscard(log)}
+}
+
+// Deliver queues each recipient's copy on that recipient's streams here.
+// The shared part of the event is encoded once; recipients without a stream
+// on this instance cost a map lookup.
+func (f *Fanout) Deliver(d store.Delivery) {
+	var tail []byte
+	for _, r := range d.Recipients {
+		if !f.hub.Connected(r.Employee) {
+			continue
+		}
+		if tail == nil {
+			tail = notificationTail(d.Notification)
+		}
+		f.hub.Publish(r.Employee, notificationEvent(r.Seq, tail))
+	}
+}
+
+// ephemeralFields are an ephemeral message's data: a notification without id.
+type ephemeralFields = notificationFields
+
+// DeliverEphemeral queues an unstored message on the matching streams.
+func (f *Fanout) DeliverEphemeral(e store.Ephemeral) {
+	data, _ := json.Marshal(ephemeralFields{
+		Type: e.Type, Title: e.Title, Body: e.Body, Data: dataOrEmpty(e.Data), CreatedAt: formatTime(e.CreatedAt),
+	})
+	name := e.Event
+	if name == "" {
+		name = "notification"
+	}
+	f.hub.PublishTo(sse.Targets{Employees: e.Employees, Roles: e.Roles, All: e.All}, sse.NewEvent(0, name, data))
+}
+
+// EmployeeChanged forgets cached lookups and ends a removed employee's streams.
+func (f *Fanout) EmployeeChanged(id int64, deleted bool) {
+	if f.auth != nil {
+		f.auth.Forget()
+	}
+	if deleted {
+		f.hub.CloseEmployee(id)
+	}
+}
+
+// Resync makes every stream catch up from the store.
+func (f *Fanout) Resync() {
+	f.log.Info("deliveries may have been missed; streams catch up from the store")
+	f.hub.Resync()
+}

@@ -1,0 +1,169 @@
+// Package handlers is Herald's HTTP surface: the chi router, every route,
+// JSON and problem+json responses, and the stream transports, which are thin
+// adapters over the sse hub.
+package handlers
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/go-chi/cors"
+
+	"github.com/corp/herald/auth"
+	"github.com/corp/herald/sse"
+	"github.com/corp/herald/store"
+)
+
+// Config holds what the handlers need.
+type Config struct {
+	Store  store.Store
+	Hub    *sse.Hub
+	Auth   *auth.Authenticator
+	Logger *slog.Logger
+	// Origins are the browser origins allowed by CORS (FRONTEND_URL).
+	Origins []string
+	// Heartbeat is the interval of stream keep-alives (default 15s).
+	Heartbeat time.Duration
+	// MaxStreams is the hub's per-employee limit, for error messages.
+	MaxStreams int
+	// Ready, if set, adds readiness checks to the store's (listener, keys).
+	Ready func(ctx context.Context) error
+	// OpenAPI is the API document served at /openapi.yaml.
+	OpenAPI []byte
+	// Demo, if set, serves the demo page at / (--dev).
+	Demo *Demo
+}
+
+// Handler serves Herald's HTTP API.
+type Handler struct {
+	store      store.Store
+	hub        *sse.Hub
+	auth       *auth.Authenticator
+	log        *slog.Logger
+	heartbeat  time.Duration
+	maxStreams int
+	ready      func(ctx context.Context) error
+	openapi    []byte
+	demo       *Demo
+	draining   atomic.Bool
+	router     chi.Router
+}
+
+// New returns the HTTP handler with every route.
+func New(cfg Config) *Handler {
+	h := &Handler{
+		store:      cfg.Store,
+		hub:        cfg.Hub,
+		auth:       cfg.Auth,
+		log:        orDiscard(cfg.Logger),
+		heartbeat:  cfg.Heartbeat,
+		maxStreams: cfg.MaxStreams,
+		ready:      cfg.Ready,
+		openapi:    cfg.OpenAPI,
+		demo:       cfg.Demo,
+	}
+	if h.heartbeat <= 0 {
+		h.heartbeat = 15 * time.Second
+	}
+	if h.maxStreams <= 0 {
+		h.maxStreams = sse.DefaultMaxStreams
+	}
+	h.router = h.routes(cfg.Origins)
+	return h
+}
+
+// ServeHTTP implements http.Handler.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.router.ServeHTTP(w, r) }
+
+// Routes returns the router, for tests that walk it.
+func (h *Handler) Routes() chi.Routes { return h.router }
+
+// Drain marks the instance as shutting down: /readyz answers 503 from now on.
+func (h *Handler) Drain() { h.draining.Store(true) }
+
+// routes is the one place that lists every route.
+func (h *Handler) routes(origins []string) chi.Router {
+	r := chi.NewRouter()
+	r.Use(h.recoverer, h.accessLog)
+	r.Use(cors.Handler(cors.Options{
+		AllowedOrigins:   origins,
+		AllowedMethods:   []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete},
+		AllowedHeaders:   []string{"Authorization", "Content-Type", "Idempotency-Key", "Last-Event-ID"},
+		ExposedHeaders:   []string{"Idempotent-Replayed", "Retry-After", "WWW-Authenticate"},
+		AllowCredentials: true,
+		MaxAge:           600,
+	}))
+	r.NotFound(func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, r, notFound("no route "+r.Method+" "+r.URL.Path))
+	})
+	r.MethodNotAllowed(h.methodNotAllowed)
+
+	r.Get("/healthz", h.healthz)
+	r.Get("/readyz", h.readyz)
+	r.Get("/openapi.yaml", h.openAPIYAML)
+	r.Get("/docs", h.docs)
+	if h.demo != nil {
+		r.Get("/", h.demoPage)
+	}
+
+	authn := h.auth.Middleware(h.writeError)
+	// Streams: no timeouts, no compression, no body deadline.
+	r.With(authn).Get("/events", h.events)
+	// The REST API.
+	r.Group(func(r chi.Router) {
+		r.Use(bodyDeadline(30*time.Second), authn)
+		r.Post("/notifications", h.publish)
+		r.Get("/notifications", h.inbox)
+		r.Post("/notifications/read", h.markRead)
+		r.Put("/employees/{id}", h.putEmployee)
+		r.Delete("/employees/{id}", h.deleteEmployee)
+	})
+	return r
+}
+
+// methodNotAllowed answers 405 with the Allow header chi's default would set.
+func (h *Handler) methodNotAllowed(w http.ResponseWriter, r *http.Request) {
+	var allowed []string
+	for _, m := range []string{http.MethodGet, http.MethodPost, http.MethodPut, http.MethodDelete} {
+		if h.router.Match(chi.NewRouteContext(), m, r.URL.Path) {
+			allowed = append(allowed, m)
+		}
+	}
+	w.Header().Set("Allow", strings.Join(allowed, ", "))
+	h.writeError(w, r, &httpError{status: http.StatusMethodNotAllowed, code: CodeNotFound,
+		detail: r.Method + " is not served at " + r.URL.Path + "; allowed: " + strings.Join(allowed, ", ")})
+}
+
+// bodyDeadline bounds how long a client may take to send its request body,
+// per request (a server-wide ReadTimeout would also cut streams).
+func bodyDeadline(d time.Duration) func(http.Handler) http.Handler {
+	return func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+			next.ServeHTTP(w, r)
+		})
+	}
+}
+
+// employeeOnly returns the caller if it is an employee; services get 403.
+func employeeOnly(r *http.Request) (auth.Identity, error) {
+	id, _ := auth.FromContext(r.Context())
+	if id.Kind != auth.KindEmployee {
+		return id, auth.Forbidden("this route is for employees; a service token opens no streams and has no inbox")
+	}
+	return id, nil
+}
+
+// publisherOnly returns the caller if it holds a publisher role.
+func publisherOnly(r *http.Request) (auth.Identity, error) {
+	id, _ := auth.FromContext(r.Context())
+	if !id.Publisher {
+		return id, auth.Forbidden("a publisher role is required (PUBLISHER_ROLES)")
+	}
+	return id, nil
+}

@@ -1,0 +1,75 @@
+package handlers_test
+
+import (
+	"net/http"
+	"strings"
+	"testing"
+)
+
+func TestNotFoundAndMethod(t *testing.T) {
+	e := newEnv(t)
+	status, hdr, out := e.do("GET", "/nope", "", nil)
+	if status != 404 || hdr.Get("Content-Type") != "application/problem+json" || problem(t, out).Code != "not_found" {
+		t.Fatalf("unknown route: %d %s", status, out)
+	}
+	status, hdr, out = e.do("DELETE", "/notifications", e.service(), nil)
+	if status != 405 || hdr.Get("Allow") != "GET, POST" || problem(t, out).Status != 405 {
+		t.Fatalf("wrong method: %d Allow=%q %s", status, hdr.Get("Allow"), out)
+	}
+}
+
+func TestHealth(t *testing.T) {
+	e := newEnv(t)
+	if status, _, out := e.do("GET", "/healthz", "", nil); status != 200 || !strings.Contains(string(out), `"ok"`) {
+		t.Fatalf("healthz: %d %s", status, out)
+	}
+	if status, _, out := e.do("GET", "/readyz", "", nil); status != 200 {
+		t.Fatalf("readyz: %d %s", status, out)
+	}
+	e.Store.Close()
+	status, _, out := e.do("GET", "/readyz", "", nil)
+	if status != 503 || problem(t, out).Code != "unavailable" {
+		t.Fatalf("readyz with the store closed: %d %s", status, out)
+	}
+	status, _, out = e.do("POST", "/notifications", e.service(), map[string]any{"to": map[string]any{"all": true}, "type": "t", "title": "x"})
+	if status != 503 || problem(t, out).Code != "unavailable" {
+		t.Fatalf("publish with the store closed: %d %s", status, out)
+	}
+}
+
+func TestCORS(t *testing.T) {
+	e := newEnv(t)
+	req, _ := http.NewRequest("OPTIONS", e.URL+"/notifications", nil)
+	req.Header.Set("Origin", origin)
+	req.Header.Set("Access-Control-Request-Method", "POST")
+	req.Header.Set("Access-Control-Request-Headers", "authorization, content-type, idempotency-key")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != origin || resp.Header.Get("Access-Control-Allow-Credentials") != "true" {
+		t.Fatalf("preflight from an allowed origin: %d %v", resp.StatusCode, resp.Header)
+	}
+	req.Header.Set("Origin", "https://evil.example")
+	resp, _ = http.DefaultClient.Do(req)
+	resp.Body.Close()
+	if resp.Header.Get("Access-Control-Allow-Origin") != "" {
+		t.Fatalf("preflight from another origin allowed: %v", resp.Header)
+	}
+	_, hdr, _ := e.do("GET", "/notifications", e.token("user2"), nil, "Origin", origin)
+	if hdr.Get("Access-Control-Allow-Origin") != origin {
+		t.Fatalf("simple request: %v", hdr)
+	}
+}
+
+func TestOpenAPIServed(t *testing.T) {
+	e := newEnv(t)
+	status, hdr, out := e.do("GET", "/openapi.yaml", "", nil)
+	if status != 200 || !strings.HasPrefix(string(out), "openapi: 3.1") || !strings.Contains(hdr.Get("Content-Type"), "yaml") {
+		t.Fatalf("openapi.yaml: %d %q %.40s", status, hdr.Get("Content-Type"), out)
+	}
+	if status, _, _ := e.do("GET", "/docs", "", nil); status != 200 {
+		t.Fatalf("docs: %d", status)
+	}
+}

@@ -1,0 +1,153 @@
+package handlers
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/corp/herald/auth"
+	"github.com/corp/herald/sse"
+	"github.com/corp/herald/store"
+)
+
+// Problem codes besides auth's (see auth.Code*).
+const (
+	CodeInvalidRequest     = "invalid_request"
+	CodeUnsupportedMedia   = "unsupported_media_type"
+	CodeNotFound           = "not_found"
+	CodeRateLimited        = "rate_limited"
+	CodeTooManyConnections = "too_many_connections"
+	CodeUnavailable        = "unavailable"
+	CodeInternal           = "internal"
+)
+
+// Problem is an RFC 9457 problem details body with Herald's stable code.
+type Problem struct {
+	Type     string       `json:"type"`
+	Title    string       `json:"title"`
+	Status   int          `json:"status"`
+	Detail   string       `json:"detail,omitempty"`
+	Instance string       `json:"instance,omitempty"`
+	Code     string       `json:"code"`
+	Errors   []FieldError `json:"errors,omitempty"`
+}
+
+// FieldError says what is wrong with one field of a request.
+type FieldError struct {
+	Field   string `json:"field"`
+	Message string `json:"message"`
+}
+
+// httpError is an error that already knows its status and code.
+type httpError struct {
+	status int
+	code   string
+	detail string
+	fields []FieldError
+	header http.Header
+}
+
+func (e *httpError) Error() string { return e.code + ": " + e.detail }
+
+func badRequest(detail string, fields ...FieldError) *httpError {
+	return &httpError{status: http.StatusBadRequest, code: CodeInvalidRequest, detail: detail, fields: fields}
+}
+
+func notFound(detail string) *httpError {
+	return &httpError{status: http.StatusNotFound, code: CodeNotFound, detail: detail}
+}
+
+// writeError is the one place that maps errors to HTTP: problem+json with a
+// stable code, WWW-Authenticate on 401, 5xx logged (4xx are the caller's).
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	p := Problem{Type: "about:blank", Instance: r.URL.Path}
+	var (
+		ae *auth.Error
+		he *httpError
+	)
+	switch {
+	case errors.As(err, &ae):
+		p.Status, p.Code, p.Detail = ae.Status, ae.Code, ae.Detail
+	case errors.As(err, &he):
+		p.Status, p.Code, p.Detail, p.Errors = he.status, he.code, he.detail, he.fields
+		for k, v := range he.header {
+			w.Header()[k] = v
+		}
+	case errors.Is(err, store.ErrNotFound):
+		p.Status, p.Code, p.Detail = http.StatusNotFound, CodeNotFound, "no such resource"
+	case errors.Is(err, store.ErrConflict):
+		p.Status, p.Code, p.Detail = http.StatusConflict, CodeInvalidRequest, "email or username already belongs to another employee"
+	case errors.Is(err, store.ErrIdempotencyMismatch):
+		p.Status, p.Code = http.StatusUnprocessableEntity, CodeInvalidRequest
+		p.Detail = "this Idempotency-Key was used for a different request"
+		p.Errors = []FieldError{{Field: "Idempotency-Key", Message: "already used with a different request body"}}
+	case errors.Is(err, sse.ErrTooManyStreams):
+		p.Status, p.Code = http.StatusTooManyRequests, CodeTooManyConnections
+		p.Detail = "at most " + strconv.Itoa(h.maxStreams) + " open streams per employee; close a tab"
+		w.Header().Set("Retry-After", "10")
+	case errors.Is(err, sse.ErrClosed):
+		p.Status, p.Code, p.Detail = http.StatusServiceUnavailable, CodeUnavailable, "shutting down; try another instance"
+		w.Header().Set("Retry-After", "1")
+	case errors.Is(err, store.ErrUnavailable):
+		p.Status, p.Code, p.Detail = http.StatusServiceUnavailable, CodeUnavailable, "the store is unavailable; nothing was changed, retry later"
+		w.Header().Set("Retry-After", "5")
+	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+		return // the client left; nobody reads an answer
+	default:
+		p.Status, p.Code, p.Detail = http.StatusInternalServerError, CodeInternal, "internal error"
+	}
+	p.Title = http.StatusText(p.Status)
+	if p.Status >= 500 {
+		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", p.Status, "err", err)
+	} else {
+		h.log.DebugContext(r.Context(), "request refused", "method", r.Method, "path", r.URL.Path, "status", p.Status, "code", p.Code, "detail", p.Detail)
+	}
+	if p.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+quoteSafe(p.Detail)+`"`)
+	}
+	writeProblem(w, p)
+}
+
+func writeProblem(w http.ResponseWriter, p Problem) {
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.WriteHeader(p.Status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(p)
+}
+
+// quoteSafe keeps a description inside an RFC 6750 quoted string.
+func quoteSafe(s string) string {
+	out := make([]byte, 0, len(s))
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c == '"' || c == '\\' || c < 0x20 || c > 0x7e {
+			continue
+		}
+		out = append(out, c)
+	}
+	return string(out)
+}
+
+// writeJSON writes v as a JSON body with status.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetEscapeHTML(false)
+	_ = enc.Encode(v)
+}
+
+// logger returns the handler's logger (never nil).
+func orDiscard(l *slog.Logger) *slog.Logger {
+	if l == nil {
+		return slog.New(slog.DiscardHandler)
+	}
+	return l
+}

@@ -1,0 +1,260 @@
+package handlers
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"regexp"
+	"strconv"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/corp/herald/auth"
+	"github.com/corp/herald/store"
+)
+
+// Publish limits. The SPEC fixes title, type, event and data; the others are
+// ours and documented in the OpenAPI document.
+const (
+	maxTitle     = 200
+	maxBody      = 10000 // characters
+	maxDataBytes = 16 << 10
+	maxRole      = 100
+	maxEmail     = 254
+	maxIdemKey   = 255
+)
+
+var (
+	typePattern  = regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
+	eventPattern = regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+)
+
+// reservedEvents are the stream's own control events; an ephemeral message
+// may not pose as one.
+var reservedEvents = map[string]bool{"token_expired": true, "replay_truncated": true}
+
+type publishTargets struct {
+	Employees []int64  `json:"employees"`
+	Emails    []string `json:"emails"`
+	Roles     []string `json:"roles"`
+	All       bool     `json:"all"`
+}
+
+type publishRequest struct {
+	To      *publishTargets `json:"to"`
+	Type    *string         `json:"type"`
+	Title   *string         `json:"title"`
+	Body    string          `json:"body"`
+	Data    json.RawMessage `json:"data"`
+	Persist *bool           `json:"persist"`
+	Event   string          `json:"event"`
+}
+
+type publishResponse struct {
+	ID         string `json:"id,omitempty"`
+	Recipients int    `json:"recipients"`
+	// Unknown lists targets that matched nobody, as given: employee IDs as
+	// numbers, emails as strings.
+	Unknown []any `json:"unknown"`
+}
+
+// publish serves POST /notifications: validate, persist (or not, for
+// ephemeral messages), then fan out after commit.
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
+	id, err := publisherOnly(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	idemKey, err := idempotencyKey(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var req publishRequest
+	if _, err := readJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	m, persist, err := req.validate()
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	m.Publisher = id.Subject
+	var idem *store.Idempotency
+	if idemKey != "" {
+		idem = &store.Idempotency{Owner: idempotencyOwner(id), Key: idemKey, Hash: fingerprint(req)}
+	}
+	status := http.StatusCreated
+	var res store.PublishResult
+	if persist {
+		res, err = h.store.Publish(r.Context(), m, idem)
+	} else {
+		status = http.StatusAccepted
+		res, err = h.store.PublishEphemeral(r.Context(), m, idem)
+	}
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if res.Replayed {
+		w.Header().Set("Idempotent-Replayed", "true")
+	}
+	body := publishResponse{Recipients: res.Recipients, Unknown: []any{}}
+	if res.NotificationID > 0 {
+		body.ID = strconv.FormatInt(res.NotificationID, 10)
+	}
+	for _, e := range res.Unknown.Employees {
+		body.Unknown = append(body.Unknown, e)
+	}
+	for _, e := range res.Unknown.Emails {
+		body.Unknown = append(body.Unknown, e)
+	}
+	writeJSON(w, status, body)
+}
+
+// validate checks every field, collecting all errors, and returns the message.
+func (req *publishRequest) validate() (store.Message, bool, error) {
+	var errs []FieldError
+	add := func(field, msg string) { errs = append(errs, FieldError{Field: field, Message: msg}) }
+
+	persist := req.Persist == nil || *req.Persist
+	if req.To == nil {
+		add("to", "required: name at least one target (employees, emails, roles or all)")
+	} else {
+		t := req.To
+		if len(t.Employees) == 0 && len(t.Emails) == 0 && len(t.Roles) == 0 && !t.All {
+			add("to", "name at least one target: employees, emails, roles or all")
+		}
+		for i, e := range t.Employees {
+			if e <= 0 {
+				add(fmt.Sprintf("to.employees[%d]", i), "must be a positive employee ID")
+			}
+		}
+		for i, e := range t.Emails {
+			if !validEmail(e) {
+				add(fmt.Sprintf("to.emails[%d]", i), "must be an email address")
+			}
+		}
+		for i, role := range t.Roles {
+			if !validRole(role) {
+				add(fmt.Sprintf("to.roles[%d]", i), fmt.Sprintf("must be 1–%d printable characters", maxRole))
+			}
+		}
+	}
+	switch {
+	case req.Type == nil:
+		add("type", "required")
+	case !typePattern.MatchString(*req.Type):
+		add("type", "must match [a-z0-9_.-]{1,64}")
+	}
+	switch {
+	case req.Title == nil:
+		add("title", "required")
+	case strings.TrimSpace(*req.Title) == "":
+		add("title", "must not be blank")
+	case utf8.RuneCountInString(*req.Title) > maxTitle:
+		add("title", fmt.Sprintf("at most %d characters", maxTitle))
+	}
+	if utf8.RuneCountInString(req.Body) > maxBody {
+		add("body", fmt.Sprintf("at most %d characters", maxBody))
+	}
+	data := json.RawMessage(strings.TrimSpace(string(req.Data)))
+	switch {
+	case len(data) == 0 || string(data) == "null":
+		data = nil
+	case data[0] != '{':
+		add("data", "must be a JSON object")
+	case len(data) > maxDataBytes:
+		add("data", fmt.Sprintf("at most %d KiB", maxDataBytes>>10))
+	}
+	if req.Event != "" {
+		switch {
+		case persist && req.Event != "notification":
+			add("event", `only ephemeral messages ("persist": false) choose their event name`)
+		case !eventPattern.MatchString(req.Event):
+			add("event", "must match [A-Za-z0-9_.-]{1,64}")
+		case reservedEvents[req.Event]:
+			add("event", req.Event+" is reserved for the stream itself")
+		}
+	}
+	if len(errs) > 0 {
+		return store.Message{}, false, badRequest("the notification is invalid", errs...)
+	}
+	m := store.Message{Type: *req.Type, Title: *req.Title, Body: req.Body, Data: compactJSON(data), Event: req.Event}
+	m.To = store.Targets{Employees: req.To.Employees, Emails: req.To.Emails, Roles: req.To.Roles, All: req.To.All}
+	return m, persist, nil
+}
+
+// compactJSON removes insignificant space, so data travels on one SSE line.
+func compactJSON(raw json.RawMessage) json.RawMessage {
+	if raw == nil {
+		return nil
+	}
+	var b bytes.Buffer
+	if err := json.Compact(&b, raw); err != nil {
+		return raw
+	}
+	return b.Bytes()
+}
+
+func validEmail(s string) bool {
+	if len(s) > maxEmail || strings.ContainsAny(s, " \t\r\n<>,;\"") {
+		return false
+	}
+	local, domain, ok := strings.Cut(s, "@")
+	return ok && local != "" && domain != "" && !strings.Contains(domain, "@") && utf8.ValidString(s)
+}
+
+func validRole(s string) bool {
+	if s == "" || utf8.RuneCountInString(s) > maxRole || strings.TrimSpace(s) != s {
+		return false
+	}
+	for _, c := range s {
+		if c < 0x20 || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// idempotencyKey reads and checks the Idempotency-Key header.
+func idempotencyKey(r *http.Request) (string, error) {
+	k := r.Header.Get("Idempotency-Key")
+	if k == "" {
+		return "", nil
+	}
+	if len(k) > maxIdemKey {
+		return "", badRequest("Idempotency-Key too long", FieldError{Field: "Idempotency-Key", Message: fmt.Sprintf("at most %d characters", maxIdemKey)})
+	}
+	for i := 0; i < len(k); i++ {
+		if k[i] < 0x21 || k[i] > 0x7e {
+			return "", badRequest("Idempotency-Key must be printable ASCII", FieldError{Field: "Idempotency-Key", Message: "printable ASCII without spaces"})
+		}
+	}
+	return k, nil
+}
+
+// idempotencyOwner scopes keys to one publisher, so two services cannot
+// collide or read each other's answers.
+func idempotencyOwner(id auth.Identity) string { return id.Issuer + "|" + id.Subject }
+
+// fingerprint identifies a request's meaning: the parsed body re-encoded, so
+// a retry that only changes spacing or key order still matches.
+func fingerprint(req publishRequest) string {
+	if len(req.Data) > 0 {
+		var v any
+		dec := json.NewDecoder(bytes.NewReader(req.Data))
+		dec.UseNumber()
+		if dec.Decode(&v) == nil {
+			req.Data, _ = json.Marshal(v) // maps marshal with sorted keys
+		}
+	}
+	b, _ := json.Marshal(req)
+	sum := sha256.Sum256(b)
+	return hex.EncodeToString(sum[:])
+}

@@ -1,0 +1,242 @@
+// Package sse holds Herald's room registry (the hub) and the Server-Sent
+// Events wire format.
+//
+// The hub keeps, per employee and per role, the open streams (subscriptions)
+// of this instance. Publishing hands an *Event to each matching
+// subscription's bounded queue and never waits: a stream whose queue is full
+// is closed, and its client reconnects and replays from the store. Transports
+// (SSE, WebSocket, later Socket.IO) are adapters that drain subscriptions.
+package sse
+
+import (
+	"errors"
+	"sync"
+)
+
+const (
+	// DefaultQueueSize is how many events may wait for one stream. When a
+	// stream's queue is full (its client reads too slowly), the hub closes
+	// that stream: the client reconnects and replays what it missed from the
+	// store. Publishing never blocks on a stream.
+	DefaultQueueSize = 256
+	// DefaultMaxStreams is how many streams one employee may hold open on one
+	// instance (browser tabs).
+	DefaultMaxStreams = 10
+)
+
+// Errors a subscription ends with, and Subscribe's refusals.
+var (
+	ErrTooManyStreams = errors.New("too many open streams for this employee")
+	ErrClosed         = errors.New("hub closed")
+	ErrSlowConsumer   = errors.New("stream queue full: client reads too slowly")
+	ErrRemoved        = errors.New("employee removed from the directory")
+)
+
+// Option configures a Hub.
+type Option func(*Hub)
+
+// WithQueueSize sets the per-stream queue size (default DefaultQueueSize).
+func WithQueueSize(n int) Option {
+	return func(h *Hub) {
+		if n > 0 {
+			h.queueSize = n
+		}
+	}
+}
+
+// WithMaxStreams sets the per-employee stream limit (default DefaultMaxStreams).
+func WithMaxStreams(n int) Option {
+	return func(h *Hub) {
+		if n > 0 {
+			h.maxStreams = n
+		}
+	}
+}
+
+// Targets selects subscriptions for PublishTo.
+type Targets struct {
+	Employees []int64
+	Roles     []string
+	All       bool
+}
+
+type set = map[*Subscription]struct{}
+
+// Hub is the registry of open streams. Its methods are safe for concurrent
+// use; it starts no goroutines.
+type Hub struct {
+	queueSize  int
+	maxStreams int
+
+	mu        sync.RWMutex // guards employees, roles, all and closed
+	employees map[int64]set
+	roles     map[string]set
+	all       set
+	closed    bool
+}
+
+// NewHub returns an empty hub.
+func NewHub(opts ...Option) *Hub {
+	h := &Hub{
+		queueSize:  DefaultQueueSize,
+		maxStreams: DefaultMaxStreams,
+		employees:  make(map[int64]set),
+		roles:      make(map[string]set),
+		all:        make(set),
+	}
+	for _, o := range opts {
+		o(h)
+	}
+	return h
+}
+
+// Subscribe registers a stream of employee with the given roles. It fails
+// with ErrTooManyStreams at the per-employee limit and ErrClosed after Close.
+// The caller owns the subscription and must Close it.
+func (h *Hub) Subscribe(employee int64, roles []string) (*Subscription, error) {
+	s := &Subscription{
+		hub:      h,
+		employee: employee,
+		roles:    roles,
+		ready:    make(chan struct{}, 1),
+		done:     make(chan struct{}),
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return nil, ErrClosed
+	}
+	room := h.employees[employee]
+	if len(room) >= h.maxStreams {
+		return nil, ErrTooManyStreams
+	}
+	if room == nil {
+		room = make(set)
+		h.employees[employee] = room
+	}
+	room[s] = struct{}{}
+	for _, r := range roles {
+		if h.roles[r] == nil {
+			h.roles[r] = make(set)
+		}
+		h.roles[r][s] = struct{}{}
+	}
+	h.all[s] = struct{}{}
+	return s, nil
+}
+
+// removeLocked unregisters s. h.mu must be held for writing.
+func (h *Hub) removeLocked(s *Subscription) {
+	if room := h.employees[s.employee]; room != nil {
+		delete(room, s)
+		if len(room) == 0 {
+			delete(h.employees, s.employee)
+		}
+	}
+	for _, r := range s.roles {
+		if members := h.roles[r]; members != nil {
+			delete(members, s)
+			if len(members) == 0 {
+				delete(h.roles, r)
+			}
+		}
+	}
+	delete(h.all, s)
+}
+
+// Publish queues ev on every stream of employee and returns how many it
+// reached. It never blocks.
+func (h *Hub) Publish(employee int64, ev *Event) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	for s := range h.employees[employee] {
+		if s.offer(ev) {
+			n++
+		}
+	}
+	return n
+}
+
+// PublishTo queues ev on every stream matching any of the targets, once per
+// stream, and returns how many it reached. It never blocks.
+func (h *Hub) PublishTo(t Targets, ev *Event) int {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	n := 0
+	if t.All {
+		for s := range h.all {
+			if s.offer(ev) {
+				n++
+			}
+		}
+		return n
+	}
+	seen := make(set)
+	visit := func(room set) {
+		for s := range room {
+			if _, dup := seen[s]; dup {
+				continue
+			}
+			seen[s] = struct{}{}
+			if s.offer(ev) {
+				n++
+			}
+		}
+	}
+	for _, id := range t.Employees {
+		visit(h.employees[id])
+	}
+	for _, r := range t.Roles {
+		visit(h.roles[r])
+	}
+	return n
+}
+
+// Connected reports whether employee has an open stream here.
+func (h *Hub) Connected(employee int64) bool {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.employees[employee]) > 0
+}
+
+// Resync asks every stream to catch up from the store (deliveries may have
+// been missed).
+func (h *Hub) Resync() {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.all {
+		s.requestResync()
+	}
+}
+
+// CloseEmployee ends every stream of employee with ErrRemoved.
+func (h *Hub) CloseEmployee(employee int64) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	for s := range h.employees[employee] {
+		s.end(ErrRemoved)
+	}
+}
+
+// Close ends every stream with ErrClosed and refuses new ones. It is safe to
+// call more than once.
+func (h *Hub) Close() {
+	h.mu.Lock()
+	h.closed = true
+	subs := make([]*Subscription, 0, len(h.all))
+	for s := range h.all {
+		subs = append(subs, s)
+	}
+	h.mu.Unlock()
+	for _, s := range subs {
+		s.end(ErrClosed)
+	}
+}
+
+// Stats reports the open streams and the employees holding them.
+func (h *Hub) Stats() (streams, employees int) {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	return len(h.all), len(h.employees)
+}

@@ -1,0 +1,146 @@
+package sse
+
+import "sync"
+
+// Subscription is one open stream's place in the hub: a bounded queue of
+// events plus two signals, Ready (events or a resync are waiting) and Done
+// (the hub ended the stream; Err says why). The transport that owns it
+// drains it with Take and calls Close when it stops.
+type Subscription struct {
+	hub      *Hub
+	employee int64
+	roles    []string
+
+	mu     sync.Mutex // guards queue, spare, resync, err and onEnd
+	queue  []*Event
+	spare  []*Event // the previous batch's backing array, reused
+	resync bool
+	err    error
+
+	onEnd func() // called once when the hub ends the subscription
+
+	ready     chan struct{} // capacity 1: a pending wake-up
+	done      chan struct{} // closed when err is set
+	closeOnce sync.Once
+}
+
+// OnEnd registers f to run when the hub ends the subscription (slow
+// consumer, employee removed, hub closed), not on the owner's Close. The
+// transport uses it to abort a write that is stuck on a stalled client. f
+// runs under the subscription's lock and must not block; if the
+// subscription has already ended, f runs at once.
+func (s *Subscription) OnEnd(f func()) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.isDoneLocked() {
+		if s.err != nil {
+			f()
+		}
+		return
+	}
+	s.onEnd = f
+}
+
+// Employee returns the employee the stream belongs to.
+func (s *Subscription) Employee() int64 { return s.employee }
+
+// Ready is signalled when events or a resync request are waiting.
+func (s *Subscription) Ready() <-chan struct{} { return s.ready }
+
+// Done is closed when the hub ends the subscription (slow consumer, employee
+// removed, hub closed) or the owner closes it.
+func (s *Subscription) Done() <-chan struct{} { return s.done }
+
+// Err returns why the subscription ended, or nil while it is open (and after
+// the owner's own Close).
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
+}
+
+// Take returns the queued events, oldest first, and whether a resync was
+// requested, emptying the queue. The returned slice is valid until the next
+// call to Take.
+func (s *Subscription) Take() (events []*Event, resync bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	batch := s.queue
+	clear(s.spare)
+	s.queue = s.spare[:0]
+	s.spare = batch
+	resync, s.resync = s.resync, false
+	return batch, resync
+}
+
+// Close unregisters the subscription. It is safe to call more than once.
+func (s *Subscription) Close() {
+	s.hub.mu.Lock()
+	s.hub.removeLocked(s)
+	s.hub.mu.Unlock()
+	s.end(nil)
+}
+
+// offer queues ev without blocking. A full queue ends the subscription with
+// ErrSlowConsumer. It reports whether ev was queued.
+func (s *Subscription) offer(ev *Event) bool {
+	s.mu.Lock()
+	if s.isDoneLocked() {
+		s.mu.Unlock()
+		return false
+	}
+	if len(s.queue) >= s.hub.queueSize {
+		s.endLocked(ErrSlowConsumer)
+		s.mu.Unlock()
+		return false
+	}
+	s.queue = append(s.queue, ev)
+	s.mu.Unlock()
+	s.wake()
+	return true
+}
+
+func (s *Subscription) requestResync() {
+	s.mu.Lock()
+	s.resync = true
+	s.mu.Unlock()
+	s.wake()
+}
+
+func (s *Subscription) wake() {
+	select {
+	case s.ready <- struct{}{}:
+	default:
+	}
+}
+
+// end closes Done with reason err (nil for the owner's own Close).
+func (s *Subscription) end(err error) {
+	s.mu.Lock()
+	s.endLocked(err)
+	s.mu.Unlock()
+}
+
+// endLocked ends the subscription once. s.mu must be held.
+func (s *Subscription) endLocked(err error) {
+	s.closeOnce.Do(func() {
+		s.err = err
+		s.queue = nil
+		s.spare = nil
+		close(s.done)
+		if err != nil && s.onEnd != nil {
+			s.onEnd()
+		}
+		s.onEnd = nil
+	})
+}
+
+// isDoneLocked reports whether the subscription ended. s.mu must be held.
+func (s *Subscription) isDoneLocked() bool {
+	select {
+	case <-s.done:
+		return true
+	default:
+		return false
+	}
+}

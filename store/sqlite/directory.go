@@ -1,0 +1,149 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"time"
+
+	"github.com/corp/herald/store"
+)
+
+type employeeRow struct {
+	ID        int64          `db:"id"`
+	Email     sql.NullString `db:"email"`
+	Username  sql.NullString `db:"username"`
+	Name      string         `db:"name"`
+	Roles     string         `db:"roles"`
+	CreatedAt int64          `db:"created_at"`
+	UpdatedAt int64          `db:"updated_at"`
+}
+
+const employeeCols = `id, email, username, name, roles, created_at, updated_at`
+
+func (r employeeRow) employee() store.Employee {
+	e := store.Employee{
+		ID:        r.ID,
+		Email:     r.Email.String,
+		Username:  r.Username.String,
+		Name:      r.Name,
+		CreatedAt: store.FromMillis(r.CreatedAt),
+		UpdatedAt: store.FromMillis(r.UpdatedAt),
+	}
+	_ = json.Unmarshal([]byte(r.Roles), &e.Roles)
+	if e.Roles == nil {
+		e.Roles = []string{}
+	}
+	return e
+}
+
+func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
+
+// PutEmployee creates or replaces an employee.
+func (db *DB) PutEmployee(ctx context.Context, e store.Employee) (store.Employee, bool, error) {
+	e.Email = store.NormalizeLogin(e.Email)
+	e.Username = store.NormalizeLogin(e.Username)
+	e.Roles = store.NormalizeRoles(e.Roles)
+	roles, _ := json.Marshal(e.Roles)
+	now := store.Millis(time.Now())
+
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	tx, err := db.x.BeginTxx(ctx, nil)
+	if err != nil {
+		return store.Employee{}, false, wrap("put employee", err)
+	}
+	defer tx.Rollback()
+
+	var clash int
+	err = tx.GetContext(ctx, &clash, `SELECT count(*) FROM employees WHERE id <> ? AND ((email IS NOT NULL AND email = ?) OR (username IS NOT NULL AND username = ?))`,
+		e.ID, nullable(e.Email), nullable(e.Username))
+	if err != nil {
+		return store.Employee{}, false, wrap("put employee", err)
+	}
+	if clash > 0 {
+		return store.Employee{}, false, wrap("put employee", store.ErrConflict)
+	}
+	var existed int
+	if err := tx.GetContext(ctx, &existed, `SELECT count(*) FROM employees WHERE id = ?`, e.ID); err != nil {
+		return store.Employee{}, false, wrap("put employee", err)
+	}
+	_, err = tx.ExecContext(ctx, `
+		INSERT INTO employees (id, email, username, name, roles, created_at, updated_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?)
+		ON CONFLICT (id) DO UPDATE SET email = excluded.email, username = excluded.username,
+			name = excluded.name, roles = excluded.roles, updated_at = excluded.updated_at`,
+		e.ID, nullable(e.Email), nullable(e.Username), e.Name, string(roles), now, now)
+	if err != nil {
+		return store.Employee{}, false, wrap("put employee", err)
+	}
+	if _, err := tx.ExecContext(ctx, `DELETE FROM employee_roles WHERE employee_id = ?`, e.ID); err != nil {
+		return store.Employee{}, false, wrap("put employee roles", err)
+	}
+	if _, err := tx.ExecContext(ctx, `INSERT INTO employee_roles (role, employee_id) SELECT value, ? FROM json_each(?)`, e.ID, string(roles)); err != nil {
+		return store.Employee{}, false, wrap("put employee roles", err)
+	}
+	var row employeeRow
+	if err := tx.GetContext(ctx, &row, `SELECT `+employeeCols+` FROM employees WHERE id = ?`, e.ID); err != nil {
+		return store.Employee{}, false, wrap("put employee", err)
+	}
+	if err := tx.Commit(); err != nil {
+		return store.Employee{}, false, wrap("put employee", err)
+	}
+	db.notifyEmployee(e.ID, false)
+	return row.employee(), existed == 0, nil
+}
+
+// DeleteEmployee removes an employee, their roles and their inbox.
+func (db *DB) DeleteEmployee(ctx context.Context, id int64) error {
+	db.writeMu.Lock()
+	defer db.writeMu.Unlock()
+	res, err := db.x.ExecContext(ctx, `DELETE FROM employees WHERE id = ?`, id)
+	if err != nil {
+		return wrap("delete employee", err)
+	}
+	if n, _ := res.RowsAffected(); n == 0 {
+		return wrap("delete employee", store.ErrNotFound)
+	}
+	db.notifyEmployee(id, true)
+	return nil
+}
+
+// Employee returns one employee by ID.
+func (db *DB) Employee(ctx context.Context, id int64) (store.Employee, error) {
+	var row employeeRow
+	err := db.x.GetContext(ctx, &row, `SELECT `+employeeCols+` FROM employees WHERE id = ?`, id)
+	if err != nil {
+		return store.Employee{}, wrap("get employee", noRows(err))
+	}
+	return row.employee(), nil
+}
+
+// EmployeeByLogin finds an employee by username, else by email.
+func (db *DB) EmployeeByLogin(ctx context.Context, login string) (store.Employee, error) {
+	login = store.NormalizeLogin(login)
+	if login == "" {
+		return store.Employee{}, wrap("find employee", store.ErrNotFound)
+	}
+	var row employeeRow
+	err := db.x.GetContext(ctx, &row, `SELECT `+employeeCols+` FROM employees WHERE username = ?1 OR email = ?1
+		ORDER BY username = ?1 DESC LIMIT 1`, login)
+	if err != nil {
+		return store.Employee{}, wrap("find employee", noRows(err))
+	}
+	return row.employee(), nil
+}
+
+// Employees lists employees ordered by ID.
+func (db *DB) Employees(ctx context.Context, after int64, limit int) ([]store.Employee, error) {
+	var rows []employeeRow
+	err := db.x.SelectContext(ctx, &rows, `SELECT `+employeeCols+` FROM employees WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	if err != nil {
+		return nil, wrap("list employees", err)
+	}
+	out := make([]store.Employee, len(rows))
+	for i, r := range rows {
+		out[i] = r.employee()
+	}
+	return out, nil
+}

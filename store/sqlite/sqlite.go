@@ -1,0 +1,156 @@
+// Package sqlite is Herald's embedded store: one SQLite file in WAL mode,
+// for a single instance.
+//
+// All writes go through one mutex (writeMu) and BEGIN IMMEDIATE
+// transactions, so commits happen one at a time; deliveries are handed to the
+// sink before the mutex is released, so they reach streams in commit order.
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net/url"
+	"strings"
+	"sync"
+	"sync/atomic"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/pressly/goose/v3"
+	_ "modernc.org/sqlite" // registers the "sqlite" driver
+
+	"github.com/corp/herald/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+var _ store.Store = (*DB)(nil)
+
+// DB is the SQLite store.
+type DB struct {
+	x       *sqlx.DB
+	writeMu sync.Mutex // serializes write transactions and the deliveries that follow them
+	sink    atomic.Pointer[sinkBox]
+}
+
+type sinkBox struct{ store.Sink }
+
+// pragmas go in the DSN so every pooled connection gets them. _txlock=immediate
+// makes BEGIN take the write lock at once, which avoids "database is locked"
+// when two read-then-write transactions meet.
+const pragmas = "_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_txlock=immediate"
+
+// Open opens (creating if needed) the SQLite database at path and applies
+// the embedded migrations. path may carry a "sqlite:" prefix.
+func Open(ctx context.Context, path string) (*DB, error) {
+	path = strings.TrimPrefix(path, "sqlite:")
+	path = strings.TrimPrefix(path, "//")
+	if path == "" || path == ":memory:" {
+		return nil, errors.New("sqlite: a file path is required (\":memory:\" is one database per connection)")
+	}
+	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
+	x, err := sqlx.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	// Readers run concurrently in WAL mode; writers are serialized by writeMu.
+	x.SetMaxOpenConns(8)
+	x.SetMaxIdleConns(8)
+	db := &DB{x: x}
+	if err := db.Migrate(ctx); err != nil {
+		x.Close()
+		return nil, err
+	}
+	return db, nil
+}
+
+// Migrate applies the embedded migrations that are not applied yet.
+func (db *DB) Migrate(ctx context.Context) error {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	p, err := goose.NewProvider(goose.DialectSQLite3, db.x.DB, fsys)
+	if err != nil {
+		return fmt.Errorf("sqlite migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("sqlite migrate: %w", err)
+	}
+	return nil
+}
+
+// Close closes the database.
+func (db *DB) Close() error { return db.x.Close() }
+
+// Ping checks that the database answers.
+func (db *DB) Ping(ctx context.Context) error {
+	if err := db.x.PingContext(ctx); err != nil {
+		return fmt.Errorf("ping sqlite: %w: %w", store.ErrUnavailable, err)
+	}
+	return nil
+}
+
+// Listen hands deliveries to sink until ctx ends. SQLite has one instance, so
+// the deliveries are this process's own publishes, handed over right after
+// each commit.
+func (db *DB) Listen(ctx context.Context, sink store.Sink) error {
+	if !db.sink.CompareAndSwap(nil, &sinkBox{sink}) {
+		return errors.New("sqlite: a listener is already running")
+	}
+	<-ctx.Done()
+	db.sink.Store(nil)
+	return nil
+}
+
+// deliver hands a committed notification to the sink, if one listens.
+// Callers hold writeMu so deliveries keep commit order.
+func (db *DB) deliver(d store.Delivery) {
+	if s := db.sink.Load(); s != nil {
+		s.Deliver(d)
+	}
+}
+
+func (db *DB) notifyEmployee(id int64, deleted bool) {
+	if s := db.sink.Load(); s != nil {
+		s.EmployeeChanged(id, deleted)
+	}
+}
+
+// wrap adds context to err and marks database failures as ErrUnavailable,
+// leaving the domain errors and cancellations as they are.
+func wrap(op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict),
+		errors.Is(err, store.ErrIdempotencyMismatch),
+		errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return fmt.Errorf("%s: %w", op, err)
+	default:
+		return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
+	}
+}
+
+// querier is what both *sqlx.DB and *sqlx.Tx offer.
+type querier interface {
+	sqlx.QueryerContext
+	sqlx.ExecerContext
+	GetContext(ctx context.Context, dest any, query string, args ...any) error
+	SelectContext(ctx context.Context, dest any, query string, args ...any) error
+}
+
+var _ querier = (*sqlx.Tx)(nil)
+var _ querier = (*sqlx.DB)(nil)
+
+// noRows turns sql.ErrNoRows into store.ErrNotFound.
+func noRows(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}

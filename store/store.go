@@ -1,0 +1,230 @@
+// Package store holds Herald's domain types and the persistence interface
+// that the SQLite and PostgreSQL implementations satisfy.
+//
+// The central rule lives here: every recipient of a persisted notification
+// gets its own inbox row with a per-employee sequence number (seq). Seqs of
+// one employee are assigned under that employee's write lock, so they are
+// gapless and strictly increasing in commit order: if seq N+1 is committed,
+// so is seq N. Streams rely on that to resume ("everything after N") and to
+// notice a notification that reached them out of order.
+package store
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"time"
+)
+
+// Sentinel errors. Implementations wrap them with context; callers test with
+// errors.Is.
+var (
+	// ErrNotFound means the addressed row does not exist.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict means a unique field (email, username) belongs to another row.
+	ErrConflict = errors.New("conflict")
+	// ErrIdempotencyMismatch means an Idempotency-Key was reused for a
+	// different request.
+	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different request")
+	// ErrUnavailable means the database could not be reached or failed; the
+	// operation changed nothing and may be retried.
+	ErrUnavailable = errors.New("store unavailable")
+)
+
+// IdempotencyTTL is how long a publish answer is kept for retries that carry
+// the same Idempotency-Key.
+const IdempotencyTTL = 24 * time.Hour
+
+// Employee is a person in the directory. IDs come from the organisation's HR
+// system; Email and Username are stored lower-cased and matched
+// case-insensitively; at least one of them is set.
+type Employee struct {
+	ID        int64
+	Email     string
+	Username  string
+	Name      string
+	Roles     []string
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Notification is the content of a notification, shared by its recipients.
+type Notification struct {
+	ID        int64
+	Type      string
+	Title     string
+	Body      string
+	Data      json.RawMessage // a JSON object, or nil
+	CreatedAt time.Time
+}
+
+// InboxItem is one recipient's copy of a notification.
+type InboxItem struct {
+	Seq          int64 // per employee; the id clients see
+	Notification Notification
+	ReadAt       *time.Time
+}
+
+// Targets says who receives a publish. Roles and All are expanded from the
+// directory at publish time.
+type Targets struct {
+	Employees []int64
+	Emails    []string
+	Roles     []string
+	All       bool
+}
+
+// Message is what a publisher sends.
+type Message struct {
+	To    Targets
+	Type  string
+	Title string
+	Body  string
+	Data  json.RawMessage
+	// Event names the stream event of an ephemeral message ("notification"
+	// when empty). Persisted notifications are always "notification".
+	Event string
+	// Publisher identifies who published, for the record (a username or an
+	// application ID); never shown to recipients.
+	Publisher string
+}
+
+// Idempotency identifies a publish for retries: Owner scopes Key to one
+// publisher, Hash fingerprints the request so a reused key with another body
+// is refused.
+type Idempotency struct {
+	Owner string
+	Key   string
+	Hash  string
+}
+
+// Unknown lists targets that matched nobody, as the publisher gave them.
+type Unknown struct {
+	Employees []int64
+	Emails    []string
+}
+
+// PublishResult is the answer to a publish.
+type PublishResult struct {
+	NotificationID int64 // 0 for ephemeral messages
+	Recipients     int
+	Unknown        Unknown
+	// Replayed is true when the answer comes from an earlier publish with the
+	// same Idempotency-Key and nothing new was created.
+	Replayed bool
+}
+
+// InboxQuery selects a page of an employee's inbox, newest first.
+type InboxQuery struct {
+	Employee   int64
+	Before     int64 // only items with seq < Before; 0 for the newest
+	Limit      int
+	UnreadOnly bool
+}
+
+// InboxPage is one page of an inbox.
+type InboxPage struct {
+	Items       []InboxItem
+	UnreadCount int
+	More        bool // older items exist beyond this page
+}
+
+// Recipient is one employee's copy of a committed notification.
+type Recipient struct {
+	Employee int64
+	Seq      int64
+}
+
+// Delivery is a committed notification with the recipients it went to.
+type Delivery struct {
+	Notification Notification
+	Recipients   []Recipient
+}
+
+// Ephemeral is a message that is not stored: it goes only to open streams.
+// Employees are already resolved; Roles and All are matched against the
+// streams' roles by whoever delivers it.
+type Ephemeral struct {
+	Event     string
+	Type      string
+	Title     string
+	Body      string
+	Data      json.RawMessage
+	CreatedAt time.Time
+	Employees []int64
+	Roles     []string
+	All       bool
+}
+
+// Sink receives what the store commits, on every instance that listens.
+// Calls come from one goroutine at a time, persisted deliveries in commit
+// order. Implementations must not block: they hand off and return.
+type Sink interface {
+	// Deliver hands over a committed notification.
+	Deliver(d Delivery)
+	// DeliverEphemeral hands over a message for open streams only.
+	DeliverEphemeral(e Ephemeral)
+	// EmployeeChanged reports a directory change; deleted is true when the
+	// employee is gone.
+	EmployeeChanged(id int64, deleted bool)
+	// Resync reports that deliveries may have been missed (a dropped
+	// listener connection): streams must catch up from the store.
+	Resync()
+}
+
+// Directory is the employee directory.
+type Directory interface {
+	// PutEmployee creates or replaces an employee; created is true for a new
+	// one. ErrConflict when the email or username belongs to someone else.
+	PutEmployee(ctx context.Context, e Employee) (saved Employee, created bool, err error)
+	// DeleteEmployee removes an employee and their inbox. ErrNotFound if absent.
+	DeleteEmployee(ctx context.Context, id int64) error
+	// Employee returns one employee. ErrNotFound if absent.
+	Employee(ctx context.Context, id int64) (Employee, error)
+	// EmployeeByLogin finds an employee by username, else by email,
+	// case-insensitively. ErrNotFound if nobody matches.
+	EmployeeByLogin(ctx context.Context, login string) (Employee, error)
+	// Employees lists the directory ordered by ID, after the given ID.
+	Employees(ctx context.Context, after int64, limit int) ([]Employee, error)
+}
+
+// Publisher stores and fans out messages.
+type Publisher interface {
+	// Publish stores one copy of m per recipient, commits, then hands the
+	// delivery to the listening sinks. All or nothing. With idem set, a retry
+	// returns the first answer (Replayed) and creates nothing.
+	Publish(ctx context.Context, m Message, idem *Idempotency) (PublishResult, error)
+	// PublishEphemeral resolves m's targets and hands it to the listening
+	// sinks without storing it.
+	PublishEphemeral(ctx context.Context, m Message, idem *Idempotency) (PublishResult, error)
+}
+
+// Inbox reads and updates employees' inboxes.
+type Inbox interface {
+	// Inbox returns a page, newest first, with the unread count.
+	Inbox(ctx context.Context, q InboxQuery) (InboxPage, error)
+	// Since returns up to limit items with seq > after, oldest first.
+	Since(ctx context.Context, employee, after int64, limit int) ([]InboxItem, error)
+	// Head returns the employee's latest seq (0 when none).
+	Head(ctx context.Context, employee int64) (int64, error)
+	// MarkRead marks the given seqs (or all when all is true) of the
+	// employee's own inbox read; seqs that are not theirs are ignored. It
+	// returns how many became read and how many remain unread.
+	MarkRead(ctx context.Context, employee int64, seqs []int64, all bool) (marked, unread int, err error)
+}
+
+// Store is everything Herald persists. Both implementations pass the
+// contract suite in store/storetest.
+type Store interface {
+	Directory
+	Publisher
+	Inbox
+	// Listen hands committed deliveries to sink until ctx ends. Only one
+	// Listen runs per Store.
+	Listen(ctx context.Context, sink Sink) error
+	// Ping reports whether the store (and, where there is one, its listener)
+	// is usable.
+	Ping(ctx context.Context) error
+	io.Closer
+}

@@ -37,7 +37,9 @@ type sseFrames struct {
 // errAborted ends a stream whose subscription the hub dropped.
 var errAborted = errors.New("stream aborted")
 
-func (f *sseFrames) abort() {
+func (f *sseFrames) transport() string { return "sse" }
+
+func (f *sseFrames) abort(error) {
 	f.aborted.Store(true)
 	_ = f.rc.SetWriteDeadline(time.Now())
 }

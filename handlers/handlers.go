@@ -37,6 +37,8 @@ type Config struct {
 	OpenAPI []byte
 	// Demo, if set, serves the demo page at / (--dev).
 	Demo *Demo
+	// Metrics are the Prometheus collectors (a fresh set when nil).
+	Metrics *Metrics
 }
 
 // Handler serves Herald's HTTP API.
@@ -50,6 +52,8 @@ type Handler struct {
 	ready      func(ctx context.Context) error
 	openapi    []byte
 	demo       *Demo
+	origins    []string
+	metrics    *Metrics
 	draining   atomic.Bool
 	router     chi.Router
 }
@@ -66,6 +70,11 @@ func New(cfg Config) *Handler {
 		ready:      cfg.Ready,
 		openapi:    cfg.OpenAPI,
 		demo:       cfg.Demo,
+		origins:    cfg.Origins,
+		metrics:    cfg.Metrics,
+	}
+	if h.metrics == nil {
+		h.metrics = NewMetrics(cfg.Hub)
 	}
 	if h.heartbeat <= 0 {
 		h.heartbeat = 15 * time.Second
@@ -105,6 +114,7 @@ func (h *Handler) routes(origins []string) chi.Router {
 
 	r.Get("/healthz", h.healthz)
 	r.Get("/readyz", h.readyz)
+	r.Method(http.MethodGet, "/metrics", h.metrics.Handler())
 	r.Get("/openapi.yaml", h.openAPIYAML)
 	r.Get("/docs", h.docs)
 	if h.demo != nil {
@@ -114,6 +124,7 @@ func (h *Handler) routes(origins []string) chi.Router {
 	authn := h.auth.Middleware(h.writeError)
 	// Streams: no timeouts, no compression, no body deadline.
 	r.With(authn).Get("/events", h.events)
+	r.With(authn).Get("/ws", h.ws)
 	// The REST API.
 	r.Group(func(r chi.Router) {
 		r.Use(bodyDeadline(30*time.Second), authn)

@@ -58,6 +58,7 @@ func (h *Handler) accessLog(next http.Handler) http.Handler {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
+		h.metrics.observe(r, sw.status, time.Since(start).Seconds())
 		level := slog.LevelDebug // one line per request would drown a busy instance's info log
 		if sw.status >= 500 {
 			level = slog.LevelWarn

@@ -73,3 +73,32 @@ func TestOpenAPIServed(t *testing.T) {
 		t.Fatalf("docs: %d", status)
 	}
 }
+
+func TestMetrics(t *testing.T) {
+	e := newEnv(t)
+	s := e.stream("user2")
+	e.mustPublish("counted", 2, 3)
+	s.MustNext(t, wait)
+	e.do("GET", "/nope", "", nil)
+	status, hdr, out := e.do("GET", "/metrics", "", nil)
+	if status != 200 || !strings.HasPrefix(hdr.Get("Content-Type"), "text/plain") {
+		t.Fatalf("metrics: %d %q", status, hdr.Get("Content-Type"))
+	}
+	body := string(out)
+	for _, want := range []string{
+		`herald_notifications_published_total{kind="persisted"} 1`,
+		`herald_notification_recipients_total 2`,
+		`herald_streams_open 1`,
+		`herald_stream_employees 1`,
+		`herald_streams_opened_total{transport="sse"} 1`,
+		`herald_stream_events_sent_total{transport="sse"} 1`,
+		`herald_http_requests_total{method="POST",route="/notifications",status="201"} 1`,
+		`herald_http_requests_total{method="GET",route="unmatched",status="404"} 1`,
+		`go_goroutines`,
+		`process_resident_memory_bytes`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s", want)
+		}
+	}
+}

@@ -103,6 +103,13 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 	}
 	if res.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
+	} else {
+		kind := "persisted"
+		if !persist {
+			kind = "ephemeral"
+		}
+		h.metrics.published.WithLabelValues(kind).Inc()
+		h.metrics.recipients.Add(float64(res.Recipients))
 	}
 	body := publishResponse{Recipients: res.Recipients, Unknown: []any{}}
 	if res.NotificationID > 0 {

@@ -38,9 +38,12 @@ type frames interface {
 	heartbeat() error
 	// control writes a control event (replay_truncated, token_expired).
 	control(ev *sse.Event) error
-	// abort makes a pending or future write fail at once. It may be called
-	// from another goroutine and must not block.
-	abort()
+	// transport names the transport in metrics ("sse", "ws").
+	transport() string
+	// abort is called, with the reason, when the hub ends the stream: it may
+	// make a pending or future write fail at once. It is called from another
+	// goroutine and must not block.
+	abort(reason error)
 }
 
 // resumePoint reads where a client wants to resume: the Last-Event-ID
@@ -103,6 +106,7 @@ func (h *Handler) openStream(ctx context.Context, r *http.Request, out frames) (
 		return nil, err
 	}
 	s := &stream{h: h, id: id, sub: sub, out: out}
+	h.metrics.streamsOpened.WithLabelValues(out.transport()).Inc()
 	// When the hub drops the stream (its queue overflowed), a write may be
 	// stuck on the stalled client: abort it rather than wait for its deadline.
 	sub.OnEnd(out.abort)
@@ -131,7 +135,8 @@ func (s *stream) locate(ctx context.Context, after int64, resuming bool) {
 // run writes the stream until the client leaves, the hub ends it, or the
 // token expires. It is one select over the context, the queue, the
 // heartbeat, the token's expiry and, while a replay is due, its retry.
-func (s *stream) run(ctx context.Context) error {
+func (s *stream) run(ctx context.Context) (err error) {
+	defer func() { s.h.metrics.streamClosed(s.out.transport(), err) }()
 	defer s.sub.Close()
 	if err := s.out.open(); err != nil {
 		return err
@@ -158,9 +163,13 @@ func (s *stream) run(ctx context.Context) error {
 		case <-s.sub.Done():
 			return s.sub.Err()
 		case <-expiry.C:
-			return s.out.control(controlEvent("token_expired", 0, map[string]string{
+			err := s.out.control(controlEvent("token_expired", 0, map[string]string{
 				"code": auth.CodeTokenExpired, "expired_at": formatTime(s.id.ExpiresAt),
 			}))
+			if err != nil {
+				return err
+			}
+			return errTokenExpired
 		case <-heartbeat.C:
 			if err := s.out.heartbeat(); err != nil {
 				return err
@@ -207,7 +216,7 @@ func (s *stream) flushPending(ctx context.Context) error {
 			// committed in order, so the store has it: write what we hold,
 			// fetch the gap, then this event. If the store cannot say, end
 			// the stream rather than skip: the client resumes from the cursor.
-			if err := s.out.events(out); err != nil {
+			if err := s.send(out); err != nil {
 				return err
 			}
 			out = out[:0]
@@ -221,10 +230,16 @@ func (s *stream) flushPending(ctx context.Context) error {
 			}
 		}
 	}
-	if len(out) == 0 {
+	return s.send(out)
+}
+
+// send writes events and counts them.
+func (s *stream) send(evs []*sse.Event) error {
+	if len(evs) == 0 {
 		return nil
 	}
-	return s.out.events(out)
+	s.h.metrics.eventsSent.WithLabelValues(s.out.transport()).Add(float64(len(evs)))
+	return s.out.events(evs)
 }
 
 // replay, when due, sends what was stored after the cursor, up to
@@ -257,6 +272,7 @@ func (s *stream) replay(ctx context.Context) error {
 	}
 	next := s.cursor + 1
 	s.cursor = head
+	s.h.metrics.replayTruncated.Inc()
 	return s.out.control(controlEvent("replay_truncated", head, map[string]any{
 		"replayed": ReplayLimit,
 		"next":     strconv.FormatInt(next, 10),
@@ -289,7 +305,7 @@ func (s *stream) writeItems(items []store.InboxItem) error {
 		evs[i] = itemEvent(it)
 	}
 	s.cursor = items[len(items)-1].Seq
-	return s.out.events(evs)
+	return s.send(evs)
 }
 
 // controlEvent builds a stream control event. With seq > 0 it carries an id,
@@ -299,8 +315,12 @@ func controlEvent(name string, seq int64, data any) *sse.Event {
 	return sse.NewEvent(seq, name, b)
 }
 
+// errTokenExpired ends a stream whose token expired (after the
+// token_expired event was sent).
+var errTokenExpired = errors.New("token expired")
+
 // streamEnded reports whether err only means the stream is over.
 func streamEnded(err error) bool {
-	return err == nil || errors.Is(err, context.Canceled) ||
+	return err == nil || errors.Is(err, context.Canceled) || errors.Is(err, errTokenExpired) ||
 		errors.Is(err, sse.ErrClosed) || errors.Is(err, sse.ErrSlowConsumer) || errors.Is(err, sse.ErrRemoved)
 }

@@ -17,24 +17,24 @@ type Subscription struct {
 	resync bool
 	err    error
 
-	onEnd func() // called once when the hub ends the subscription
+	onEnd func(error) // called once when the hub ends the subscription
 
 	ready     chan struct{} // capacity 1: a pending wake-up
 	done      chan struct{} // closed when err is set
 	closeOnce sync.Once
 }
 
-// OnEnd registers f to run when the hub ends the subscription (slow
-// consumer, employee removed, hub closed), not on the owner's Close. The
-// transport uses it to abort a write that is stuck on a stalled client. f
-// runs under the subscription's lock and must not block; if the
-// subscription has already ended, f runs at once.
-func (s *Subscription) OnEnd(f func()) {
+// OnEnd registers f to run, with the reason, when the hub ends the
+// subscription (slow consumer, employee removed, hub closed), not on the
+// owner's Close. Transports use it to abort a write that is stuck on a
+// stalled client. f runs under the subscription's lock and must not block;
+// if the subscription has already ended, f runs at once.
+func (s *Subscription) OnEnd(f func(reason error)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.isDoneLocked() {
 		if s.err != nil {
-			f()
+			f(s.err)
 		}
 		return
 	}
@@ -129,7 +129,7 @@ func (s *Subscription) endLocked(err error) {
 		s.spare = nil
 		close(s.done)
 		if err != nil && s.onEnd != nil {
-			s.onEnd()
+			s.onEnd(err)
 		}
 		s.onEnd = nil
 	})

@@ -12,6 +12,7 @@ run:
 ## test: vet, formatting, the race-enabled test suite, and short fuzz runs
 test: vet
 	$(GO) test -race -count=1 ./...
+	$(GO) test -race -count=1 ./handlers -args -goroutine-streams
 	$(MAKE) fuzz FUZZTIME=5s
 
 ## build: the binary in bin/

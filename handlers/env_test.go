@@ -3,6 +3,7 @@ package handlers_test
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
@@ -51,6 +52,10 @@ func (e *env) silentStore() *sqlite.DB {
 	return st
 }
 
+// goroutineStreams runs the suite with every SSE stream on its net/http
+// goroutine instead of parked (make test runs the package both ways).
+var goroutineStreams = flag.Bool("goroutine-streams", false, "serve SSE streams on goroutines, not parked")
+
 type envOptions struct {
 	heartbeat time.Duration
 	hubOpts   []sse.Option
@@ -82,7 +87,7 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	}
 	h := handlers.New(handlers.Config{
 		Store: st, Hub: hub, Auth: a, Origins: []string{origin},
-		Heartbeat: o.heartbeat, OpenAPI: openapi.YAML,
+		Heartbeat: o.heartbeat, OpenAPI: openapi.YAML, GoroutineStreams: *goroutineStreams,
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	listening := make(chan struct{})
@@ -93,6 +98,11 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	srv := httptest.NewServer(h)
 	t.Cleanup(func() {
 		hub.Close() // ends streams, so the server can stop
+		sctx, scancel := context.WithTimeout(context.Background(), wait)
+		defer scancel()
+		if err := h.Shutdown(sctx); err != nil {
+			t.Errorf("handler shutdown: %v", err)
+		}
 		srv.Close()
 		cancel()
 		<-listening

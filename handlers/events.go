@@ -14,12 +14,17 @@ const retryMillis = 3000
 
 // events serves GET /events, the Server-Sent Events transport.
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
+	if h.canPark(r) {
+		h.eventsParked(w, r)
+		return
+	}
 	out := &sseFrames{w: w, rc: http.NewResponseController(w)}
 	s, err := h.openStream(r.Context(), r, out)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
+	s.abortOnEnd()
 	if err := s.run(r.Context()); !streamEnded(err) {
 		h.log.DebugContext(r.Context(), "stream ended", "employee", s.id.Employee.ID, "err", err)
 	}
@@ -103,4 +108,39 @@ func (f *sseFrames) deadline() error {
 		return nil
 	}
 	return err
+}
+
+// eventsParked serves an HTTP/1.1 stream: the handshake and the replay run
+// here, then the connection is taken over and the stream parked (park.go),
+// and net/http's goroutine returns.
+func (h *Handler) eventsParked(w http.ResponseWriter, r *http.Request) {
+	out := &parkedFrames{}
+	s, err := h.openStream(r.Context(), r, out)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	conn, err := hijackSSE(w)
+	if err != nil {
+		s.sub.Close()
+		h.log.WarnContext(r.Context(), "cannot take the stream's connection over", "err", err)
+		return
+	}
+	out.conn = conn
+	s.sub.OnWake(out.wake)
+	s.abortOnEnd()
+	// The replay runs on this goroutine, whose stack the store calls have
+	// grown anyway; the parked goroutine starts small.
+	if err := s.replay(r.Context()); err != nil {
+		s.sub.Close()
+		out.finish(false)
+		return
+	}
+	h.parked.Add(1)
+	go func() {
+		defer h.parked.Done()
+		if err := s.runParked(h.base, out); !streamEnded(err) {
+			h.log.Debug("stream ended", "employee", s.id.Employee.ID, "err", err)
+		}
+	}()
 }

@@ -385,3 +385,18 @@ func TestShutdownClosesStreams(t *testing.T) {
 		t.Fatalf("stream during shutdown: %d %s", resp.StatusCode, body)
 	}
 }
+
+// TestEventRightAfterConnect publishes the moment the stream's headers
+// arrive, many times: the window between the subscription and the stream
+// being ready to write must lose nothing.
+func TestEventRightAfterConnect(t *testing.T) {
+	e := newEnv(t)
+	for i := 1; i <= 40; i++ {
+		s := e.stream("user2")
+		e.mustPublish("now", 2)
+		if m := s.MustNext(t, wait); m.ID != strconv.Itoa(i) {
+			t.Fatalf("round %d: got id %q", i, m.ID)
+		}
+		s.Close()
+	}
+}

@@ -5,9 +5,11 @@ package handlers
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -39,6 +41,9 @@ type Config struct {
 	Demo *Demo
 	// Metrics are the Prometheus collectors (a fresh set when nil).
 	Metrics *Metrics
+	// GoroutineStreams keeps every SSE stream on its net/http goroutine
+	// instead of parking HTTP/1.1 streams (see park.go); for comparisons.
+	GoroutineStreams bool
 }
 
 // Handler serves Herald's HTTP API.
@@ -54,7 +59,13 @@ type Handler struct {
 	demo       *Demo
 	origins    []string
 	metrics    *Metrics
+	park       bool
 	draining   atomic.Bool
+	// base is the context of parked streams (they outlive their request);
+	// Shutdown cancels it and waits for them (parked).
+	base       context.Context
+	cancelBase context.CancelFunc
+	parked     sync.WaitGroup
 	router     chi.Router
 }
 
@@ -72,7 +83,9 @@ func New(cfg Config) *Handler {
 		demo:       cfg.Demo,
 		origins:    cfg.Origins,
 		metrics:    cfg.Metrics,
+		park:       !cfg.GoroutineStreams,
 	}
+	h.base, h.cancelBase = context.WithCancel(context.Background())
 	if h.metrics == nil {
 		h.metrics = NewMetrics(cfg.Hub)
 	}
@@ -94,6 +107,23 @@ func (h *Handler) Routes() chi.Routes { return h.router }
 
 // Drain marks the instance as shutting down: /readyz answers 503 from now on.
 func (h *Handler) Drain() { h.draining.Store(true) }
+
+// Shutdown waits, until ctx ends, for the parked streams to end; close the
+// hub first, which ends them. Their store calls in flight are cancelled.
+func (h *Handler) Shutdown(ctx context.Context) error {
+	h.cancelBase()
+	done := make(chan struct{})
+	go func() {
+		h.parked.Wait()
+		close(done)
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("parked streams still running: %w", ctx.Err())
+	}
+}
 
 // routes is the one place that lists every route.
 func (h *Handler) routes(origins []string) chi.Router {

@@ -25,6 +25,9 @@ const (
 	// writeTimeout bounds each write to a client; a client that cannot take
 	// a write for this long is gone.
 	writeTimeout = 10 * time.Second
+	// storeTimeout bounds a stream's store reads (replay, catch-up): a hung
+	// database must not hang a stream forever.
+	storeTimeout = 10 * time.Second
 )
 
 // frames is what a transport writes. The SSE and WebSocket transports
@@ -107,12 +110,14 @@ func (h *Handler) openStream(ctx context.Context, r *http.Request, out frames) (
 	}
 	s := &stream{h: h, id: id, sub: sub, out: out}
 	h.metrics.streamsOpened.WithLabelValues(out.transport()).Inc()
-	// When the hub drops the stream (its queue overflowed), a write may be
-	// stuck on the stalled client: abort it rather than wait for its deadline.
-	sub.OnEnd(out.abort)
 	s.locate(ctx, after, resuming)
 	return s, nil
 }
+
+// abortOnEnd makes a hub-ended stream (queue overflowed, shutdown) abort a
+// write that may be stuck on a stalled client rather than wait for its
+// deadline. Transports call it once their frames can write.
+func (s *stream) abortOnEnd() { s.sub.OnEnd(s.out.abort) }
 
 // locate sets the starting cursor: the resume point, but never beyond the
 // newest stored seq (a client from before a database reset would otherwise
@@ -120,6 +125,8 @@ func (h *Handler) openStream(ctx context.Context, r *http.Request, out frames) (
 // store is down, a resuming stream keeps its resume point and replays later;
 // a fresh one takes its position from the first live event.
 func (s *stream) locate(ctx context.Context, after int64, resuming bool) {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	head, err := s.h.store.Head(ctx, s.id.Employee.ID)
 	if err != nil {
 		s.h.log.WarnContext(ctx, "stream opened while the store is down; it catches up later", "employee", s.id.Employee.ID, "err", err)
@@ -250,6 +257,8 @@ func (s *stream) replay(ctx context.Context) error {
 	if !s.replayDue {
 		return nil
 	}
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	items, err := s.h.store.Since(ctx, s.id.Employee.ID, s.cursor, ReplayLimit+1)
 	if err != nil {
 		s.h.log.WarnContext(ctx, "replay failed; retrying", "employee", s.id.Employee.ID, "err", err)
@@ -282,6 +291,8 @@ func (s *stream) replay(ctx context.Context) error {
 
 // catchUp sends every stored item after the cursor, in pages.
 func (s *stream) catchUp(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, storeTimeout)
+	defer cancel()
 	for {
 		items, err := s.h.store.Since(ctx, s.id.Employee.ID, s.cursor, ReplayLimit)
 		if err != nil {

@@ -46,6 +46,7 @@ func (h *Handler) ws(w http.ResponseWriter, r *http.Request) {
 	}
 	ctx := c.CloseRead(r.Context()) // answers pings and notices the client leaving
 	out.attach(ctx, c)
+	s.abortOnEnd()
 	runErr := s.run(ctx)
 	code, reason := closeStatus(runErr)
 	if code == 0 {

@@ -253,3 +253,21 @@ func TestConcurrentChurn(t *testing.T) {
 	wg.Wait()
 	close(stop)
 }
+
+func TestOnWakeFiresForWaitingEvents(t *testing.T) {
+	h := sse.NewHub()
+	s := mustSubscribe(t, h, 1)
+	h.Publish(1, ev(1)) // queued before anyone registered
+	woken := 0
+	s.OnWake(func() { woken++ })
+	if woken != 1 {
+		t.Fatalf("OnWake with a waiting event woke %d times, want 1", woken)
+	}
+	h.Publish(1, ev(2))
+	if woken != 2 {
+		t.Fatalf("a publish after OnWake woke %d times in all, want 2", woken)
+	}
+	if got := fmt.Sprint(drain(s)); got != "[1 2]" {
+		t.Fatalf("queue = %s", got)
+	}
+}

@@ -11,17 +11,34 @@ type Subscription struct {
 	employee int64
 	roles    []string
 
-	mu     sync.Mutex // guards queue, spare, resync, err and onEnd
+	mu     sync.Mutex // guards queue, spare, resync, err, onEnd and notify
 	queue  []*Event
 	spare  []*Event // the previous batch's backing array, reused
 	resync bool
 	err    error
 
-	onEnd func(error) // called once when the hub ends the subscription
+	onEnd  func(error) // called once when the hub ends the subscription
+	notify func()      // called on every wake-up, for owners without a goroutine in select
 
 	ready     chan struct{} // capacity 1: a pending wake-up
 	done      chan struct{} // closed when err is set
 	closeOnce sync.Once
+}
+
+// OnWake registers f to run whenever the subscription becomes ready (events
+// queued, a resync requested), besides the Ready signal. Transports that do
+// not wait in a select (a parked stream blocked in a read) use it to get
+// woken. If something is already waiting, f runs at once, so nothing queued
+// before the registration is left unnoticed. f must not block; it runs on
+// the publisher's goroutine.
+func (s *Subscription) OnWake(f func()) {
+	s.mu.Lock()
+	s.notify = f
+	pending := len(s.queue) > 0 || s.resync
+	s.mu.Unlock()
+	if pending {
+		f()
+	}
 }
 
 // OnEnd registers f to run, with the reason, when the hub ends the
@@ -95,22 +112,27 @@ func (s *Subscription) offer(ev *Event) bool {
 		return false
 	}
 	s.queue = append(s.queue, ev)
+	notify := s.notify
 	s.mu.Unlock()
-	s.wake()
+	s.wake(notify)
 	return true
 }
 
 func (s *Subscription) requestResync() {
 	s.mu.Lock()
 	s.resync = true
+	notify := s.notify
 	s.mu.Unlock()
-	s.wake()
+	s.wake(notify)
 }
 
-func (s *Subscription) wake() {
+func (s *Subscription) wake(notify func()) {
 	select {
 	case s.ready <- struct{}{}:
 	default:
+	}
+	if notify != nil {
+		notify()
 	}
 }
 

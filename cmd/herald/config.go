@@ -28,6 +28,8 @@ type config struct {
 	LogLevel       slog.Level
 	LogFormat      string
 	Dev            bool
+	// GoroutineStreams disables stream parking (for comparisons; see README).
+	GoroutineStreams bool
 }
 
 // setting is one configuration variable.
@@ -76,6 +78,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 		fs.StringVar(&s.value, flagName(env), s.value, s.help+" ($"+env+")")
 	}
 	var cfg config
+	fs.BoolVar(&cfg.GoroutineStreams, "goroutine-streams", getenv("GOROUTINE_STREAMS") == "true",
+		"keep each SSE stream on its own net/http goroutine instead of parking idle HTTP/1.1 streams ($GOROUTINE_STREAMS); costs more memory")
 	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: generated secret, demo employees, demo page, printed curl commands")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: herald serve [flags]\n\nEach flag defaults to its environment variable.")

@@ -78,6 +78,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		Store: st, Hub: hub, Auth: authn, Logger: log,
 		Origins: cfg.FrontendURLs, Heartbeat: cfg.Heartbeat,
 		OpenAPI: openapi.YAML, Demo: demo,
+		GoroutineStreams: cfg.GoroutineStreams,
 	})
 
 	// The listener goroutine hands committed notifications to the hub; it
@@ -133,6 +134,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if err := <-shut; err != nil {
 		log.Warn("shutdown incomplete", "err", err)
 		srv.Close()
+	}
+	if err := h.Shutdown(shutdownCtx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
 	}
 	log.Info("stopped")
 	return nil

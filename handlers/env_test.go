@@ -107,8 +107,7 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 		cancel()
 		<-listening
 	})
-	// Listen registers its sink at once; give the goroutine its turn.
-	time.Sleep(10 * time.Millisecond)
+	waitReady(t, st)
 	return &env{t: t, URL: srv.URL, Store: st, Hub: hub, Secret: []byte(testSecret), dsn: path}
 }
 
@@ -188,5 +187,17 @@ func decodeInto(t testing.TB, body []byte, v any) {
 	t.Helper()
 	if err := json.Unmarshal(body, v); err != nil {
 		t.Fatalf("decode %s: %v", body, err)
+	}
+}
+
+// waitReady waits until the store's listener is up (Ping succeeds).
+func waitReady(t testing.TB, st store.Store) {
+	t.Helper()
+	deadline := time.Now().Add(wait)
+	for st.Ping(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("store not ready: %v", st.Ping(context.Background()))
+		}
+		time.Sleep(5 * time.Millisecond)
 	}
 }

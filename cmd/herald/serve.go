@@ -97,6 +97,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		wg.Wait()
 	}()
 
+	// Accept requests once the listener is up, so the first publishes reach
+	// the first streams; a store that is down at start does not block it
+	// (readyz says so, and streams catch up).
+	waitReady(ctx, st, 10*time.Second, log)
+
 	ln, err := net.Listen("tcp", cfg.HTTPAddr)
 	if err != nil {
 		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
@@ -147,4 +152,22 @@ func storeKind(dsn string) string {
 		return "sqlite"
 	}
 	return "postgres"
+}
+
+// waitReady polls the store's Ping until it succeeds or limit passes.
+func waitReady(ctx context.Context, st store.Store, limit time.Duration, log *slog.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, limit)
+	defer cancel()
+	for {
+		err := st.Ping(ctx)
+		if err == nil {
+			return
+		}
+		select {
+		case <-ctx.Done():
+			log.Warn("serving before the store is ready", "err", err)
+			return
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
 }

@@ -87,10 +87,17 @@ func (db *DB) Migrate(ctx context.Context) error {
 // Close closes the database.
 func (db *DB) Close() error { return db.x.Close() }
 
-// Ping checks that the database answers.
+// errNoListener is Ping's answer before Listen has registered its sink:
+// publishes would be stored but not delivered live.
+var errNoListener = errors.New("listener not running")
+
+// Ping checks that the database answers and that a listener is registered.
 func (db *DB) Ping(ctx context.Context) error {
 	if err := db.x.PingContext(ctx); err != nil {
 		return fmt.Errorf("ping sqlite: %w: %w", store.ErrUnavailable, err)
+	}
+	if db.sink.Load() == nil {
+		return fmt.Errorf("ping sqlite: %w: %w", store.ErrUnavailable, errNoListener)
 	}
 	return nil
 }

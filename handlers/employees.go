@@ -45,31 +45,26 @@ func employeeID(r *http.Request) (int64, error) {
 }
 
 // putEmployee serves PUT /employees/{id}: create or replace a directory entry.
-func (h *Handler) putEmployee(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) putEmployee(w http.ResponseWriter, r *http.Request) error {
 	if _, err := publisherOnly(r); err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	id, err := employeeID(r)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	var req employeeRequest
 	if _, err := readJSON(w, r, &req); err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	if err := req.validate(); err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	e, created, err := h.store.PutEmployee(r.Context(), store.Employee{
 		ID: id, Email: req.Email, Username: req.Username, Name: req.Name, Roles: req.Roles,
 	})
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	status := http.StatusOK
 	if created {
@@ -79,6 +74,7 @@ func (h *Handler) putEmployee(w http.ResponseWriter, r *http.Request) {
 		ID: e.ID, Email: e.Email, Username: e.Username, Name: e.Name, Roles: e.Roles,
 		CreatedAt: formatTime(e.CreatedAt), UpdatedAt: formatTime(e.UpdatedAt),
 	})
+	return nil
 }
 
 func (req *employeeRequest) validate() error {
@@ -112,19 +108,17 @@ func (req *employeeRequest) validate() error {
 
 // deleteEmployee serves DELETE /employees/{id}: the employee, their inbox and
 // their open streams go.
-func (h *Handler) deleteEmployee(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) deleteEmployee(w http.ResponseWriter, r *http.Request) error {
 	if _, err := publisherOnly(r); err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	id, err := employeeID(r)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	if err := h.store.DeleteEmployee(r.Context(), id); err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	w.WriteHeader(http.StatusNoContent)
+	return nil
 }

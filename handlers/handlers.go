@@ -158,13 +158,25 @@ func (h *Handler) routes(origins []string) chi.Router {
 	// The REST API.
 	r.Group(func(r chi.Router) {
 		r.Use(bodyDeadline(30*time.Second), authn)
-		r.Post("/notifications", h.publish)
-		r.Get("/notifications", h.inbox)
-		r.Post("/notifications/read", h.markRead)
-		r.Put("/employees/{id}", h.putEmployee)
-		r.Delete("/employees/{id}", h.deleteEmployee)
+		r.Post("/notifications", h.api(h.publish))
+		r.Get("/notifications", h.api(h.inbox))
+		r.Post("/notifications/read", h.api(h.markRead))
+		r.Put("/employees/{id}", h.api(h.putEmployee))
+		r.Delete("/employees/{id}", h.api(h.deleteEmployee))
 	})
 	return r
+}
+
+// apiHandler is a REST handler that returns its failure instead of writing
+// it; api writes it as a problem, so error mapping stays in writeError.
+type apiHandler func(w http.ResponseWriter, r *http.Request) error
+
+func (h *Handler) api(fn apiHandler) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		if err := fn(w, r); err != nil {
+			h.writeError(w, r, err)
+		}
+	}
 }
 
 // methodNotAllowed answers 405 with the Allow header chi's default would set.

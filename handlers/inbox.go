@@ -25,22 +25,19 @@ type inboxResponse struct {
 }
 
 // inbox serves GET /notifications: the caller's own inbox, newest first.
-func (h *Handler) inbox(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) inbox(w http.ResponseWriter, r *http.Request) error {
 	id, err := employeeOnly(r)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	q, err := inboxQuery(r)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	q.Employee = id.Employee.ID
 	page, err := h.store.Inbox(r.Context(), q)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	resp := inboxResponse{Notifications: make([]inboxItem, len(page.Items)), UnreadCount: page.UnreadCount}
 	for i, it := range page.Items {
@@ -50,6 +47,7 @@ func (h *Handler) inbox(w http.ResponseWriter, r *http.Request) {
 		resp.NextBefore = strconv.FormatInt(page.Items[len(page.Items)-1].Seq, 10)
 	}
 	writeJSON(w, http.StatusOK, resp)
+	return nil
 }
 
 func inboxQuery(r *http.Request) (store.InboxQuery, error) {
@@ -98,28 +96,25 @@ type readResponse struct {
 // markRead serves POST /notifications/read. Ids that are not the caller's
 // are ignored: the answer counts only the caller's own notifications, so it
 // reveals nothing about anyone else's.
-func (h *Handler) markRead(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) markRead(w http.ResponseWriter, r *http.Request) error {
 	id, err := employeeOnly(r)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	var req readRequest
 	if _, err := readJSON(w, r, &req); err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	seqs, all, err := req.validate()
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	marked, unread, err := h.store.MarkRead(r.Context(), id.Employee.ID, seqs, all)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	writeJSON(w, http.StatusOK, readResponse{Marked: marked, UnreadCount: unread})
+	return nil
 }
 
 func (req readRequest) validate() ([]int64, bool, error) {

@@ -63,26 +63,22 @@ type publishResponse struct {
 
 // publish serves POST /notifications: validate, persist (or not, for
 // ephemeral messages), then fan out after commit.
-func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
+func (h *Handler) publish(w http.ResponseWriter, r *http.Request) error {
 	id, err := publisherOnly(r)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	idemKey, err := idempotencyKey(r)
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	var req publishRequest
 	if _, err := readJSON(w, r, &req); err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	m, persist, err := req.validate()
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	m.Publisher = id.Subject
 	var idem *store.Idempotency
@@ -98,8 +94,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		res, err = h.store.PublishEphemeral(r.Context(), m, idem)
 	}
 	if err != nil {
-		h.writeError(w, r, err)
-		return
+		return err
 	}
 	if res.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
@@ -122,6 +117,7 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) {
 		body.Unknown = append(body.Unknown, e)
 	}
 	writeJSON(w, status, body)
+	return nil
 }
 
 // validate checks every field, collecting all errors, and returns the message.

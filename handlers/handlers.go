@@ -37,6 +37,9 @@ type Config struct {
 	OpenAPI []byte
 	// Demo, if set, serves the demo page at / (--dev).
 	Demo *Demo
+	// InsecureCookie leaves the Secure attribute off session cookies, for
+	// plain http on localhost (--dev).
+	InsecureCookie bool
 }
 
 // Handler serves Herald's HTTP API.
@@ -52,6 +55,9 @@ type Handler struct {
 	demo       *Demo
 	draining   atomic.Bool
 	router     chi.Router
+
+	// insecureCookie: session cookies without Secure (--dev).
+	insecureCookie bool
 }
 
 // New returns the HTTP handler with every route.
@@ -66,6 +72,8 @@ func New(cfg Config) *Handler {
 		ready:      cfg.Ready,
 		openapi:    cfg.OpenAPI,
 		demo:       cfg.Demo,
+
+		insecureCookie: cfg.InsecureCookie,
 	}
 	if h.heartbeat <= 0 {
 		h.heartbeat = 15 * time.Second
@@ -122,7 +130,10 @@ func (h *Handler) routes(origins []string) chi.Router {
 		r.Post("/notifications/read", h.markRead)
 		r.Put("/employees/{id}", h.putEmployee)
 		r.Delete("/employees/{id}", h.deleteEmployee)
+		r.Post("/session", h.createSession)
 	})
+	// Signing out needs no token (see deleteSession).
+	r.Delete("/session", h.deleteSession)
 	return r
 }
 

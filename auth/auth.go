@@ -12,6 +12,8 @@ import (
 	"slices"
 	"time"
 
+	"github.com/lestrrat-go/jwx/v2/jwa"
+	"github.com/lestrrat-go/jwx/v2/jws"
 	"github.com/lestrrat-go/jwx/v2/jwt"
 
 	"github.com/corp/herald/store"
@@ -41,6 +43,11 @@ type Identity struct {
 	ExpiresAt time.Time
 	Source    string // SourceBearer or SourceCookie
 	Issuer    string // "hs256" or the Azure issuer
+
+	// TokenRoles are the roles the token itself carried, sorted; a session
+	// cookie minted for this caller carries these (the directory's are
+	// added again when the cookie is used).
+	TokenRoles []string
 }
 
 // Directory finds employees by login; store.Store satisfies it.
@@ -74,12 +81,16 @@ type Config struct {
 	// 30s, 5s, 10,000 entries).
 	CacheTTL, NegativeTTL time.Duration
 	CacheSize             int
+	// SessionTTL caps a session's lifetime (DefaultSessionTTL); it never
+	// outlives the token it was made from.
+	SessionTTL time.Duration
 }
 
 // Authenticator authenticates requests. It is safe for concurrent use.
 type Authenticator struct {
-	cfg   Config
-	cache *loginCache
+	cfg        Config
+	cache      *loginCache
+	sessionKey []byte
 }
 
 // New returns an Authenticator; at least one of Secret and External must be set.
@@ -96,9 +107,13 @@ func New(cfg Config) (*Authenticator, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	if cfg.SessionTTL <= 0 {
+		cfg.SessionTTL = DefaultSessionTTL
+	}
 	return &Authenticator{
-		cfg:   cfg,
-		cache: newLoginCache(cfg.Directory, cfg.CacheSize, cfg.CacheTTL, cfg.NegativeTTL, cfg.Now),
+		cfg:        cfg,
+		cache:      newLoginCache(cfg.Directory, cfg.CacheSize, cfg.CacheTTL, cfg.NegativeTTL, cfg.Now),
+		sessionKey: sessionKey(cfg),
 	}, nil
 }
 
@@ -127,27 +142,47 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, error) {
 
 // Verify checks a raw token with the verifier its issuer calls for: the
 // external one (Azure) when its iss is the configured issuer, else HS256 with
-// the secret. The unverified iss only picks the key; the chosen verifier then
-// checks everything, iss included.
+// the secret; without a secret, only session tokens (iss SessionIssuer) are
+// HS256, checked with the session key. The unverified iss only picks the
+// key; the chosen verifier then checks everything, iss included.
 func (a *Authenticator) Verify(ctx context.Context, raw string) (Claims, error) {
 	unverified, err := jwt.ParseString(raw, jwt.WithVerify(false), jwt.WithValidate(false))
 	if err != nil {
 		return Claims{}, invalid("malformed token")
 	}
-	if a.cfg.External != nil && a.cfg.External.Handles(unverified.Issuer()) {
+	iss := unverified.Issuer()
+	if a.cfg.External != nil && a.cfg.External.Handles(iss) {
 		return a.cfg.External.Verify(ctx, raw)
 	}
-	if len(a.cfg.Secret) == 0 {
+	key := a.cfg.Secret
+	if len(key) == 0 && iss == SessionIssuer {
+		key = a.sessionKey
+	}
+	if len(key) == 0 || isAsymmetric(raw) {
+		// An asymmetric token of an issuer other than Azure's: say so,
+		// rather than "bad signature".
 		return Claims{}, invalid("token issuer (iss) not accepted")
 	}
-	return verifyHS256(a.cfg.Secret, raw, a.cfg.Now)
+	return verifyHS256(key, raw, a.cfg.Now)
+}
+
+// isAsymmetric reports whether the token's (unverified) header names a
+// public-key algorithm, which only the external verifier takes.
+func isAsymmetric(raw string) bool {
+	msg, err := jws.ParseString(raw)
+	if err != nil || len(msg.Signatures()) != 1 {
+		return false
+	}
+	alg := msg.Signatures()[0].ProtectedHeaders().Algorithm()
+	return azureAlgs[alg] || alg == jwa.EdDSA
 }
 
 // Resolve turns verified claims into an identity: the employee the login
 // names (roles merged with the directory's), else a service when the token
 // holds a publisher role, else 403 unknown_employee.
 func (a *Authenticator) Resolve(ctx context.Context, c Claims) (Identity, error) {
-	id := Identity{Subject: c.Subject, Name: c.Name, ExpiresAt: c.ExpiresAt, Issuer: c.Issuer}
+	id := Identity{Subject: c.Subject, Name: c.Name, ExpiresAt: c.ExpiresAt, Issuer: c.Issuer,
+		TokenRoles: store.NormalizeRoles(c.Roles)}
 	if c.Login != "" {
 		emp, err := a.cache.lookup(ctx, c.Login)
 		switch {

@@ -16,6 +16,11 @@ import (
 // rather than one per stream, and many tabs of one employee share a query.
 // "Not found" is remembered for a shorter time. Directory changes made on
 // this instance purge it at once.
+//
+// When the directory fails (the store is down), an entry that expired less
+// than maxStale ago is served rather than the error: the store cannot have
+// changed meanwhile, and a client that reconnects during an outage keeps its
+// stream (which catches up once the store is back) instead of getting 503.
 type loginCache struct {
 	dir              Directory
 	size             int
@@ -26,6 +31,10 @@ type loginCache struct {
 	mu      sync.Mutex // guards entries
 	entries map[string]cacheEntry
 }
+
+// maxStale is how long past its expiry a found entry may still be served
+// while the directory fails.
+const maxStale = 10 * time.Minute
 
 type cacheEntry struct {
 	emp     store.Employee
@@ -69,6 +78,9 @@ func (c *loginCache) lookup(ctx context.Context, login string) (store.Employee, 
 		return emp, err
 	})
 	if err != nil {
+		if ok && e.found && !errors.Is(err, store.ErrNotFound) && now.Before(e.expires.Add(maxStale)) {
+			return e.emp, nil
+		}
 		return store.Employee{}, err
 	}
 	return v.(store.Employee), nil

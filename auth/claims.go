@@ -24,7 +24,9 @@ type Claims struct {
 	// ID of an app-only Azure token; otherwise the login.
 	Subject   string
 	ExpiresAt time.Time
-	// Issuer is "hs256" for Herald-secret tokens, else the token's `iss`.
+	// Issuer is "hs256" for Herald-secret tokens (session tokens included),
+	// else the external verifier's configured issuer: v1 and v2 Azure tokens
+	// of one tenant are the same caller.
 	Issuer string
 }
 

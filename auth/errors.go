@@ -10,6 +10,9 @@ const (
 	CodeTokenExpired    = "token_expired"
 	CodeUnknownEmployee = "unknown_employee"
 	CodeForbidden       = "forbidden"
+	// CodeUnavailable: the server cannot check the token now (its keys are
+	// not loaded yet); the same code as the handlers' 503s.
+	CodeUnavailable = "unavailable"
 )
 
 // Error is an authentication or authorization failure with the HTTP status

@@ -48,10 +48,13 @@ type TokenSpec struct {
 	Name  string
 	Roles []string
 	TTL   time.Duration
+	// Issuer, if set, is the iss claim (session tokens: SessionIssuer).
+	Issuer string
 }
 
 // MintHS256 signs a token in the seed systems' cookie format: claims `user`,
-// `name`, `rol` (a string for one role, an array for several), `iat`, `exp`.
+// `name`, `rol` (a string for one role, an array for several), `iat`, `exp`,
+// and `iss` when the spec names one.
 func MintHS256(secret []byte, s TokenSpec, now time.Time) (string, error) {
 	if len(secret) == 0 {
 		return "", errors.New("mint token: no secret")
@@ -60,6 +63,9 @@ func MintHS256(secret []byte, s TokenSpec, now time.Time) (string, error) {
 		return "", errors.New("mint token: ttl must be positive")
 	}
 	b := jwt.NewBuilder().IssuedAt(now).Expiration(now.Add(s.TTL))
+	if s.Issuer != "" {
+		b = b.Issuer(s.Issuer)
+	}
 	if s.User != "" {
 		b = b.Claim("user", s.User)
 	}

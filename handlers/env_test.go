@@ -60,6 +60,10 @@ type envOptions struct {
 	heartbeat time.Duration
 	hubOpts   []sse.Option
 	employees int
+	// authConfig and handlerConfig, if set, adjust the configurations
+	// before use (Azure, sessions, readiness: see azure_test.go).
+	authConfig    func(*auth.Config)
+	handlerConfig func(*handlers.Config)
 }
 
 func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
@@ -77,18 +81,26 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	storetest.Seed(t, st, o.employees, 1)
 
 	hub := sse.NewHub(o.hubOpts...)
-	a, err := auth.New(auth.Config{
+	acfg := auth.Config{
 		Secret:         []byte(testSecret),
 		PublisherRoles: []string{"Notifications.Publish", "service", "admin"},
 		Directory:      st,
-	})
+	}
+	if o.authConfig != nil {
+		o.authConfig(&acfg)
+	}
+	a, err := auth.New(acfg)
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := handlers.New(handlers.Config{
+	hcfg := handlers.Config{
 		Store: st, Hub: hub, Auth: a, Origins: []string{origin},
 		Heartbeat: o.heartbeat, OpenAPI: openapi.YAML, GoroutineStreams: *goroutineStreams,
-	})
+	}
+	if o.handlerConfig != nil {
+		o.handlerConfig(&hcfg)
+	}
+	h := handlers.New(hcfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	listening := make(chan struct{})
 	go func() {

@@ -44,6 +44,9 @@ type Config struct {
 	// GoroutineStreams keeps every SSE stream on its net/http goroutine
 	// instead of parking HTTP/1.1 streams (see park.go); for comparisons.
 	GoroutineStreams bool
+	// InsecureCookie leaves the Secure attribute off session cookies, for
+	// plain http on localhost (--dev).
+	InsecureCookie bool
 }
 
 // Handler serves Herald's HTTP API.
@@ -67,6 +70,9 @@ type Handler struct {
 	cancelBase context.CancelFunc
 	parked     sync.WaitGroup
 	router     chi.Router
+
+	// insecureCookie: session cookies without Secure (--dev).
+	insecureCookie bool
 }
 
 // New returns the HTTP handler with every route.
@@ -84,6 +90,8 @@ func New(cfg Config) *Handler {
 		origins:    cfg.Origins,
 		metrics:    cfg.Metrics,
 		park:       !cfg.GoroutineStreams,
+
+		insecureCookie: cfg.InsecureCookie,
 	}
 	h.base, h.cancelBase = context.WithCancel(context.Background())
 	if h.metrics == nil {
@@ -163,7 +171,10 @@ func (h *Handler) routes(origins []string) chi.Router {
 		r.Post("/notifications/read", h.api(h.markRead))
 		r.Put("/employees/{id}", h.api(h.putEmployee))
 		r.Delete("/employees/{id}", h.api(h.deleteEmployee))
+		r.Post("/session", h.api(h.createSession))
 	})
+	// Signing out needs no token (see deleteSession).
+	r.Delete("/session", h.deleteSession)
 	return r
 }
 

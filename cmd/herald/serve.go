@@ -65,8 +65,19 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 	}
 	hub := sse.NewHub()
+	azure, err := startAzure(cfg, log)
+	if err != nil {
+		return err
+	}
+	var external auth.TokenVerifier
+	var ready func(context.Context) error
+	if azure != nil {
+		defer azure.Close() // stops the key loader and background refresh
+		external, ready = azure, azure.Ready
+	}
 	authn, err := auth.New(auth.Config{
 		Secret:         []byte(cfg.JWTSecret),
+		External:       external,
 		Cookie:         cfg.TokenCookie,
 		PublisherRoles: cfg.PublisherRoles,
 		Directory:      st,
@@ -79,6 +90,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		Origins: cfg.FrontendURLs, Heartbeat: cfg.Heartbeat,
 		OpenAPI: openapi.YAML, Demo: demo,
 		GoroutineStreams: cfg.GoroutineStreams,
+		Ready:            ready, InsecureCookie: cfg.Dev,
 	})
 
 	// The listener goroutine hands committed notifications to the hub; it
@@ -145,6 +157,27 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	log.Info("stopped")
 	return nil
+}
+
+// startAzure starts the Azure AD verifier when AZURE_ISSUER_BASE_URL is set
+// (nil otherwise). Its keys load in the background: /readyz waits for them,
+// HS256 tokens work meanwhile.
+func startAzure(cfg config, log *slog.Logger) (*auth.Azure, error) {
+	if cfg.AzureIssuer == "" {
+		return nil, nil
+	}
+	azure, err := auth.NewAzure(auth.AzureConfig{
+		Issuer: cfg.AzureIssuer, JWKSURI: cfg.AzureJWKSURI, Audiences: cfg.AzureAudience,
+		Logger: log.With("component", "azure"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("AZURE_ISSUER_BASE_URL: %w", err)
+	}
+	log.Info("azure ad tokens enabled", "issuer", azure.Issuer(), "audiences", strings.Join(cfg.AzureAudience, ","))
+	if cfg.JWTSecret == "" {
+		log.Warn("session cookies (POST /session) are signed with a random per-process key: they end at a restart and work on this instance only; set JWT_SECRET, the same on every instance, to share them")
+	}
+	return azure, nil
 }
 
 func storeKind(dsn string) string {

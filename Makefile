@@ -31,8 +31,10 @@ fuzz:
 clean:
 	rm -rf bin
 
-## generate: the /docs renderer (openapi/docs/) from the Redoc package pinned in package.json; CI fails if it is stale
+## generate: the Go client (client/client.gen.go) from openapi/openapi.yaml, and the
+## /docs renderer (openapi/docs/) from the Redoc package pinned in package.json; CI fails if either is stale
 generate: node_modules/.package-lock.json
+	$(GO) generate ./client
 	cp node_modules/redoc/bundles/redoc.standalone.js node_modules/redoc/bundles/redoc.standalone.js.LICENSE.txt openapi/docs/
 	cp node_modules/redoc/LICENSE openapi/docs/LICENSE
 

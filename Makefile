@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test build vet fuzz clean
+.PHONY: run test build vet fuzz clean generate lint-openapi
 
 ## run: the service on embedded SQLite in development mode (demo employees, printed curl commands)
 run:
@@ -32,3 +32,19 @@ fuzz:
 
 clean:
 	rm -rf bin
+
+## generate: the Go client (client/client.gen.go) from openapi/openapi.yaml, and the
+## /docs renderer (openapi/docs/) from the Redoc package pinned in package.json; CI fails if either is stale
+generate: node_modules/.package-lock.json
+	$(GO) generate ./client
+	cp node_modules/redoc/bundles/redoc.standalone.js node_modules/redoc/bundles/redoc.standalone.js.LICENSE.txt openapi/docs/
+	cp node_modules/redoc/LICENSE openapi/docs/LICENSE
+
+## lint-openapi: Redocly CLI lints openapi/openapi.yaml (rules: redocly.yaml, recommended-strict)
+lint-openapi: node_modules/.package-lock.json
+	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx --no-install redocly lint openapi/openapi.yaml
+
+# The Node tools at the versions package-lock.json pins. No install scripts:
+# both packages ship ready-built.
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --ignore-scripts --no-audit --no-fund

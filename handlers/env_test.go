@@ -107,7 +107,9 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 		defer close(listening)
 		_ = st.Listen(ctx, handlers.NewFanout(hub, a, nil))
 	}()
-	srv := httptest.NewServer(h)
+	// Every request a test makes, and every answer, is held to the API
+	// document (see validating in openapi_test.go).
+	srv := httptest.NewServer(validating(t.Errorf, h))
 	t.Cleanup(func() {
 		hub.Close() // ends streams, so the server can stop
 		sctx, scancel := context.WithTimeout(context.Background(), wait)

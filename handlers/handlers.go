@@ -35,7 +35,8 @@ type Config struct {
 	MaxStreams int
 	// Ready, if set, adds readiness checks to the store's (listener, keys).
 	Ready func(ctx context.Context) error
-	// OpenAPI is the API document served at /openapi.yaml.
+	// OpenAPI is the API document (YAML) served at /openapi.yaml and, as
+	// JSON, at /openapi.json; nil serves the embedded openapi.YAML.
 	OpenAPI []byte
 	// Demo, if set, serves the demo page at / (--dev).
 	Demo *Demo
@@ -58,7 +59,7 @@ type Handler struct {
 	heartbeat  time.Duration
 	maxStreams int
 	ready      func(ctx context.Context) error
-	openapi    []byte
+	docs       *docsAssets
 	demo       *Demo
 	origins    []string
 	metrics    *Metrics
@@ -85,7 +86,7 @@ func New(cfg Config) *Handler {
 		heartbeat:  cfg.Heartbeat,
 		maxStreams: cfg.MaxStreams,
 		ready:      cfg.Ready,
-		openapi:    cfg.OpenAPI,
+		docs:       newDocsAssets(cfg.OpenAPI),
 		demo:       cfg.Demo,
 		origins:    cfg.Origins,
 		metrics:    cfg.Metrics,
@@ -154,7 +155,9 @@ func (h *Handler) routes(origins []string) chi.Router {
 	r.Get("/readyz", h.readyz)
 	r.Method(http.MethodGet, "/metrics", h.metrics.Handler())
 	r.Get("/openapi.yaml", h.openAPIYAML)
-	r.Get("/docs", h.docs)
+	r.Get("/openapi.json", h.openAPIJSON)
+	r.Get("/docs", h.docsPage)
+	r.Get("/docs/redoc.standalone.js", h.docsRenderer)
 	if h.demo != nil {
 		r.Get("/", h.demoPage)
 	}

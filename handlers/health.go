@@ -30,17 +30,3 @@ func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ready"})
 }
-
-// openAPIYAML serves the API document.
-func (h *Handler) openAPIYAML(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "application/yaml")
-	w.Header().Set("Cache-Control", "no-cache")
-	_, _ = w.Write(h.openapi)
-}
-
-// docs serves the API reference page.
-func (h *Handler) docs(w http.ResponseWriter, r *http.Request) {
-	w.Header().Set("Content-Type", "text/html; charset=utf-8")
-	_, _ = w.Write([]byte(`<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Herald API</title></head>
-<body><h1>Herald API</h1><p>The OpenAPI document is at <a href="/openapi.yaml">/openapi.yaml</a>.</p></body></html>`))
-}

@@ -71,6 +71,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	switch {
 	case errors.As(err, &ae):
 		p.Status, p.Code, p.Detail = ae.Status, ae.Code, ae.Detail
+		if ae.Status == http.StatusServiceUnavailable { // keys not loaded yet
+			w.Header().Set("Retry-After", "5")
+		}
 	case errors.As(err, &he):
 		p.Status, p.Code, p.Detail, p.Errors = he.status, he.code, he.detail, he.fields
 		for k, v := range he.header {

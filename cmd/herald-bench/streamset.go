@@ -1,0 +1,274 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// streamSet is the streams one process holds: it opens them (measuring each
+// connect), reads them (checking and timing each event) and, at the end,
+// reports what every stream received. The worker process and the
+// single-process run both use it.
+type streamSet struct {
+	cfg     workerConfig
+	log     *slog.Logger
+	urls    []*url.URL
+	dialers []*dialer // one per source address
+	streams []*benchStream
+
+	latency *Hist          // publish → receive, every counted event
+	last    []atomic.Int64 // per publish number: the slowest delivery (ns), role and broadcast modes
+	events  atomic.Int64   // counted events (new, for this stream)
+	other   sync.Map       // event name → *atomic.Int64, for events without a bench payload
+	firstNs atomic.Int64   // first counted event's receive time
+	lastNs  atomic.Int64   // last counted event's receive time
+	stop    context.CancelFunc
+	wg      sync.WaitGroup
+}
+
+// benchStream is one stream. Its goroutine owns every field but conn after
+// the first connect; Finish reads them once the goroutine has ended.
+type benchStream struct {
+	index     int
+	url       *url.URL
+	dialer    *dialer
+	token     string
+	ledger    ledger
+	connected bool
+	drops     int // times the server ended the stream and the bench reconnected
+	err       string
+}
+
+func newStreamSet(cfg workerConfig, log *slog.Logger) (*streamSet, error) {
+	s := &streamSet{cfg: cfg, log: log, latency: NewHist()}
+	for _, raw := range cfg.URLs {
+		u, err := url.Parse(raw)
+		if err != nil {
+			return nil, fmt.Errorf("parse url %q: %w", raw, err)
+		}
+		s.urls = append(s.urls, u)
+	}
+	for _, a := range cfg.SourceAddrs {
+		ip := net.ParseIP(a)
+		if ip == nil {
+			return nil, fmt.Errorf("source address %q is not an IP", a)
+		}
+		s.dialers = append(s.dialers, newDialer(ip, cfg.ConnectTimeout))
+	}
+	if len(s.urls) == 0 || len(s.dialers) == 0 {
+		return nil, fmt.Errorf("stream set needs urls and source addresses")
+	}
+	if cfg.Mode != "unicast" && cfg.MaxPublishes > 0 {
+		s.last = make([]atomic.Int64, cfg.MaxPublishes)
+	}
+	return s, nil
+}
+
+// Open mints the tokens, then opens every stream of the set, at most
+// ConnectConcurrency at a time and, with ConnectRate, no faster than that.
+// It returns when each stream has tried once; the streams then run until
+// Finish (or ctx ends).
+func (s *streamSet) Open(ctx context.Context) (ConnectReport, error) {
+	tokens, err := mintTokens(ctx, s.cfg, s.cfg.Auth)
+	if err != nil {
+		return ConnectReport{}, err
+	}
+	runCtx, stop := context.WithCancel(ctx)
+	s.stop = stop
+	rep := ConnectReport{Latency: NewHist(), Errors: map[string]int{}}
+	var mu sync.Mutex // guards rep's counters and errors
+	var ready sync.WaitGroup
+	sem := make(chan struct{}, max(1, s.cfg.ConnectConc))
+	var interval time.Duration
+	if s.cfg.ConnectRate > 0 {
+		interval = time.Duration(float64(time.Second) / s.cfg.ConnectRate)
+	}
+	start := time.Now()
+	rep.StartNs = start.UnixNano()
+	for k := s.cfg.From; k < s.cfg.To; k++ {
+		if interval > 0 {
+			if err := sleepUntil(ctx, start.Add(time.Duration(k-s.cfg.From)*interval)); err != nil {
+				break
+			}
+		}
+		select {
+		case sem <- struct{}{}:
+		case <-ctx.Done():
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		emp := s.cfg.Directory.forStream(k)
+		st := &benchStream{
+			index:  k,
+			url:    s.urls[k%len(s.urls)],
+			dialer: s.dialers[k%len(s.dialers)],
+			token:  tokens[emp],
+			ledger: ledger{employee: emp, role: s.cfg.Directory.role(emp)},
+		}
+		s.streams = append(s.streams, st)
+		ready.Add(1)
+		s.wg.Add(1)
+		go func() {
+			defer s.wg.Done()
+			t0 := time.Now()
+			conn, err := st.dialer.open(runCtx, s.cfg.Transport, st.url, st.token, 0)
+			took := time.Since(t0)
+			mu.Lock()
+			rep.Attempted++
+			if err != nil {
+				rep.Failed++
+				rep.Errors[reason(err)]++
+				rep.FailedStreams = append(rep.FailedStreams, st.index)
+				st.err = err.Error()
+			} else {
+				rep.Opened++
+				rep.Latency.Record(took)
+			}
+			rep.EndNs = max(rep.EndNs, time.Now().UnixNano())
+			mu.Unlock()
+			<-sem
+			ready.Done()
+			if err != nil {
+				return
+			}
+			st.connected = true
+			s.read(runCtx, st, conn)
+		}()
+	}
+	ready.Wait()
+	if err := ctx.Err(); err != nil {
+		return rep, fmt.Errorf("open streams: %w", err)
+	}
+	return rep, nil
+}
+
+// read consumes a stream until ctx ends. When the server ends the stream
+// (slow consumer, restart), it reconnects, resuming after the last id for
+// persisted runs, and counts the drop: a client would do the same, and the
+// run still tells whether anything was lost.
+func (s *streamSet) read(ctx context.Context, st *benchStream, conn streamConn) {
+	backoff := 100 * time.Millisecond
+	for {
+		err := s.consume(ctx, st, conn)
+		conn.close()
+		if ctx.Err() != nil {
+			return
+		}
+		st.drops++
+		st.err = err.Error()
+		for {
+			if sleepFor(ctx, backoff) != nil {
+				return
+			}
+			resume := int64(0)
+			if !s.cfg.Ephemeral {
+				resume = st.ledger.lastSeq
+			}
+			conn, err = st.dialer.open(ctx, s.cfg.Transport, st.url, st.token, resume)
+			if err == nil {
+				break
+			}
+			st.err = err.Error()
+			backoff = min(2*backoff, 2*time.Second)
+		}
+	}
+}
+
+// consume reads events until the stream fails.
+func (s *streamSet) consume(ctx context.Context, st *benchStream, conn streamConn) error {
+	for {
+		ev, err := conn.next(ctx)
+		if err != nil {
+			return err
+		}
+		now := time.Now().UnixNano()
+		if !ev.ok {
+			s.countOther(ev.name)
+			if ev.seq > st.ledger.lastSeq {
+				st.ledger.lastSeq = ev.seq // replay_truncated moves the position
+			}
+			continue
+		}
+		n := *ev.bench.N
+		if !st.ledger.record(n, ev.seq, ev.bench.target()) {
+			continue
+		}
+		lat := now - ev.bench.T
+		s.latency.Record(time.Duration(lat))
+		s.events.Add(1)
+		s.firstNs.CompareAndSwap(0, now)
+		atomicMax(&s.lastNs, now)
+		if int(n) < len(s.last) {
+			atomicMax(&s.last[n], lat)
+		}
+	}
+}
+
+func (s *streamSet) countOther(name string) {
+	v, _ := s.other.LoadOrStore(name, new(atomic.Int64))
+	v.(*atomic.Int64).Add(1)
+}
+
+// Received returns how many events the set has counted so far.
+func (s *streamSet) Received() int64 { return s.events.Load() }
+
+// Finish stops every stream and reports what each received.
+func (s *streamSet) Finish() GroupResult {
+	if s.stop != nil {
+		s.stop()
+	}
+	s.wg.Wait()
+	res := GroupResult{Latency: s.latency, Events: s.events.Load(), Other: map[string]int64{},
+		FirstEventNs: s.firstNs.Load(), LastEventNs: s.lastNs.Load()}
+	for _, st := range s.streams {
+		res.Streams = append(res.Streams, StreamReport{
+			Index: st.index, Employee: st.ledger.employee, Role: st.ledger.role, Connected: st.connected,
+			Got: st.ledger.got.ranges, Dups: st.ledger.dups, Cross: st.ledger.cross,
+			Disorder: st.ledger.disorder, Drops: st.drops, Err: st.err,
+		})
+	}
+	for n := range s.last {
+		if v := s.last[n].Load(); v > 0 {
+			res.LastDelivery = append(res.LastDelivery, [2]int64{int64(n), v})
+		}
+	}
+	s.other.Range(func(k, v any) bool {
+		res.Other[k.(string)] = v.(*atomic.Int64).Load()
+		return true
+	})
+	return res
+}
+
+func atomicMax(a *atomic.Int64, v int64) {
+	for {
+		cur := a.Load()
+		if v <= cur || a.CompareAndSwap(cur, v) {
+			return
+		}
+	}
+}
+
+// sleepUntil waits until t or ctx's end.
+func sleepUntil(ctx context.Context, t time.Time) error { return sleepFor(ctx, time.Until(t)) }
+
+// sleepFor waits d or until ctx ends.
+func sleepFor(ctx context.Context, d time.Duration) error {
+	if d <= 0 {
+		return ctx.Err()
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

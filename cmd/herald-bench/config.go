@@ -67,6 +67,8 @@ type config struct {
 	Settle      time.Duration
 	Drain       time.Duration
 	Strict      bool
+	Label       string
+	WarmCache   bool
 }
 
 // parseConfig reads the flags of a load run and checks them.
@@ -102,9 +104,11 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	srcs := fs.String("source-addrs", "", "loopback source addresses for streams, comma-separated (default: 127.0.0.2… one per 10,000 streams)")
 	fs.IntVar(&c.ConnectConc, "connect-concurrency", 200, "streams connecting at once (over all processes)")
 	fs.Float64Var(&c.ConnectRate, "connect-rate", 0, "at most this many new streams per second (0: as fast as they connect)")
+	fs.BoolVar(&c.WarmCache, "warm-cache", false, "before the ramp, one request per employee so the server's login cache is warm")
 	fs.DurationVar(&c.ConnectTO, "connect-timeout", 30*time.Second, "timeout of one stream's connect")
 	fs.DurationVar(&c.Settle, "settle", 2*time.Second, "wait before sampling the server's memory")
 	fs.DurationVar(&c.Drain, "drain", 10*time.Second, "after publishing, wait at most this long for deliveries in flight")
+	fs.StringVar(&c.Label, "label", "", "a name for this run in the report (runs with the same label and command are summarized together)")
 	fs.BoolVar(&c.Strict, "strict", true, "exit with an error when events were lost, duplicated or cross-delivered")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, usage)

@@ -57,6 +57,14 @@ func (r *runner) measure(ctx context.Context) (Report, error) {
 		pub, log = &rep, p.log
 		r.drain(ctx, log, conn.FailedStreams)
 	}
+	// Interrupted while publishing (SIGINT): still collect and report what
+	// was measured, within a bounded time, marked as interrupted.
+	interrupted := ctx.Err() != nil
+	if interrupted {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(context.WithoutCancel(ctx), 30*time.Second)
+		defer cancel()
+	}
 	end := r.sample()
 	if err := r.checkServers(); err != nil {
 		return Report{}, err
@@ -68,6 +76,7 @@ func (r *runner) measure(ctx context.Context) (Report, error) {
 	delivery := analyze(res, log, pub)
 	rep := r.report(conn, pub, delivery, res)
 	rep.Servers = r.serverReports(phases{idle, ramped, loaded, end}, metrics, conn, log, res)
+	rep.Interrupted = interrupted
 	rep.judge()
 	return rep, nil
 }
@@ -201,7 +210,7 @@ func (sr *ServerReport) fill(idle, ramped, loaded, end *procSample, publishes in
 // report assembles everything but the servers.
 func (r *runner) report(conn ConnectReport, pub *PublishReport, delivery DeliveryReport, res GroupResult) Report {
 	rep := Report{
-		Tool: "herald-bench", Format: 1, Time: time.Now().UTC().Format(time.RFC3339), Command: r.command,
+		Tool: "herald-bench", Format: 1, Label: r.cfg.Label, Time: time.Now().UTC().Format(time.RFC3339), Command: r.command,
 		Setup: Setup{
 			Transport: r.cfg.Transport, Mode: r.cfg.Mode, Store: r.store, Auth: r.auth.Kind,
 			Streams: r.cfg.Streams, Employees: r.cfg.Employees, Roles: r.cfg.Roles, Instances: len(r.urls),

@@ -15,6 +15,7 @@ import (
 type Report struct {
 	Tool     string         `json:"tool"`
 	Format   int            `json:"format"`
+	Label    string         `json:"label,omitempty"`
 	Time     string         `json:"time"`
 	Command  string         `json:"command"`
 	Setup    Setup          `json:"setup"`
@@ -24,8 +25,11 @@ type Report struct {
 	Servers  []ServerReport `json:"servers,omitempty"`
 	Client   ClientReport   `json:"client"`
 	Issuer   *IssuerReport  `json:"issuer,omitempty"`
-	OK       bool           `json:"ok"`
-	Problems []string       `json:"problems,omitempty"`
+	// Interrupted runs were stopped (SIGINT) before the end: deliveries in
+	// flight count as lost.
+	Interrupted bool     `json:"interrupted,omitempty"`
+	OK          bool     `json:"ok"`
+	Problems    []string `json:"problems,omitempty"`
 }
 
 // Setup is what was run.
@@ -98,6 +102,9 @@ type IssuerReport struct {
 // problems too, since the figures then describe a different load.
 func (r *Report) judge() {
 	d := r.Delivery
+	if r.Interrupted {
+		r.Problems = append(r.Problems, "interrupted before the end")
+	}
 	check := func(bad bool, format string, a ...any) {
 		if bad {
 			r.Problems = append(r.Problems, fmt.Sprintf(format, a...))
@@ -142,14 +149,16 @@ func writeReport(w io.Writer, r Report) error {
 			row("  errors", "%s", countsRow(p.Errors))
 		}
 	}
-	d := r.Delivery
-	row("delivery", "%d received of %d expected over %d streams; %.0f events/s", d.Received, d.Expected, d.Streams, d.PerSecond)
-	row("  publish→receive", "%s", latencyRow(d.Latency))
-	if d.LastDelivery != nil {
-		row("  to last stream", "%s", latencyRow(*d.LastDelivery))
+	if r.Publish != nil {
+		d := r.Delivery
+		row("delivery", "%d received of %d expected over %d streams; %.0f events/s", d.Received, d.Expected, d.Streams, d.PerSecond)
+		row("  publish→receive", "%s", latencyRow(d.Latency))
+		if d.LastDelivery != nil {
+			row("  to last stream", "%s", latencyRow(*d.LastDelivery))
+		}
+		row("  checks", "lost %d, duplicated %d, cross-delivered %d, unexpected %d, out of order %d, stream drops %d",
+			d.Lost, d.Duplicated, d.CrossDelivered, d.Unexpected, d.Disorder, d.Drops)
 	}
-	row("  checks", "lost %d, duplicated %d, cross-delivered %d, unexpected %d, out of order %d, stream drops %d",
-		d.Lost, d.Duplicated, d.CrossDelivered, d.Unexpected, d.Disorder, d.Drops)
 	for _, sv := range r.Servers {
 		row("server "+sv.URL, "pid %d, %d streams", sv.PID, sv.Streams)
 		if sv.RSSIdle > 0 {

@@ -113,6 +113,7 @@ func (p *publisher) run(ctx context.Context) PublishReport {
 	start := time.Now()
 	interval := time.Duration(float64(time.Second) / p.plan.Rate)
 	sent := 0
+	dispatched := start
 	for sent < total && ctx.Err() == nil {
 		// Hand out every publish that is due; then sleep until the next one.
 		due := min(total, int(time.Since(start)/interval)+1)
@@ -125,12 +126,15 @@ func (p *publisher) run(ctx context.Context) PublishReport {
 				break
 			}
 		}
-		_ = sleepUntil(ctx, start.Add(time.Duration(sent)*interval))
+		dispatched = time.Now()
+		if sent < total {
+			_ = sleepUntil(ctx, start.Add(time.Duration(sent)*interval))
+		}
 	}
 	close(jobs)
 	// The rate achieved is over the dispatch window: a server that keeps up
 	// gets every publish handed out on time, at start + k·interval.
-	window := time.Since(start) + interval
+	window := dispatched.Sub(start) + interval
 	wg.Wait()
 	end := time.Now()
 	rep := PublishReport{

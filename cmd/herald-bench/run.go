@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -182,7 +183,7 @@ func (r *runner) preflight(ctx context.Context, m *minter) error {
 			continue
 		case status == http.StatusUnauthorized && r.cfg.RS256:
 			return fmt.Errorf("preflight %s: the server refused the bench's RS256 token (%s). Herald's Azure verifier is not on this build yet, "+
-				"or the server's AZURE_ISSUER_BASE_URL/AZURE_AUDIENCE are not the bench's issuer %s and audience %s", u, body, r.issuer.url, r.cfg.Audience)
+				"or the server's AZURE_ISSUER_BASE_URL/AZURE_AUDIENCE are not the bench's issuer %s and audience %s", u, bytes.TrimSpace(body), r.issuer.url, r.cfg.Audience)
 		case status == http.StatusForbidden:
 			return fmt.Errorf("preflight %s: employee %d is not in the directory (%s): seed with --seed", u, emp, body)
 		}
@@ -219,7 +220,7 @@ func (r *runner) startGroups() error {
 	base := workerConfig{
 		URLs: r.urls, SourceAddrs: r.cfg.SourceAddrs, Transport: r.cfg.Transport, Mode: r.cfg.Mode,
 		Ephemeral: r.cfg.Ephemeral, Directory: r.directory(), Auth: r.auth,
-		ConnectConc: r.cfg.ConnectConc, ConnectRate: r.cfg.ConnectRate, ConnectTimeout: r.cfg.ConnectTO,
+		WarmCache: r.cfg.WarmCache, ConnectConc: r.cfg.ConnectConc, ConnectRate: r.cfg.ConnectRate, ConnectTimeout: r.cfg.ConnectTO,
 		MaxPublishes: publishPlan{Rate: r.cfg.Rate, Duration: r.cfg.Duration, Count: r.cfg.Count}.total(),
 		From:         0, To: r.cfg.Streams,
 	}

@@ -5,10 +5,13 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"net/url"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sync/errgroup"
 )
 
 // streamSet is the streams one process holds: it opens them (measuring each
@@ -79,6 +82,9 @@ func (s *streamSet) Open(ctx context.Context) (ConnectReport, error) {
 	if err != nil {
 		return ConnectReport{}, err
 	}
+	if s.cfg.WarmCache {
+		s.warm(ctx, tokens)
+	}
 	runCtx, stop := context.WithCancel(ctx)
 	s.stop = stop
 	rep := ConnectReport{Latency: NewHist(), Errors: map[string]int{}}
@@ -147,6 +153,31 @@ func (s *streamSet) Open(ctx context.Context) (ConnectReport, error) {
 		return rep, fmt.Errorf("open streams: %w", err)
 	}
 	return rep, nil
+}
+
+// warm makes one cheap authenticated request (GET /notifications?limit=1)
+// per employee of the set, on the instance its first stream will use, so
+// the server's login cache holds every employee when the ramp starts.
+// Failures only mean a colder cache; the ramp reports what matters.
+func (s *streamSet) warm(ctx context.Context, tokens map[int64]string) {
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 32}}
+	defer client.CloseIdleConnections()
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(32)
+	seen := map[int64]bool{}
+	for k := s.cfg.From; k < s.cfg.To; k++ {
+		emp := s.cfg.Directory.forStream(k)
+		if seen[emp] {
+			continue
+		}
+		seen[emp] = true
+		u := s.urls[k%len(s.urls)].String() + "/notifications?limit=1"
+		g.Go(func() error {
+			_, _, _ = doJSON(ctx, client, http.MethodGet, u, tokens[emp], nil)
+			return nil
+		})
+	}
+	_ = g.Wait()
 }
 
 // read consumes a stream until ctx ends. When the server ends the stream

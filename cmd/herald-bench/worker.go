@@ -32,6 +32,9 @@ type workerConfig struct {
 	ConnectConc    int           `json:"connect_concurrency"`
 	ConnectRate    float64       `json:"connect_rate"`
 	ConnectTimeout time.Duration `json:"connect_timeout"`
+	// WarmCache makes one authenticated request per employee before the
+	// ramp, so connects meet a warm directory cache on the server.
+	WarmCache bool `json:"warm_cache"`
 	// MaxPublishes sizes the per-publish slowest-delivery table (role and
 	// broadcast modes).
 	MaxPublishes int `json:"max_publishes"`

@@ -78,14 +78,26 @@ if [ "$MICRO" != 0 ]; then
 	report_args+=(--micro "$DIR/micro.txt" --micro-command "$micro_cmd")
 fi
 
+# A run that fails its checks (loss, duplicates, connect failures) still
+# prints its report: it goes into BENCHMARKS.md with its problems, and the
+# script exits non-zero at the end. A run that printed no report stops it.
+failed=0
 : >"$DIR/load.jsonl"
 for s in $expanded; do
 	args=$(scenario_args "$s")
 	for i in $(seq "$RUNS"); do
 		echo "+ herald-bench --label $s --spawn $args $EXTRA   (run $i of $RUNS)" >&2
+		status=0
 		# shellcheck disable=SC2086 # the flags are meant to split
-		"$DIR/herald-bench" --label "$s" --spawn --herald-bin "$DIR/herald" $args $EXTRA | tee "$DIR/load-$s-$i.txt"
-		tail -n 1 "$DIR/load-$s-$i.txt" >>"$DIR/load.jsonl"
+		"$DIR/herald-bench" --label "$s" --spawn --herald-bin "$DIR/herald" $args $EXTRA >"$DIR/load-$s-$i.txt" || status=$?
+		cat "$DIR/load-$s-$i.txt"
+		last=$(tail -n 1 "$DIR/load-$s-$i.txt")
+		if [ "${last:0:1}" != "{" ]; then
+			echo "bench.sh: scenario $s printed no report (exit $status)" >&2
+			exit 1
+		fi
+		echo "$last" >>"$DIR/load.jsonl"
+		[ "$status" = 0 ] || failed=1
 	done
 done
 if [ -s "$DIR/load.jsonl" ]; then
@@ -93,3 +105,7 @@ if [ -s "$DIR/load.jsonl" ]; then
 fi
 "$DIR/herald-bench" report "${report_args[@]}" --out "$OUT"
 echo "wrote $OUT" >&2
+if [ "$failed" != 0 ]; then
+	echo "bench.sh: some runs failed their checks; see Problems in $OUT" >&2
+	exit 1
+fi

@@ -187,27 +187,7 @@ func (c *config) validate() error {
 			bad("--database-url: %v", err)
 		}
 	}
-	if c.Streams < 1 || c.Streams > maxStreams {
-		bad("--streams must be 1…%d", maxStreams)
-	}
-	if c.Employees < 1 || c.Employees > maxStreams || c.Streams > 10*c.Employees {
-		bad("--employees must be 1…%d and at least streams/10 (Herald allows 10 streams per employee)", maxStreams)
-	}
-	if c.Transport != "sse" && c.Transport != "ws" {
-		bad("--transport must be sse or ws")
-	}
-	if c.Mode != "unicast" && c.Mode != "role" && c.Mode != "broadcast" {
-		bad("--mode must be unicast, role or broadcast")
-	}
-	if c.Rate < 0 || c.Rate > maxRate {
-		bad("--rate must be 0…%d", maxRate)
-	}
-	if c.Duration < 0 || c.Duration > maxDuration {
-		bad("--duration must be 0…%v", maxDuration)
-	}
-	if c.Count < 0 || c.Count > maxRate*int(maxDuration/time.Second) {
-		bad("--count is out of range")
-	}
+	problems = append(problems, c.loadProblems()...)
 	if c.Workers < 0 || c.Workers > maxWorkers {
 		bad("--workers must be 0…%d", maxWorkers)
 	}
@@ -232,6 +212,43 @@ func (c *config) validate() error {
 		return errors.New("invalid flags:\n  " + strings.Join(problems, "\n  "))
 	}
 	return nil
+}
+
+// loadProblems checks the size and shape of the load.
+func (c *config) loadProblems() []string {
+	var problems []string
+	bad := func(format string, a ...any) { problems = append(problems, fmt.Sprintf(format, a...)) }
+	if c.Streams < 1 || c.Streams > maxStreams {
+		bad("--streams must be 1…%d", maxStreams)
+	}
+	if c.Employees < 1 || c.Employees > maxStreams || c.Streams > 10*c.Employees {
+		bad("--employees must be 1…%d and at least streams/10 (Herald allows 10 streams per employee)", maxStreams)
+	}
+	if c.Transport != "sse" && c.Transport != "ws" {
+		bad("--transport must be sse or ws")
+	}
+	if c.Mode != "unicast" && c.Mode != "role" && c.Mode != "broadcast" {
+		bad("--mode must be unicast, role or broadcast")
+	}
+	if c.Rate < 0 || c.Rate > maxRate {
+		bad("--rate must be 0…%d", maxRate)
+	}
+	if c.Duration < 0 || c.Duration > maxDuration {
+		bad("--duration must be 0…%v", maxDuration)
+	}
+	if c.Count < 0 || (c.Count > 0 && c.Rate == 0) || c.publishTime() > maxDuration {
+		bad("--count needs --rate, and count ÷ rate must be at most %v", maxDuration)
+	}
+	return problems
+}
+
+// publishTime is how long publishing lasts: the duration, or the time
+// --count publishes take at the rate when that is shorter.
+func (c *config) publishTime() time.Duration {
+	if c.Count > 0 && c.Rate > 0 {
+		return min(c.Duration, time.Duration(float64(c.Count)/c.Rate*float64(time.Second)))
+	}
+	return c.Duration
 }
 
 func isPostgres(u string) bool {

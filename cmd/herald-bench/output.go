@@ -160,16 +160,7 @@ func writeReport(w io.Writer, r Report) error {
 			d.Lost, d.Duplicated, d.CrossDelivered, d.Unexpected, d.Disorder, d.Drops)
 	}
 	for _, sv := range r.Servers {
-		row("server "+sv.URL, "pid %d, %d streams", sv.PID, sv.Streams)
-		if sv.RSSIdle > 0 {
-			row("  rss", "idle %s, with streams %s, end %s, peak %s: %.0f bytes/stream",
-				mib(sv.RSSIdle), mib(sv.RSSStreams), mib(sv.RSSEnd), mib(sv.HWM), sv.BytesPerStream)
-			row("  cpu", "ramp %.2fs (%.3f ms/connect), run %.2fs (%.1f µs/publish, %.2f µs/event)",
-				sv.CPURamp, sv.CPUPerConnectMs, sv.CPURun, sv.CPUPerPublishUs, sv.CPUPerEventUs)
-		}
-		if len(sv.Metrics) > 0 {
-			row("  metrics", "%s", floatsRow(sv.Metrics))
-		}
+		serverRows(row, sv)
 	}
 	row("client", "cpu %.2fs (bench processes)", r.Client.CPUSeconds)
 	if r.Issuer != nil {
@@ -189,6 +180,20 @@ func writeReport(w io.Writer, r Report) error {
 	}
 	_, err = fmt.Fprintf(w, "%s\n", line)
 	return err
+}
+
+// serverRows prints one server's memory and CPU.
+func serverRows(row func(k, format string, a ...any), sv ServerReport) {
+	row("server "+sv.URL, "pid %d, %d streams", sv.PID, sv.Streams)
+	if sv.RSSIdle > 0 {
+		row("  rss", "idle %s, with streams %s, end %s, peak %s: %.0f bytes/stream",
+			mib(sv.RSSIdle), mib(sv.RSSStreams), mib(sv.RSSEnd), mib(sv.HWM), sv.BytesPerStream)
+		row("  cpu", "ramp %.2fs (%.3f ms/connect), run %.2fs (%.1f µs/publish, %.2f µs/event)",
+			sv.CPURamp, sv.CPUPerConnectMs, sv.CPURun, sv.CPUPerPublishUs, sv.CPUPerEventUs)
+	}
+	if len(sv.Metrics) > 0 {
+		row("  metrics", "%s", floatsRow(sv.Metrics))
+	}
 }
 
 func latencyRow(s Summary) string {

@@ -142,6 +142,13 @@ func (p *publisher) run(ctx context.Context) PublishReport {
 		Recipients: p.recipients.Load(), Latency: p.latency.Summarize(), LagMax: ms(time.Duration(p.lagMax.Load())),
 		StartNs: start.UnixNano(), EndNs: end.UnixNano(),
 	}
+	p.tally(&rep)
+	rep.Achieved = float64(rep.OK) / window.Seconds()
+	return rep
+}
+
+// tally counts the outcomes of the log into rep.
+func (p *publisher) tally(rep *PublishReport) {
 	for _, o := range p.log.outcomes {
 		switch o {
 		case outcomeOK:
@@ -153,8 +160,6 @@ func (p *publisher) run(ctx context.Context) PublishReport {
 		}
 	}
 	rep.Sent = rep.OK + rep.Failed + rep.Uncertain
-	rep.Achieved = float64(rep.OK) / window.Seconds()
-	return rep
 }
 
 // publishJob is one publish handed to the pool, with the time it was due.

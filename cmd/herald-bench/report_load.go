@@ -100,6 +100,16 @@ func serverFigures(i int) []figure {
 			return f(r.Servers[i]), true
 		}
 	}
+	// Per-publish and per-event costs exist only in runs that published.
+	run := func(f func(s ServerReport) float64) func(Report) (float64, bool) {
+		g := get(f)
+		return func(r Report) (float64, bool) {
+			if r.Publish == nil {
+				return 0, false
+			}
+			return g(r)
+		}
+	}
 	p := fmt.Sprintf("server %d ", i+1)
 	return []figure{
 		{p + "RSS idle (MiB)", get(func(s ServerReport) float64 { return float64(s.RSSIdle) / (1 << 20) })},
@@ -107,8 +117,8 @@ func serverFigures(i int) []figure {
 		{p + "RSS growth per stream (bytes)", get(func(s ServerReport) float64 { return s.BytesPerStream })},
 		{p + "RSS peak (MiB)", get(func(s ServerReport) float64 { return float64(s.HWM) / (1 << 20) })},
 		{p + "CPU per connect (ms)", get(func(s ServerReport) float64 { return s.CPUPerConnectMs })},
-		{p + "CPU per publish (µs)", get(func(s ServerReport) float64 { return s.CPUPerPublishUs })},
-		{p + "CPU per delivered event (µs)", get(func(s ServerReport) float64 { return s.CPUPerEventUs })},
+		{p + "CPU per publish (µs)", run(func(s ServerReport) float64 { return s.CPUPerPublishUs })},
+		{p + "CPU per delivered event (µs)", run(func(s ServerReport) float64 { return s.CPUPerEventUs })},
 	}
 }
 
@@ -128,13 +138,17 @@ func writeGroup(w *strings.Builder, g *loadGroup) {
 		title = "load"
 	}
 	s := g.runs[0].Setup
-	fmt.Fprintf(w, "### %s\n\n", title)
-	fmt.Fprintf(w, "%d %s streams (%d employees) on %d %s instance(s), %s tokens, %s publishes", s.Streams, s.Transport,
-		s.Employees, s.Instances, s.Store, s.Auth, s.Mode)
+	fmt.Fprintf(w, "### %s (%s, %s, %d instance(s))\n\n", title, s.Store, s.Transport, s.Instances)
+	fmt.Fprintf(w, "%d %s streams (%d employees) on %d %s instance(s), %s tokens, ", s.Streams, s.Transport,
+		s.Employees, s.Instances, s.Store, s.Auth)
 	if s.Rate > 0 {
-		fmt.Fprintf(w, " at %.0f/s for %.0fs", s.Rate, s.Duration)
+		kind := "persisted"
+		if s.Ephemeral {
+			kind = "ephemeral"
+		}
+		fmt.Fprintf(w, "%s %s publishes at %.0f/s for up to %.0fs", kind, s.Mode, s.Rate, s.Duration)
 	} else {
-		fmt.Fprintf(w, " (none: streams only)")
+		fmt.Fprintf(w, "no publishes (streams only)")
 	}
 	fmt.Fprintf(w, "; %d run(s):\n\n```sh\n%s\n```\n\n", len(g.runs), g.command)
 	fmt.Fprintf(w, "| figure | median | runs |\n|---|---|---|\n")

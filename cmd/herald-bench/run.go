@@ -42,7 +42,7 @@ type runner struct {
 func runLoad(ctx context.Context, cfg config, command string, stdout, stderr io.Writer) error {
 	// Whatever happens, the run ends: publishing, ramp, drain and cleanup
 	// all fit well within this.
-	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+cfg.Drain+20*time.Minute)
+	ctx, cancel := context.WithTimeout(ctx, cfg.publishTime()+cfg.Drain+20*time.Minute)
 	defer cancel()
 	r := &runner{
 		cfg: cfg, stderr: stderr, command: command,

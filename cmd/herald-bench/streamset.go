@@ -87,24 +87,20 @@ func (s *streamSet) Open(ctx context.Context) (ConnectReport, error) {
 	}
 	runCtx, stop := context.WithCancel(ctx)
 	s.stop = stop
-	rep := ConnectReport{Latency: NewHist(), Errors: map[string]int{}}
-	var mu sync.Mutex // guards rep's counters and errors
-	var ready sync.WaitGroup
-	sem := make(chan struct{}, max(1, s.cfg.ConnectConc))
+	ramp := &ramp{rep: ConnectReport{Latency: NewHist(), Errors: map[string]int{}},
+		sem: make(chan struct{}, max(1, s.cfg.ConnectConc))}
 	var interval time.Duration
 	if s.cfg.ConnectRate > 0 {
 		interval = time.Duration(float64(time.Second) / s.cfg.ConnectRate)
 	}
 	start := time.Now()
-	rep.StartNs = start.UnixNano()
+	ramp.rep.StartNs = start.UnixNano()
 	for k := s.cfg.From; k < s.cfg.To; k++ {
-		if interval > 0 {
-			if err := sleepUntil(ctx, start.Add(time.Duration(k-s.cfg.From)*interval)); err != nil {
-				break
-			}
+		if interval > 0 && sleepUntil(ctx, start.Add(time.Duration(k-s.cfg.From)*interval)) != nil {
+			break
 		}
 		select {
-		case sem <- struct{}{}:
+		case ramp.sem <- struct{}{}:
 		case <-ctx.Done():
 		}
 		if ctx.Err() != nil {
@@ -119,40 +115,55 @@ func (s *streamSet) Open(ctx context.Context) (ConnectReport, error) {
 			ledger: ledger{employee: emp, role: s.cfg.Directory.role(emp)},
 		}
 		s.streams = append(s.streams, st)
-		ready.Add(1)
+		ramp.ready.Add(1)
 		s.wg.Add(1)
 		go func() {
 			defer s.wg.Done()
-			t0 := time.Now()
-			conn, err := st.dialer.open(runCtx, s.cfg.Transport, st.url, st.token, 0)
-			took := time.Since(t0)
-			mu.Lock()
-			rep.Attempted++
-			if err != nil {
-				rep.Failed++
-				rep.Errors[reason(err)]++
-				rep.FailedStreams = append(rep.FailedStreams, st.index)
-				st.err = err.Error()
-			} else {
-				rep.Opened++
-				rep.Latency.Record(took)
-			}
-			rep.EndNs = max(rep.EndNs, time.Now().UnixNano())
-			mu.Unlock()
-			<-sem
-			ready.Done()
-			if err != nil {
-				return
-			}
-			st.connected = true
-			s.read(runCtx, st, conn)
+			s.connectAndRead(runCtx, st, ramp)
 		}()
 	}
-	ready.Wait()
+	ramp.ready.Wait()
 	if err := ctx.Err(); err != nil {
-		return rep, fmt.Errorf("open streams: %w", err)
+		return ramp.rep, fmt.Errorf("open streams: %w", err)
 	}
-	return rep, nil
+	return ramp.rep, nil
+}
+
+// ramp is the state of Open shared by the connecting goroutines.
+type ramp struct {
+	sem   chan struct{}  // a slot per connect in progress
+	ready sync.WaitGroup // one per stream until its first connect ends
+	mu    sync.Mutex     // guards rep
+	rep   ConnectReport
+}
+
+// connectAndRead is one stream's goroutine: the first connect (timed, its
+// slot released and its outcome counted as soon as it ends), then reading.
+func (s *streamSet) connectAndRead(ctx context.Context, st *benchStream, ramp *ramp) {
+	t0 := time.Now()
+	conn, err := st.dialer.open(ctx, s.cfg.Transport, st.url, st.token, 0)
+	took := time.Since(t0)
+	ramp.mu.Lock()
+	rep := &ramp.rep
+	rep.Attempted++
+	if err != nil {
+		rep.Failed++
+		rep.Errors[reason(err)]++
+		rep.FailedStreams = append(rep.FailedStreams, st.index)
+		st.err = err.Error()
+	} else {
+		rep.Opened++
+		rep.Latency.Record(took)
+	}
+	rep.EndNs = max(rep.EndNs, time.Now().UnixNano())
+	ramp.mu.Unlock()
+	<-ramp.sem
+	ramp.ready.Done()
+	if err != nil {
+		return
+	}
+	st.connected = true
+	s.read(ctx, st, conn)
 }
 
 // warm makes one cheap authenticated request (GET /notifications?limit=1)

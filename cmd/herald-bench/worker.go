@@ -225,12 +225,13 @@ func (g *procGroup) Open(ctx context.Context) (ConnectReport, error) {
 func (g *procGroup) Received() int64 { return g.received.Load() }
 
 func (g *procGroup) Finish(ctx context.Context) (GroupResult, error) {
-	if _, err := io.WriteString(g.stdin, finishCommand+"\n"); err != nil {
-		return GroupResult{}, fmt.Errorf("tell worker to finish: %w", err)
-	}
+	// A worker stopped by SIGINT (Ctrl-C reaches the whole process group)
+	// has already sent its result and exited: the write then fails, but
+	// the result is waiting.
+	_, werr := io.WriteString(g.stdin, finishCommand+"\n")
 	m, err := g.await(ctx, "result")
 	if err != nil {
-		return GroupResult{}, err
+		return GroupResult{}, errors.Join(err, werr)
 	}
 	return *m.Result, nil
 }

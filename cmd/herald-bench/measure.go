@@ -198,6 +198,7 @@ func (sr *ServerReport) fill(idle, ramped, loaded, end *procSample, publishes in
 	sr.CPURun = end.CPUSeconds - loaded.CPUSeconds
 	if sr.Streams > 0 {
 		sr.CPUPerConnectMs = sr.CPURamp / float64(sr.Streams) * 1e3
+		sr.CPURunPerStream = sr.CPURun / float64(sr.Streams) * 1e3
 	}
 	if publishes > 0 {
 		sr.CPUPerPublishUs = sr.CPURun / float64(publishes) * 1e6

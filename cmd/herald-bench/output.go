@@ -80,6 +80,7 @@ type ServerReport struct {
 	CPURamp         float64            `json:"cpu_ramp_s"`
 	CPURun          float64            `json:"cpu_run_s"`
 	CPUPerConnectMs float64            `json:"cpu_per_connect_ms,omitempty"`
+	CPURunPerStream float64            `json:"cpu_run_per_stream_ms,omitempty"`
 	CPUPerPublishUs float64            `json:"cpu_per_publish_us,omitempty"`
 	CPUPerEventUs   float64            `json:"cpu_per_event_us,omitempty"`
 	Metrics         map[string]float64 `json:"metrics,omitempty"`
@@ -188,8 +189,8 @@ func serverRows(row func(k, format string, a ...any), sv ServerReport) {
 	if sv.RSSIdle > 0 {
 		row("  rss", "idle %s, with streams %s, end %s, peak %s: %.0f bytes/stream",
 			mib(sv.RSSIdle), mib(sv.RSSStreams), mib(sv.RSSEnd), mib(sv.HWM), sv.BytesPerStream)
-		row("  cpu", "ramp %.2fs (%.3f ms/connect), run %.2fs (%.1f µs/publish, %.2f µs/event)",
-			sv.CPURamp, sv.CPUPerConnectMs, sv.CPURun, sv.CPUPerPublishUs, sv.CPUPerEventUs)
+		row("  cpu", "ramp %.2fs (%.3f ms/connect), run %.2fs (%.3f ms/stream, %.1f µs/publish, %.2f µs/event)",
+			sv.CPURamp, sv.CPUPerConnectMs, sv.CPURun, sv.CPURunPerStream, sv.CPUPerPublishUs, sv.CPUPerEventUs)
 	}
 	if len(sv.Metrics) > 0 {
 		row("  metrics", "%s", floatsRow(sv.Metrics))

@@ -58,7 +58,8 @@ func decodeNotification(ev *event, data []byte) {
 // streamConn is one open stream, SSE or WebSocket.
 type streamConn interface {
 	// next blocks until the next dispatched event, or an error when the
-	// stream ends (closed by either side).
+	// stream ends: closed by either side, or the context given to open (or,
+	// for WebSocket, to next) ended.
 	next(ctx context.Context) (event, error)
 	// close drops the connection at once (with a TCP reset, so the tool
 	// leaves no TIME_WAIT sockets that would hold ephemeral ports).
@@ -152,22 +153,26 @@ func (d *dialer) openSSE(ctx context.Context, base *url.URL, token string, lastS
 		c.Close()
 		return nil, fmt.Errorf("read preamble: %w", err)
 	}
+	_ = c.SetDeadline(time.Time{})
+	// One watcher for the connection's life, not one per read: thousands of
+	// streams registering on the same context per event would contend.
+	sc := &sseConn{c: c, rd: rd, stopWatch: context.AfterFunc(ctx, func() { c.Close() })}
 	if ctx.Err() != nil {
-		c.Close()
+		sc.close()
 		return nil, ctx.Err()
 	}
-	_ = c.SetDeadline(time.Time{})
-	return &sseConn{c: c, rd: rd}, nil
+	return sc, nil
 }
 
 type sseConn struct {
-	c  net.Conn
-	rd *sse.Reader
+	c         net.Conn
+	rd        *sse.Reader
+	stopWatch func() bool // stops closing c when the open's context ends
 }
 
-func (s *sseConn) next(ctx context.Context) (event, error) {
-	stop := context.AfterFunc(ctx, func() { s.c.Close() })
-	defer stop()
+// next reads the next event; the context given to open, not this one,
+// ends the read (by closing the connection).
+func (s *sseConn) next(context.Context) (event, error) {
 	for {
 		m, err := s.rd.Next()
 		if err != nil {
@@ -187,7 +192,10 @@ func (s *sseConn) next(ctx context.Context) (event, error) {
 	}
 }
 
-func (s *sseConn) close() { s.c.Close() }
+func (s *sseConn) close() {
+	s.stopWatch()
+	s.c.Close()
+}
 
 func (d *dialer) openWS(ctx context.Context, base *url.URL, token string, lastSeq int64) (streamConn, error) {
 	u := "ws://" + base.Host + "/ws"

@@ -94,7 +94,7 @@ func (m *minter) publisher(now time.Time) (string, error) {
 
 func (m *minter) azureBuilder(now time.Time) *jwt.Builder {
 	return jwt.NewBuilder().Issuer(m.cfg.Issuer).Audience([]string{m.cfg.Audience}).
-		IssuedAt(now).NotBefore(now).Expiration(now.Add(m.cfg.TTL)).Claim("ver", "2.0")
+		IssuedAt(now).NotBefore(now).Expiration(now.Add(m.cfg.TTL)).Claim("ver", "2.0").Claim("tid", benchTenant)
 }
 
 func (m *minter) signRS256(b *jwt.Builder) (string, error) {

@@ -69,6 +69,7 @@ type config struct {
 	Strict      bool
 	Label       string
 	WarmCache   bool
+	TokenTTL    time.Duration
 }
 
 // parseConfig reads the flags of a load run and checks them.
@@ -97,6 +98,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.DurationVar(&c.PubTimeout, "publish-timeout", 10*time.Second, "timeout of one publish request")
 	fs.StringVar(&c.JWTSecret, "jwt-secret", getenv("JWT_SECRET"), "HS256 secret of the server ($JWT_SECRET; generated with --spawn)")
 	fs.BoolVar(&c.RS256, "rs256", false, "stream tokens are RS256 from the bench's own OIDC issuer (needs Herald's Azure verifier)")
+	fs.DurationVar(&c.TokenTTL, "token-ttl", 0, "lifetime of stream tokens (default: longer than the run); short ones make streams expire, reconnect with a fresh token and resume")
 	fs.StringVar(&c.Audience, "audience", "api://herald-bench", "--rs256: the aud of the tokens (AZURE_AUDIENCE)")
 	fs.StringVar(&c.IssuerAddr, "issuer-addr", "127.0.0.1:0", "--rs256: where the bench's issuer listens")
 	pids := fs.String("server-pid", "", "PID(s) of the server(s) at --url, for RSS and CPU (comma-separated)")
@@ -204,6 +206,9 @@ func (c *config) validate() error {
 	}
 	if !c.Spawn && c.JWTSecret == "" && !c.RS256 {
 		bad("set --jwt-secret (or JWT_SECRET) to the server's secret, or use --rs256")
+	}
+	if c.TokenTTL != 0 && c.TokenTTL < 2*time.Second {
+		bad("--token-ttl must be at least 2s")
 	}
 	if err := checkLoopbackAddr(c.IssuerAddr); err != nil {
 		bad("--issuer-addr: %v", err)

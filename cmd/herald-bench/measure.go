@@ -83,7 +83,7 @@ func (r *runner) measure(ctx context.Context) (Report, error) {
 
 func (r *runner) publishPlan() publishPlan {
 	return publishPlan{
-		URLs: r.urls, Token: r.pubTok, Mode: r.cfg.Mode, Ephemeral: r.cfg.Ephemeral,
+		RunID: r.runID, URLs: r.urls, Token: r.pubTok, Mode: r.cfg.Mode, Ephemeral: r.cfg.Ephemeral,
 		Rate: r.cfg.Rate, Duration: r.cfg.Duration, Count: r.cfg.Count, Workers: r.cfg.Publishers,
 		Directory: r.directory(), Timeout: r.cfg.PubTimeout,
 	}

@@ -16,6 +16,7 @@ import (
 
 // publishPlan says what to publish.
 type publishPlan struct {
+	RunID     string
 	URLs      []string
 	Token     string
 	Mode      string // unicast, role, broadcast
@@ -181,7 +182,7 @@ func (p *publisher) publish(ctx context.Context, rng *rand.Rand, n int) {
 	}
 	p.log.targets[n] = t
 	sentAt := time.Now()
-	body := publishBody(n, sentAt.UnixNano(), t, p.plan.Ephemeral)
+	body := publishBody(p.plan.RunID, n, sentAt.UnixNano(), t, p.plan.Ephemeral)
 	url := p.plan.URLs[n%len(p.plan.URLs)] + "/notifications"
 	ctx, cancel := context.WithTimeout(ctx, p.plan.Timeout)
 	defer cancel()
@@ -229,7 +230,7 @@ func (p *publisher) fail(n int, o outcome, why string) {
 
 // publishBody is a publish request whose data says which publish it is, when
 // it left and for whom, so every stream can time it and check it.
-func publishBody(n int, sentNs int64, t target, ephemeral bool) []byte {
+func publishBody(run string, n int, sentNs int64, t target, ephemeral bool) []byte {
 	b := make([]byte, 0, 256)
 	b = append(b, `{"to":{`...)
 	switch {
@@ -246,7 +247,9 @@ func publishBody(n int, sentNs int64, t target, ephemeral bool) []byte {
 	}
 	b = append(b, `},"type":"bench.load","title":"bench `...)
 	b = strconv.AppendInt(b, int64(n), 10)
-	b = append(b, `","data":{"n":`...)
+	b = append(b, `","data":{"run":`...)
+	b = strconv.AppendQuote(b, run)
+	b = append(b, `,"n":`...)
 	b = strconv.AppendInt(b, int64(n), 10)
 	b = append(b, `,"t":`...)
 	b = strconv.AppendInt(b, sentNs, 10)

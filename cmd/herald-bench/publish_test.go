@@ -17,7 +17,7 @@ func TestPublishBodyRoundTrip(t *testing.T) {
 		{target{All: true}, false},
 	}
 	for _, tt := range tests {
-		body := publishBody(17, 1795305800877365487, tt.to, tt.ephemeral)
+		body := publishBody("run1", 17, 1795305800877365487, tt.to, tt.ephemeral)
 		var req struct {
 			To struct {
 				Employees []int64  `json:"employees"`
@@ -39,7 +39,7 @@ func TestPublishBodyRoundTrip(t *testing.T) {
 		wire := `{"id":"3","type":"bench.load","title":"bench 17","body":"","data":` + string(req.Data) + `,"created_at":"2026-11-22T00:00:00.000Z"}`
 		var ev event
 		decodeNotification(&ev, []byte(wire))
-		if !ev.ok || *ev.bench.N != 17 || ev.bench.T != 1795305800877365487 || ev.bench.target() != tt.to {
+		if !ev.ok || ev.foreign("run1") || !ev.foreign("run2") || *ev.bench.N != 17 || ev.bench.T != 1795305800877365487 || ev.bench.target() != tt.to {
 			t.Fatalf("decoded %+v (n=%v) from %s, want n=17 for %+v", ev.bench, ev.bench.N, wire, tt.to)
 		}
 	}

@@ -33,6 +33,8 @@ type runner struct {
 	pids    []int
 	auth    authConfig
 	store   string
+	runID   string
+	fresh   bool // the directory was created by this run in a new database
 	client  *http.Client
 	pubTok  string
 	groups  []group
@@ -70,11 +72,15 @@ func runLoad(ctx context.Context, cfg config, command string, stdout, stderr io.
 // given ones), the directory, and checks that a stream token is accepted.
 func (r *runner) setup(ctx context.Context) error {
 	r.limit = raiseFileLimit()
+	r.runID = randomSecret()[:12]
 	secret := r.cfg.JWTSecret
 	if r.cfg.Spawn && secret == "" {
 		secret = randomSecret()
 	}
-	ttl := r.cfg.Duration + r.cfg.Drain + 30*time.Minute
+	ttl := r.cfg.publishTime() + r.cfg.Drain + 30*time.Minute
+	if r.cfg.TokenTTL > 0 {
+		ttl = r.cfg.TokenTTL
+	}
 	r.auth = authConfig{Kind: "hs256", Secret: secret, TTL: ttl}
 	if r.cfg.RS256 {
 		is, err := startIssuer(r.cfg.IssuerAddr, r.cfg.Audience, ttl)
@@ -130,6 +136,7 @@ func (r *runner) spawn(ctx context.Context) error {
 	dsn := r.cfg.DatabaseURL
 	if dsn == "" {
 		dsn = "sqlite:" + filepath.Join(tmp, "herald.db")
+		r.fresh = r.cfg.Seed
 	}
 	r.store = "sqlite"
 	if isPostgres(dsn) {
@@ -220,7 +227,7 @@ func (r *runner) startGroups() error {
 	base := workerConfig{
 		URLs: r.urls, SourceAddrs: r.cfg.SourceAddrs, Transport: r.cfg.Transport, Mode: r.cfg.Mode,
 		Ephemeral: r.cfg.Ephemeral, Directory: r.directory(), Auth: r.auth,
-		WarmCache: r.cfg.WarmCache, ConnectConc: r.cfg.ConnectConc, ConnectRate: r.cfg.ConnectRate, ConnectTimeout: r.cfg.ConnectTO,
+		RunID: r.runID, FreshDirectory: r.fresh, WarmCache: r.cfg.WarmCache, ConnectConc: r.cfg.ConnectConc, ConnectRate: r.cfg.ConnectRate, ConnectTimeout: r.cfg.ConnectTO,
 		MaxPublishes: publishPlan{Rate: r.cfg.Rate, Duration: r.cfg.Duration, Count: r.cfg.Count}.total(),
 		From:         0, To: r.cfg.Streams,
 	}

@@ -98,6 +98,10 @@ func TestRunSpawned(t *testing.T) {
 		{"unicast sse", 50, "--streams 50 --rate 100 --duration 2s"},
 		{"broadcast ws", 30, "--transport ws --mode broadcast --streams 30 --rate 5 --duration 1s"},
 		{"role ephemeral, several streams per employee", 30, "--mode role --roles 3 --ephemeral --streams 30 --employees 10 --rate 50 --duration 1s"},
+		// Tokens expire during the run: every stream ends with token_expired,
+		// reconnects with a fresh token and Last-Event-ID, and must still
+		// get everything exactly once.
+		{"token expiry, resume", 20, "--streams 20 --rate 40 --duration 4s --token-ttl 2s"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -110,6 +114,9 @@ func TestRunSpawned(t *testing.T) {
 			}
 			r := lastReport(t, stdout.String())
 			checkDelivery(t, r, tt.streams, stderr.String())
+			if strings.Contains(tt.args, "--token-ttl") && (r.Delivery.Drops == 0 || r.Delivery.Other["token_expired"] == 0) {
+				t.Errorf("drops %d, token_expired events %d: want streams to expire and resume", r.Delivery.Drops, r.Delivery.Other["token_expired"])
+			}
 			if len(r.Servers) != 1 || r.Servers[0].Streams != tt.streams {
 				t.Errorf("servers %+v, want one holding %d streams", r.Servers, tt.streams)
 			}

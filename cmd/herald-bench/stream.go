@@ -32,6 +32,7 @@ type event struct {
 // benchData is what every bench notification carries in its data: the
 // publish number, the send time and whom it was for.
 type benchData struct {
+	Run string  `json:"run"` // the run that published it
 	N   *uint32 `json:"n"`
 	T   int64   `json:"t"` // send time, Unix nanoseconds
 	E   int64   `json:"e,omitempty"`
@@ -54,6 +55,11 @@ func decodeNotification(ev *event, data []byte) {
 		ev.bench, ev.ok = n.Data, true
 	}
 }
+
+// foreign reports whether an event carries another run's payload (replayed
+// from an earlier run's inbox on a reused database): it is counted apart,
+// never checked against this run's publishes.
+func (ev event) foreign(run string) bool { return ev.ok && ev.bench.Run != run }
 
 // streamConn is one open stream, SSE or WebSocket.
 type streamConn interface {
@@ -106,19 +112,20 @@ type statusError struct {
 func (e *statusError) Error() string { return fmt.Sprintf("status %d: %s", e.status, e.body) }
 
 // open connects one stream: GET /events (SSE) or GET /ws (WebSocket) with a
-// bearer token, resuming after lastSeq when it is positive.
-func (d *dialer) open(ctx context.Context, transport string, base *url.URL, token string, lastSeq int64) (streamConn, error) {
+// bearer token, resuming after the id resume (Last-Event-ID, or
+// ?lastEventId for WebSocket); a negative resume is a fresh connect.
+func (d *dialer) open(ctx context.Context, transport string, base *url.URL, token string, resume int64) (streamConn, error) {
 	if transport == "ws" {
-		return d.openWS(ctx, base, token, lastSeq)
+		return d.openWS(ctx, base, token, resume)
 	}
-	return d.openSSE(ctx, base, token, lastSeq)
+	return d.openSSE(ctx, base, token, resume)
 }
 
 // openSSE speaks HTTP/1.1 itself over a plain connection: one goroutine and
 // two small buffers per stream, where net/http's client would add two
 // goroutines and their buffers per connection, and the tool needs its
 // memory to stay small next to the server's.
-func (d *dialer) openSSE(ctx context.Context, base *url.URL, token string, lastSeq int64) (streamConn, error) {
+func (d *dialer) openSSE(ctx context.Context, base *url.URL, token string, resume int64) (streamConn, error) {
 	c, err := d.dialTCP(ctx, "tcp", base.Host)
 	if err != nil {
 		return nil, err
@@ -128,8 +135,8 @@ func (d *dialer) openSSE(ctx context.Context, base *url.URL, token string, lastS
 	_ = c.SetDeadline(time.Now().Add(d.timeout))
 	req := "GET /events HTTP/1.1\r\nHost: " + base.Host + "\r\nAuthorization: Bearer " + token +
 		"\r\nAccept: text/event-stream\r\n"
-	if lastSeq > 0 {
-		req += "Last-Event-ID: " + strconv.FormatInt(lastSeq, 10) + "\r\n"
+	if resume >= 0 {
+		req += "Last-Event-ID: " + strconv.FormatInt(resume, 10) + "\r\n"
 	}
 	if _, err := io.WriteString(c, req+"\r\n"); err != nil {
 		c.Close()
@@ -178,12 +185,18 @@ func (s *sseConn) next(context.Context) (event, error) {
 		if err != nil {
 			return event{}, err
 		}
-		if !m.Dispatched() {
-			continue // heartbeat comments
-		}
 		ev := event{name: m.Event}
 		if m.HasID {
 			ev.seq, _ = strconv.ParseInt(m.ID, 10, 64)
+		}
+		if !m.Dispatched() {
+			// EventSource takes the id of a block without data too (it
+			// moves lastEventId without firing an event); comments alone
+			// (heartbeats) are nothing.
+			if m.HasID {
+				return event{name: "id-only", seq: ev.seq}, nil
+			}
+			continue
 		}
 		if m.Event == "notification" {
 			decodeNotification(&ev, []byte(m.Data))
@@ -197,10 +210,10 @@ func (s *sseConn) close() {
 	s.c.Close()
 }
 
-func (d *dialer) openWS(ctx context.Context, base *url.URL, token string, lastSeq int64) (streamConn, error) {
+func (d *dialer) openWS(ctx context.Context, base *url.URL, token string, resume int64) (streamConn, error) {
 	u := "ws://" + base.Host + "/ws"
-	if lastSeq > 0 {
-		u += "?lastEventId=" + strconv.FormatInt(lastSeq, 10)
+	if resume >= 0 {
+		u += "?lastEventId=" + strconv.FormatInt(resume, 10)
 	}
 	ctx, cancel := context.WithTimeout(ctx, d.timeout)
 	defer cancel()

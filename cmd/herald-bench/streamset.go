@@ -23,6 +23,7 @@ type streamSet struct {
 	log     *slog.Logger
 	urls    []*url.URL
 	dialers []*dialer // one per source address
+	minter  *minter   // fresh tokens for reconnects
 	streams []*benchStream
 
 	latency *Hist          // publish → receive, every counted event
@@ -78,7 +79,12 @@ func newStreamSet(cfg workerConfig, log *slog.Logger) (*streamSet, error) {
 // It returns when each stream has tried once; the streams then run until
 // Finish (or ctx ends).
 func (s *streamSet) Open(ctx context.Context) (ConnectReport, error) {
-	tokens, err := mintTokens(ctx, s.cfg, s.cfg.Auth)
+	m, err := newMinter(s.cfg.Auth)
+	if err != nil {
+		return ConnectReport{}, err
+	}
+	s.minter = m
+	tokens, err := mintTokens(ctx, s.cfg, m)
 	if err != nil {
 		return ConnectReport{}, err
 	}
@@ -141,7 +147,7 @@ type ramp struct {
 // slot released and its outcome counted as soon as it ends), then reading.
 func (s *streamSet) connectAndRead(ctx context.Context, st *benchStream, ramp *ramp) {
 	t0 := time.Now()
-	conn, err := st.dialer.open(ctx, s.cfg.Transport, st.url, st.token, 0)
+	conn, err := st.dialer.open(ctx, s.cfg.Transport, st.url, st.token, -1)
 	took := time.Since(t0)
 	ramp.mu.Lock()
 	rep := &ramp.rep
@@ -209,9 +215,11 @@ func (s *streamSet) read(ctx context.Context, st *benchStream, conn streamConn) 
 			if sleepFor(ctx, backoff) != nil {
 				return
 			}
-			resume := int64(0)
-			if !s.cfg.Ephemeral {
-				resume = st.ledger.lastSeq
+			resume := s.resumePoint(st)
+			// A fresh token, as a client does after token_expired; minting
+			// is cheap next to a reconnect.
+			if tok, err := s.minter.employee(st.ledger.employee, time.Now()); err == nil {
+				st.token = tok
 			}
 			conn, err = st.dialer.open(ctx, s.cfg.Transport, st.url, st.token, resume)
 			if err == nil {
@@ -223,6 +231,21 @@ func (s *streamSet) read(ctx context.Context, st *benchStream, conn streamConn) 
 	}
 }
 
+// resumePoint is where a dropped stream resumes, as EventSource would: after
+// the last id it has seen. Before any id, EventSource reconnects fresh and
+// misses what was published meanwhile; the bench does the same, except on
+// a directory it has just created, where 0 is known to be the position.
+// Ephemeral runs have no ids to resume from.
+func (s *streamSet) resumePoint(st *benchStream) int64 {
+	switch {
+	case s.cfg.Ephemeral:
+		return -1
+	case st.ledger.lastSeq > 0 || s.cfg.FreshDirectory:
+		return st.ledger.lastSeq
+	}
+	return -1
+}
+
 // consume reads events until the stream fails.
 func (s *streamSet) consume(ctx context.Context, st *benchStream, conn streamConn) error {
 	for {
@@ -231,6 +254,10 @@ func (s *streamSet) consume(ctx context.Context, st *benchStream, conn streamCon
 			return err
 		}
 		now := time.Now().UnixNano()
+		if ev.foreign(s.cfg.RunID) {
+			s.countOther("foreign")
+			ev.ok = false
+		}
 		if !ev.ok {
 			s.countOther(ev.name)
 			if ev.seq > st.ledger.lastSeq {

@@ -112,11 +112,7 @@ func (m *minter) signRS256(b *jwt.Builder) (string, error) {
 // mintTokens mints one token per employee of streams [From, To), on every
 // core (an RS256 signature takes about a millisecond), before any stream
 // connects, so the connect rate measures the server and not the minting.
-func mintTokens(ctx context.Context, wc workerConfig, ac authConfig) (map[int64]string, error) {
-	m, err := newMinter(ac)
-	if err != nil {
-		return nil, err
-	}
+func mintTokens(ctx context.Context, wc workerConfig, m *minter) (map[int64]string, error) {
 	var ids []int64
 	seen := map[int64]bool{}
 	for k := wc.From; k < wc.To; k++ {

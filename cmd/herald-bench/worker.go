@@ -32,6 +32,11 @@ type workerConfig struct {
 	ConnectConc    int           `json:"connect_concurrency"`
 	ConnectRate    float64       `json:"connect_rate"`
 	ConnectTimeout time.Duration `json:"connect_timeout"`
+	// RunID marks this run's publishes; events of other runs are foreign.
+	RunID string `json:"run_id"`
+	// FreshDirectory says the employees were created by this run in a new
+	// database, so a stream that saw no id yet is at 0.
+	FreshDirectory bool `json:"fresh_directory"`
 	// WarmCache makes one authenticated request per employee before the
 	// ramp, so connects meet a warm directory cache on the server.
 	WarmCache bool `json:"warm_cache"`

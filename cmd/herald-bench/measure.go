@@ -29,6 +29,10 @@ func (r *runner) measure(ctx context.Context) (Report, error) {
 	if err := r.startGroups(); err != nil {
 		return Report{}, err
 	}
+	if err := r.prepareAll(ctx); err != nil {
+		return Report{}, err
+	}
+	preRamp := r.sample()
 	r.log.Info("opening streams", "streams", r.cfg.Streams, "transport", r.cfg.Transport, "processes", len(r.groups))
 	conn, err := r.openAll(ctx)
 	if err != nil {
@@ -75,7 +79,7 @@ func (r *runner) measure(ctx context.Context) (Report, error) {
 	}
 	delivery := analyze(res, log, pub)
 	rep := r.report(conn, pub, delivery, res)
-	rep.Servers = r.serverReports(phases{idle, ramped, loaded, end}, metrics, conn, log, res)
+	rep.Servers = r.serverReports(phases{idle, preRamp, ramped, loaded, end}, metrics, conn, log, res)
 	rep.Interrupted = interrupted
 	rep.judge()
 	return rep, nil
@@ -151,8 +155,10 @@ func (r *runner) checkServers() error {
 	return nil
 }
 
-// phases are the server samples of one run.
-type phases struct{ idle, ramped, loaded, end sample }
+// phases are the server samples of one run: before the streams, right
+// before the ramp (tokens minted, cache warmed), after it, after --settle,
+// and at the end.
+type phases struct{ idle, preRamp, ramped, loaded, end sample }
 
 // serverReports works out, per server, memory per stream and CPU per
 // connect, per publish and per delivered event. Streams and publishes are
@@ -179,22 +185,28 @@ func (r *runner) serverReports(ph phases, metrics []map[string]float64, conn Con
 		if i < len(r.pids) {
 			sr.PID = r.pids[i]
 		}
-		if i < len(ph.end) && ph.idle[i] != nil && ph.loaded[i] != nil && ph.end[i] != nil && ph.ramped[i] != nil {
-			sr.fill(ph.idle[i], ph.ramped[i], ph.loaded[i], ph.end[i], publishes[i], events[i])
+		if i < len(ph.end) && ph.complete(i) {
+			sr.fill(ph, i, publishes[i], events[i])
 		}
 		out = append(out, sr)
 	}
 	return out
 }
 
-// fill computes a server's figures from its samples.
-func (sr *ServerReport) fill(idle, ramped, loaded, end *procSample, publishes int, events int64) {
+// complete reports whether every sample of server i was read.
+func (ph phases) complete(i int) bool {
+	return ph.idle[i] != nil && ph.preRamp[i] != nil && ph.ramped[i] != nil && ph.loaded[i] != nil && ph.end[i] != nil
+}
+
+// fill computes server i's figures from its samples.
+func (sr *ServerReport) fill(ph phases, i int, publishes int, events int64) {
+	idle, preRamp, ramped, loaded, end := ph.idle[i], ph.preRamp[i], ph.ramped[i], ph.loaded[i], ph.end[i]
 	sr.RSSIdle, sr.RSSStreams, sr.RSSEnd, sr.HWM = idle.RSS, loaded.RSS, end.RSS, end.HWM
 	sr.Threads = end.Threads
 	if sr.Streams > 0 {
 		sr.BytesPerStream = (float64(loaded.RSS) - float64(idle.RSS)) / float64(sr.Streams)
 	}
-	sr.CPURamp = ramped.CPUSeconds - idle.CPUSeconds
+	sr.CPURamp = ramped.CPUSeconds - preRamp.CPUSeconds
 	sr.CPURun = end.CPUSeconds - loaded.CPUSeconds
 	if sr.Streams > 0 {
 		sr.CPUPerConnectMs = sr.CPURamp / float64(sr.Streams) * 1e3

@@ -259,21 +259,36 @@ func (r *runner) startGroups() error {
 	return nil
 }
 
-// openAll opens every group's streams at once and merges their reports.
-// The streams live on ctx (the run's), not on a context of this call.
-func (r *runner) openAll(ctx context.Context) (ConnectReport, error) {
-	reps := make([]ConnectReport, len(r.groups))
+// forEachGroup runs f on every group at once and joins their errors.
+func (r *runner) forEachGroup(f func(i int, g group) error) error {
 	errs := make([]error, len(r.groups))
 	var wg sync.WaitGroup
 	for i, grp := range r.groups {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			reps[i], errs[i] = grp.Open(ctx)
+			errs[i] = f(i, grp)
 		}()
 	}
 	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	return errors.Join(errs...)
+}
+
+// prepareAll has every group mint its tokens (and warm the cache), so that
+// the ramps, started afterwards, start together and measure connects only.
+func (r *runner) prepareAll(ctx context.Context) error {
+	return r.forEachGroup(func(_ int, g group) error { return g.Prepare(ctx) })
+}
+
+// openAll opens all the groups' streams at once and merges their reports.
+// The streams live on ctx (the run's), not on a context of this call.
+func (r *runner) openAll(ctx context.Context) (ConnectReport, error) {
+	reps := make([]ConnectReport, len(r.groups))
+	err := r.forEachGroup(func(i int, g group) (err error) {
+		reps[i], err = g.Open(ctx)
+		return err
+	})
+	if err != nil {
 		return ConnectReport{}, err
 	}
 	return mergeConnect(reps), nil

@@ -22,8 +22,9 @@ type streamSet struct {
 	cfg     workerConfig
 	log     *slog.Logger
 	urls    []*url.URL
-	dialers []*dialer // one per source address
-	minter  *minter   // fresh tokens for reconnects
+	dialers []*dialer        // one per source address
+	minter  *minter          // fresh tokens for reconnects
+	tokens  map[int64]string // per employee, minted by Prepare
 	streams []*benchStream
 
 	latency *Hist          // publish → receive, every counted event
@@ -74,23 +75,37 @@ func newStreamSet(cfg workerConfig, log *slog.Logger) (*streamSet, error) {
 	return s, nil
 }
 
-// Open mints the tokens, then opens every stream of the set, at most
-// ConnectConcurrency at a time and, with ConnectRate, no faster than that.
-// It returns when each stream has tried once; the streams then run until
-// Finish (or ctx ends).
-func (s *streamSet) Open(ctx context.Context) (ConnectReport, error) {
+// Prepare mints the streams' tokens and, with WarmCache, warms the
+// server's login cache: the work that must not count in the ramp. Every
+// group prepares before any opens, so their ramps start together.
+func (s *streamSet) Prepare(ctx context.Context) error {
 	m, err := newMinter(s.cfg.Auth)
 	if err != nil {
-		return ConnectReport{}, err
+		return err
 	}
 	s.minter = m
 	tokens, err := mintTokens(ctx, s.cfg, m)
 	if err != nil {
-		return ConnectReport{}, err
+		return err
 	}
 	if s.cfg.WarmCache {
 		s.warm(ctx, tokens)
 	}
+	s.tokens = tokens
+	return nil
+}
+
+// Open opens every stream of the set (preparing first if that was not
+// done), at most ConnectConcurrency at a time and, with ConnectRate, no
+// faster than that. It returns when each stream has tried once; the
+// streams then run until Finish (or ctx ends).
+func (s *streamSet) Open(ctx context.Context) (ConnectReport, error) {
+	if s.tokens == nil {
+		if err := s.Prepare(ctx); err != nil {
+			return ConnectReport{}, err
+		}
+	}
+	tokens := s.tokens
 	runCtx, stop := context.WithCancel(ctx)
 	s.stop = stop
 	ramp := &ramp{rep: ConnectReport{Latency: NewHist(), Errors: map[string]int{}},

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -46,10 +47,11 @@ type workerConfig struct {
 }
 
 // The worker protocol. The parent writes the config as one JSON line on
-// the worker's stdin, then "finish" when the run is over; the worker writes
-// JSON lines on stdout: "connected" once its streams are open, "progress"
-// every half second, "result" at the end. Standard input closing (the
-// parent died) stops the worker too.
+// the worker's stdin, "open" once every worker is prepared, then "finish"
+// when the run is over; the worker writes JSON lines on stdout: "prepared"
+// (tokens minted, cache warmed), "connected" once its streams are open,
+// "progress" every half second, "result" at the end. Standard input
+// closing (the parent died) stops the worker too.
 type workerMessage struct {
 	Kind     string         `json:"kind"`
 	Connect  *ConnectReport `json:"connect,omitempty"`
@@ -58,7 +60,11 @@ type workerMessage struct {
 	Error    string         `json:"error,omitempty"`
 }
 
-const finishCommand = "finish"
+// Commands from the parent, one per line.
+const (
+	openCommand   = "open"
+	finishCommand = "finish"
+)
 
 // runWorker is the hidden --worker mode.
 func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer, log *slog.Logger) error {
@@ -79,51 +85,77 @@ func runWorker(ctx context.Context, stdin io.Reader, stdout io.Writer, log *slog
 		defer encMu.Unlock()
 		return enc.Encode(m)
 	}
-	// finish is signalled by the "finish" line or by stdin closing.
-	finish := make(chan struct{})
+	fail := func(err error) error {
+		_ = send(workerMessage{Kind: "error", Error: err.Error()})
+		return err
+	}
+	// The command reader ends when stdin closes (the parent finished or
+	// died); the channel's close then tells the worker to stop.
+	cmds := make(chan string, 4)
 	go func() {
-		defer close(finish)
+		defer close(cmds)
 		for {
 			l, err := in.ReadString('\n')
-			if err != nil || l == finishCommand+"\n" {
+			if err != nil {
 				return
 			}
+			cmds <- strings.TrimSpace(l)
 		}
 	}()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	set, err := newStreamSet(cfg, log)
 	if err != nil {
-		_ = send(workerMessage{Kind: "error", Error: err.Error()})
-		return err
+		return fail(err)
+	}
+	if err := set.Prepare(ctx); err != nil {
+		return fail(err)
+	}
+	if err := send(workerMessage{Kind: "prepared"}); err != nil || !awaitCommand(ctx, cmds, openCommand, nil) {
+		return nil // the parent is gone
 	}
 	rep, err := set.Open(ctx)
 	if err != nil {
-		_ = send(workerMessage{Kind: "error", Error: err.Error()})
-		return err
+		return fail(err)
 	}
 	if err := send(workerMessage{Kind: "connected", Connect: &rep}); err != nil {
 		return fmt.Errorf("worker: report: %w", err)
 	}
-	tick := time.NewTicker(500 * time.Millisecond)
-	defer tick.Stop()
-	for done := false; !done; {
-		select {
-		case <-tick.C:
-			_ = send(workerMessage{Kind: "progress", Received: set.Received()})
-		case <-finish:
-			done = true
-		case <-ctx.Done():
-			done = true
-		}
-	}
+	awaitCommand(ctx, cmds, finishCommand, func() { _ = send(workerMessage{Kind: "progress", Received: set.Received()}) })
 	res := set.Finish()
 	res.CPUSeconds = selfCPUSeconds()
 	return send(workerMessage{Kind: "result", Result: &res})
 }
 
+// awaitCommand waits for the parent's command, calling tick every half
+// second meanwhile (if set). It reports false when stdin closed or ctx
+// ended first.
+func awaitCommand(ctx context.Context, cmds <-chan string, want string, tick func()) bool {
+	t := time.NewTicker(500 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case c, ok := <-cmds:
+			if !ok {
+				return false
+			}
+			if c == want {
+				return true
+			}
+		case <-t.C:
+			if tick != nil {
+				tick()
+			}
+		case <-ctx.Done():
+			return false
+		}
+	}
+}
+
 // group is a share of the streams: held in this process or by a worker.
 type group interface {
+	// Prepare does what must precede the ramp (minting tokens).
+	Prepare(ctx context.Context) error
 	// Open opens the group's streams and returns when each has tried once.
 	Open(ctx context.Context) (ConnectReport, error)
 	// Received is the group's count of events so far.
@@ -137,6 +169,7 @@ type group interface {
 // localGroup holds streams in this process.
 type localGroup struct{ set *streamSet }
 
+func (g *localGroup) Prepare(ctx context.Context) error               { return g.set.Prepare(ctx) }
 func (g *localGroup) Open(ctx context.Context) (ConnectReport, error) { return g.set.Open(ctx) }
 func (g *localGroup) Received() int64                                 { return g.set.Received() }
 func (g *localGroup) Close()                                          {}
@@ -216,7 +249,15 @@ func (g *procGroup) await(ctx context.Context, kind string) (workerMessage, erro
 	}
 }
 
+func (g *procGroup) Prepare(ctx context.Context) error {
+	_, err := g.await(ctx, "prepared")
+	return err
+}
+
 func (g *procGroup) Open(ctx context.Context) (ConnectReport, error) {
+	if _, err := io.WriteString(g.stdin, openCommand+"\n"); err != nil {
+		return ConnectReport{}, fmt.Errorf("tell worker to open: %w", err)
+	}
 	m, err := g.await(ctx, "connected")
 	if err != nil {
 		return ConnectReport{}, err

@@ -3,7 +3,7 @@ GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
 
-.PHONY: run test build vet fuzz clean generate lint-openapi
+.PHONY: run test build vet fuzz bench clean generate lint-openapi
 
 ## run: the service on embedded SQLite in development mode (demo employees, printed curl commands)
 run:
@@ -29,6 +29,11 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRoundTrip$$' -fuzztime $(FUZZTIME) ./sse
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./sse
 	$(GO) test -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime $(FUZZTIME) ./auth
+
+## bench: micro-benchmarks (-count 3) and a short load run (3×), medians written to BENCHMARKS.md;
+## a few minutes. Long scenarios: BENCH_SCENARIOS="streams unicast broadcast …" (README, Benchmarks).
+bench:
+	GO=$(GO) scripts/bench.sh
 
 clean:
 	rm -rf bin

@@ -2440,8 +2440,11 @@ type ClientInterface interface {
 	// the `token` cookie (see `POST /session`), since `EventSource` cannot
 	// send headers. Employees only.
 	//
-	// The first bytes are `retry: 3000` and the comment `: connected`,
-	// flushed at once. Then, in order:
+	// The first bytes are `retry: 3000`, the comment `: connected` and
+	// `id: <position>` (the seq the stream starts after: the newest one, or
+	// the resume point), in one block that fires no event, flushed at once.
+	// `EventSource` keeps that id, so a stream that drops before its first
+	// event still resumes from where it started. Then, in order:
 	//
 	// - **Replay.** With `Last-Event-ID` (sent by `EventSource` on its own
 	//   reconnects) or `?lastEventId=N` (for the first connect, e.g. after a
@@ -2473,6 +2476,7 @@ type ClientInterface interface {
 	// ```
 	// retry: 3000
 	// : connected
+	// id: 0
 	//
 	// id: 1
 	// event: notification
@@ -2782,8 +2786,11 @@ func (c *Client) PutEmployee(ctx context.Context, id EmployeeID, body PutEmploye
 // the `token` cookie (see `POST /session`), since `EventSource` cannot
 // send headers. Employees only.
 //
-// The first bytes are `retry: 3000` and the comment `: connected`,
-// flushed at once. Then, in order:
+// The first bytes are `retry: 3000`, the comment `: connected` and
+// `id: <position>` (the seq the stream starts after: the newest one, or
+// the resume point), in one block that fires no event, flushed at once.
+// `EventSource` keeps that id, so a stream that drops before its first
+// event still resumes from where it started. Then, in order:
 //
 //   - **Replay.** With `Last-Event-ID` (sent by `EventSource` on its own
 //     reconnects) or `?lastEventId=N` (for the first connect, e.g. after a
@@ -2815,6 +2822,7 @@ func (c *Client) PutEmployee(ctx context.Context, id EmployeeID, body PutEmploye
 // ```
 // retry: 3000
 // : connected
+// id: 0
 //
 // id: 1
 // event: notification
@@ -3926,8 +3934,11 @@ type ClientWithResponsesInterface interface {
 	// the `token` cookie (see `POST /session`), since `EventSource` cannot
 	// send headers. Employees only.
 	//
-	// The first bytes are `retry: 3000` and the comment `: connected`,
-	// flushed at once. Then, in order:
+	// The first bytes are `retry: 3000`, the comment `: connected` and
+	// `id: <position>` (the seq the stream starts after: the newest one, or
+	// the resume point), in one block that fires no event, flushed at once.
+	// `EventSource` keeps that id, so a stream that drops before its first
+	// event still resumes from where it started. Then, in order:
 	//
 	// - **Replay.** With `Last-Event-ID` (sent by `EventSource` on its own
 	//   reconnects) or `?lastEventId=N` (for the first connect, e.g. after a
@@ -3959,6 +3970,7 @@ type ClientWithResponsesInterface interface {
 	// ```
 	// retry: 3000
 	// : connected
+	// id: 0
 	//
 	// id: 1
 	// event: notification
@@ -5495,8 +5507,11 @@ func (c *ClientWithResponses) PutEmployeeWithResponse(ctx context.Context, id Em
 // the `token` cookie (see `POST /session`), since `EventSource` cannot
 // send headers. Employees only.
 //
-// The first bytes are `retry: 3000` and the comment `: connected`,
-// flushed at once. Then, in order:
+// The first bytes are `retry: 3000`, the comment `: connected` and
+// `id: <position>` (the seq the stream starts after: the newest one, or
+// the resume point), in one block that fires no event, flushed at once.
+// `EventSource` keeps that id, so a stream that drops before its first
+// event still resumes from where it started. Then, in order:
 //
 //   - **Replay.** With `Last-Event-ID` (sent by `EventSource` on its own
 //     reconnects) or `?lastEventId=N` (for the first connect, e.g. after a
@@ -5528,6 +5543,7 @@ func (c *ClientWithResponses) PutEmployeeWithResponse(ctx context.Context, id Em
 // ```
 // retry: 3000
 // : connected
+// id: 0
 //
 // id: 1
 // event: notification

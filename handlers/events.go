@@ -49,14 +49,13 @@ func (f *sseFrames) abort(error) {
 	_ = f.rc.SetWriteDeadline(time.Now())
 }
 
-func (f *sseFrames) open() error {
+func (f *sseFrames) open(startID string) error {
 	h := f.w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
 	h.Set("X-Accel-Buffering", "no")
 	f.w.WriteHeader(http.StatusOK)
-	f.buf = sse.AppendRetry(f.buf[:0], retryMillis)
-	f.buf = sse.AppendComment(f.buf, "connected")
+	f.buf = appendPreamble(f.buf[:0], startID)
 	return f.write(f.buf)
 }
 
@@ -120,7 +119,7 @@ func (h *Handler) eventsParked(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	conn, err := hijackSSE(w)
+	conn, err := hijackSSE(w, s.startID())
 	if err != nil {
 		s.sub.Close()
 		h.log.WarnContext(r.Context(), "cannot take the stream's connection over", "err", err)
@@ -143,4 +142,18 @@ func (h *Handler) eventsParked(w http.ResponseWriter, r *http.Request) {
 			h.log.Debug("stream ended", "employee", s.id.Employee.ID, "err", err)
 		}
 	}()
+}
+
+// appendPreamble appends a stream's first bytes: the retry delay, a comment,
+// and the starting position as an id line (see stream.startID), in one
+// block that fires no event: "retry: 3000\n: connected\nid: 42\n\n".
+func appendPreamble(dst []byte, startID string) []byte {
+	dst = sse.AppendRetry(dst, retryMillis)
+	dst = append(dst, ": connected\n"...)
+	if startID != "" {
+		dst = append(dst, "id: "...)
+		dst = append(dst, startID...)
+		dst = append(dst, '\n')
+	}
+	return append(dst, '\n')
 }

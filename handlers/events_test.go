@@ -59,7 +59,7 @@ func TestStreamHeadersAndBytes(t *testing.T) {
 			t.Errorf("%s = %q, want %q", k, got, want)
 		}
 	}
-	preamble := "retry: 3000\n: connected\n\n"
+	preamble := "retry: 3000\n: connected\nid: 0\n\n"
 	if got := readExactly(t, conn, body, len(preamble)); got != preamble {
 		t.Fatalf("first bytes = %q, want %q", got, preamble)
 	}
@@ -398,5 +398,29 @@ func TestEventRightAfterConnect(t *testing.T) {
 			t.Fatalf("round %d: got id %q", i, m.ID)
 		}
 		s.Close()
+	}
+}
+
+// TestFirstBytesCarryPosition: the preamble's id line gives a client that
+// drops before any event a position to resume from, so what is published
+// while it reconnects is replayed rather than lost.
+func TestFirstBytesCarryPosition(t *testing.T) {
+	e := newEnv(t)
+	e.seed(2, 3)
+	s := e.stream("user2")
+	first, err := s.NextBlock(wait)
+	if err != nil || !first.HasID || first.ID != "3" || first.Dispatched() || first.Retry != 3000 {
+		t.Fatalf("first block = %+v, %v; want retry 3000 and id 3, no event", first, err)
+	}
+	s.Close()
+	e.mustPublish("while reconnecting", 2)
+	s = e.stream("user2", "Last-Event-ID", first.ID)
+	if m := s.MustNext(t, wait); m.ID != "4" || titleOf(t, m) != "while reconnecting" {
+		t.Fatalf("after resuming from the preamble's id: %+v", m)
+	}
+	// A resuming stream announces its resume point, not the newest seq.
+	r := e.stream("user2", "Last-Event-ID", "1")
+	if b, _ := r.NextBlock(wait); b.ID != "1" {
+		t.Fatalf("resuming stream's first block id %q, want 1", b.ID)
 	}
 }

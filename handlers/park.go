@@ -61,7 +61,7 @@ func (f *parkedFrames) abort(error) {
 }
 
 // open is a no-op: the response head and preamble go out with the hijack.
-func (f *parkedFrames) open() error { return nil }
+func (f *parkedFrames) open(string) error { return nil }
 
 func (f *parkedFrames) events(evs []*sse.Event) error {
 	if len(evs) == 0 {
@@ -129,7 +129,7 @@ func (h *Handler) canPark(r *http.Request) bool {
 
 // hijackSSE takes the connection over from net/http and writes the response
 // head (with the headers set so far, CORS ones included) and the preamble.
-func hijackSSE(w http.ResponseWriter) (net.Conn, error) {
+func hijackSSE(w http.ResponseWriter, startID string) (net.Conn, error) {
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream")
 	h.Set("Cache-Control", "no-store")
@@ -149,7 +149,7 @@ func hijackSSE(w http.ResponseWriter) (net.Conn, error) {
 	_ = h.Write(&hb)
 	head = append(head, hb...)
 	head = append(head, crlf...)
-	preamble := sse.AppendComment(sse.AppendRetry(nil, retryMillis), "connected")
+	preamble := appendPreamble(nil, startID)
 	head = append(head, chunkHeader(len(preamble))...)
 	head = append(head, preamble...)
 	head = append(head, crlf...)

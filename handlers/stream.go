@@ -33,8 +33,9 @@ const (
 // frames is what a transport writes. The SSE and WebSocket transports
 // implement it; everything else about a stream is shared.
 type frames interface {
-	// open starts the stream (headers, preamble) once the subscription exists.
-	open() error
+	// open starts the stream (headers, preamble) once the subscription
+	// exists; startID is the stream's starting position ("" when unknown).
+	open(startID string) error
 	// events writes events in order and flushes.
 	events(evs []*sse.Event) error
 	// heartbeat writes a keep-alive.
@@ -139,13 +140,24 @@ func (s *stream) locate(ctx context.Context, after int64, resuming bool) {
 	}
 }
 
+// startID is the position the stream starts from, sent in its first bytes
+// so that a client whose stream drops before any event still resumes from
+// there (EventSource takes an id: line even from a block without data).
+// Empty when the store was down at connect and the position is unknown.
+func (s *stream) startID() string {
+	if !s.known {
+		return ""
+	}
+	return strconv.FormatInt(s.cursor, 10)
+}
+
 // run writes the stream until the client leaves, the hub ends it, or the
 // token expires. It is one select over the context, the queue, the
 // heartbeat, the token's expiry and, while a replay is due, its retry.
 func (s *stream) run(ctx context.Context) (err error) {
 	defer func() { s.h.metrics.streamClosed(s.out.transport(), err) }()
 	defer s.sub.Close()
-	if err := s.out.open(); err != nil {
+	if err := s.out.open(s.startID()); err != nil {
 		return err
 	}
 	if err := s.replay(ctx); err != nil {

@@ -117,7 +117,7 @@ func (f *wsFrames) attach(ctx context.Context, c *websocket.Conn) {
 	}
 }
 
-func (f *wsFrames) open() error { return nil }
+func (f *wsFrames) open(string) error { return nil }
 
 func (f *wsFrames) transport() string { return "ws" }
 

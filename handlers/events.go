@@ -135,13 +135,15 @@ func (h *Handler) eventsParked(w http.ResponseWriter, r *http.Request) {
 		out.finish(false)
 		return
 	}
-	h.parked.Add(1)
-	go func() {
-		defer h.parked.Done()
+	parked := h.goParked(func() {
 		if err := s.runParked(h.base, out); !streamEnded(err) {
 			h.log.Debug("stream ended", "employee", s.id.Employee.ID, "err", err)
 		}
-	}()
+	})
+	if !parked { // shutting down
+		s.sub.Close()
+		out.finish(false)
+	}
 }
 
 // appendPreamble appends a stream's first bytes: the retry delay, a comment,

@@ -69,6 +69,8 @@ type Handler struct {
 	// Shutdown cancels it and waits for them (parked).
 	base       context.Context
 	cancelBase context.CancelFunc
+	parkMu     sync.Mutex // guards stopped, and orders parked.Add before Wait
+	stopped    bool
 	parked     sync.WaitGroup
 	router     chi.Router
 
@@ -120,6 +122,9 @@ func (h *Handler) Drain() { h.draining.Store(true) }
 // Shutdown waits, until ctx ends, for the parked streams to end; close the
 // hub first, which ends them. Their store calls in flight are cancelled.
 func (h *Handler) Shutdown(ctx context.Context) error {
+	h.parkMu.Lock()
+	h.stopped = true
+	h.parkMu.Unlock()
 	h.cancelBase()
 	done := make(chan struct{})
 	go func() {
@@ -179,6 +184,22 @@ func (h *Handler) routes(origins []string) chi.Router {
 	// Signing out needs no token (see deleteSession).
 	r.Delete("/session", h.deleteSession)
 	return r
+}
+
+// goParked runs a parked stream's goroutine, tracked for Shutdown; after
+// Shutdown has begun it refuses (the caller closes the stream).
+func (h *Handler) goParked(run func()) bool {
+	h.parkMu.Lock()
+	defer h.parkMu.Unlock()
+	if h.stopped {
+		return false
+	}
+	h.parked.Add(1)
+	go func() {
+		defer h.parked.Done()
+		run()
+	}()
+	return true
 }
 
 // apiHandler is a REST handler that returns its failure instead of writing

@@ -179,11 +179,15 @@ func (s *stream) runParked(ctx context.Context, f *parkedFrames) (err error) {
 	var buf [1]byte
 	nextBeat := time.Now().Add(s.h.heartbeat)
 	retryAt := time.Now().Add(catchUpRetry)
+	// The work of a wake-up (writes, store reads) runs on a short-lived
+	// goroutine: it needs a deeper stack than a blocked read, and this
+	// goroutine, which lives as long as the stream, then keeps the minimal
+	// one. A stuck write still holds up only this stream.
+	done := make(chan error, 1)
+	work := func() { done <- s.tick(ctx, &nextBeat, &retryAt) }
 	for {
-		select {
-		case <-s.sub.Done():
+		if s.sub.Ended() {
 			return s.sub.Err()
-		default:
 		}
 		deadline := nextBeat
 		if s.id.ExpiresAt.Before(deadline) {
@@ -205,7 +209,8 @@ func (s *stream) runParked(ctx context.Context, f *parkedFrames) (err error) {
 			}
 			f.woke.Store(false)
 		}
-		if err := s.tick(ctx, &nextBeat, &retryAt); err != nil {
+		go work()
+		if err := <-done; err != nil {
 			return err
 		}
 	}
@@ -214,10 +219,8 @@ func (s *stream) runParked(ctx context.Context, f *parkedFrames) (err error) {
 // tick does what is due for a parked stream: the queue, the expiry, a replay
 // retry, the heartbeat.
 func (s *stream) tick(ctx context.Context, nextBeat, retryAt *time.Time) error {
-	select {
-	case <-s.sub.Done():
+	if s.sub.Ended() {
 		return s.sub.Err()
-	default:
 	}
 	now := time.Now()
 	if !now.Before(s.id.ExpiresAt) {

@@ -10,6 +10,7 @@ package sse
 
 import (
 	"errors"
+	"slices"
 	"sync"
 )
 
@@ -64,14 +65,18 @@ type set = map[*Subscription]struct{}
 
 // Hub is the registry of open streams. Its methods are safe for concurrent
 // use; it starts no goroutines.
+//
+// Memory matters here (one entry per open stream): an employee's room is a
+// small slice (at most maxStreams tabs), and there is no separate set of all
+// streams: "all" walks the rooms.
 type Hub struct {
 	queueSize  int
 	maxStreams int
 
-	mu        sync.RWMutex // guards employees, roles, all and closed
-	employees map[int64]set
+	mu        sync.RWMutex // guards employees, roles, streams and closed
+	employees map[int64][]*Subscription
 	roles     map[string]set
-	all       set
+	streams   int
 	closed    bool
 }
 
@@ -80,9 +85,8 @@ func NewHub(opts ...Option) *Hub {
 	h := &Hub{
 		queueSize:  DefaultQueueSize,
 		maxStreams: DefaultMaxStreams,
-		employees:  make(map[int64]set),
+		employees:  make(map[int64][]*Subscription),
 		roles:      make(map[string]set),
-		all:        make(set),
 	}
 	for _, o := range opts {
 		o(h)
@@ -94,13 +98,7 @@ func NewHub(opts ...Option) *Hub {
 // with ErrTooManyStreams at the per-employee limit and ErrClosed after Close.
 // The caller owns the subscription and must Close it.
 func (h *Hub) Subscribe(employee int64, roles []string) (*Subscription, error) {
-	s := &Subscription{
-		hub:      h,
-		employee: employee,
-		roles:    roles,
-		ready:    make(chan struct{}, 1),
-		done:     make(chan struct{}),
-	}
+	s := &Subscription{hub: h, employee: employee, roles: roles}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.closed {
@@ -110,28 +108,31 @@ func (h *Hub) Subscribe(employee int64, roles []string) (*Subscription, error) {
 	if len(room) >= h.maxStreams {
 		return nil, ErrTooManyStreams
 	}
-	if room == nil {
-		room = make(set)
-		h.employees[employee] = room
-	}
-	room[s] = struct{}{}
+	h.employees[employee] = append(room, s)
 	for _, r := range roles {
 		if h.roles[r] == nil {
 			h.roles[r] = make(set)
 		}
 		h.roles[r][s] = struct{}{}
 	}
-	h.all[s] = struct{}{}
+	h.streams++
 	return s, nil
 }
 
-// removeLocked unregisters s. h.mu must be held for writing.
+// removeLocked unregisters s, once. h.mu must be held for writing.
 func (h *Hub) removeLocked(s *Subscription) {
-	if room := h.employees[s.employee]; room != nil {
-		delete(room, s)
-		if len(room) == 0 {
-			delete(h.employees, s.employee)
-		}
+	room := h.employees[s.employee]
+	i := slices.Index(room, s)
+	if i < 0 {
+		return // removed before
+	}
+	last := len(room) - 1
+	room[i] = room[last]
+	room[last] = nil
+	if last == 0 {
+		delete(h.employees, s.employee)
+	} else {
+		h.employees[s.employee] = room[:last]
 	}
 	for _, r := range s.roles {
 		if members := h.roles[r]; members != nil {
@@ -141,7 +142,7 @@ func (h *Hub) removeLocked(s *Subscription) {
 			}
 		}
 	}
-	delete(h.all, s)
+	h.streams--
 }
 
 // Publish queues ev on every stream of employee and returns how many it
@@ -150,7 +151,7 @@ func (h *Hub) Publish(employee int64, ev *Event) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	n := 0
-	for s := range h.employees[employee] {
+	for _, s := range h.employees[employee] {
 		if s.offer(ev) {
 			n++
 		}
@@ -165,30 +166,35 @@ func (h *Hub) PublishTo(t Targets, ev *Event) int {
 	defer h.mu.RUnlock()
 	n := 0
 	if t.All {
-		for s := range h.all {
-			if s.offer(ev) {
-				n++
+		for _, room := range h.employees {
+			for _, s := range room {
+				if s.offer(ev) {
+					n++
+				}
 			}
 		}
 		return n
 	}
+	// A stream matched twice (its employee and a role) gets the event once.
 	seen := make(set)
-	visit := func(room set) {
-		for s := range room {
-			if _, dup := seen[s]; dup {
-				continue
-			}
-			seen[s] = struct{}{}
-			if s.offer(ev) {
-				n++
-			}
+	visit := func(s *Subscription) {
+		if _, dup := seen[s]; dup {
+			return
+		}
+		seen[s] = struct{}{}
+		if s.offer(ev) {
+			n++
 		}
 	}
 	for _, id := range t.Employees {
-		visit(h.employees[id])
+		for _, s := range h.employees[id] {
+			visit(s)
+		}
 	}
 	for _, r := range t.Roles {
-		visit(h.roles[r])
+		for s := range h.roles[r] {
+			visit(s)
+		}
 	}
 	return n
 }
@@ -205,8 +211,10 @@ func (h *Hub) Connected(employee int64) bool {
 func (h *Hub) Resync() {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for s := range h.all {
-		s.requestResync()
+	for _, room := range h.employees {
+		for _, s := range room {
+			s.requestResync()
+		}
 	}
 }
 
@@ -214,7 +222,7 @@ func (h *Hub) Resync() {
 func (h *Hub) CloseEmployee(employee int64) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	for s := range h.employees[employee] {
+	for _, s := range h.employees[employee] {
 		s.end(ErrRemoved)
 	}
 }
@@ -224,9 +232,9 @@ func (h *Hub) CloseEmployee(employee int64) {
 func (h *Hub) Close() {
 	h.mu.Lock()
 	h.closed = true
-	subs := make([]*Subscription, 0, len(h.all))
-	for s := range h.all {
-		subs = append(subs, s)
+	subs := make([]*Subscription, 0, h.streams)
+	for _, room := range h.employees {
+		subs = append(subs, room...)
 	}
 	h.mu.Unlock()
 	for _, s := range subs {
@@ -238,5 +246,5 @@ func (h *Hub) Close() {
 func (h *Hub) Stats() (streams, employees int) {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return len(h.all), len(h.employees)
+	return h.streams, len(h.employees)
 }

@@ -3,26 +3,73 @@ package sse
 import "sync"
 
 // Subscription is one open stream's place in the hub: a bounded queue of
-// events plus two signals, Ready (events or a resync are waiting) and Done
-// (the hub ended the stream; Err says why). The transport that owns it
-// drains it with Take and calls Close when it stops.
+// events plus two ways to learn of changes. A transport with a goroutine
+// waiting in a select uses the Ready and Done channels; one without (a
+// parked stream) registers OnWake and checks Ended. It drains the queue with
+// Take and calls Close when it stops.
+//
+// It is kept small, since there is one per open stream: the channels are
+// made only when a transport asks for them.
 type Subscription struct {
 	hub      *Hub
 	employee int64
 	roles    []string
 
-	mu     sync.Mutex // guards queue, spare, resync, err, onEnd and notify
+	mu     sync.Mutex // guards every field below
 	queue  []*Event
 	spare  []*Event // the previous batch's backing array, reused
 	resync bool
+	ended  bool
 	err    error
+	onEnd  func(error)   // called once when the hub ends the subscription
+	notify func()        // called on every wake-up (OnWake)
+	ready  chan struct{} // capacity 1: a pending wake-up; made by Ready
+	done   chan struct{} // closed when ended; made by Done
+}
 
-	onEnd  func(error) // called once when the hub ends the subscription
-	notify func()      // called on every wake-up, for owners without a goroutine in select
+// Employee returns the employee the stream belongs to.
+func (s *Subscription) Employee() int64 { return s.employee }
 
-	ready     chan struct{} // capacity 1: a pending wake-up
-	done      chan struct{} // closed when err is set
-	closeOnce sync.Once
+// Ready is signalled when events or a resync request are waiting.
+func (s *Subscription) Ready() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.ready == nil {
+		s.ready = make(chan struct{}, 1)
+		if len(s.queue) > 0 || s.resync {
+			s.ready <- struct{}{}
+		}
+	}
+	return s.ready
+}
+
+// Done is closed when the hub ends the subscription (slow consumer, employee
+// removed, hub closed) or the owner closes it.
+func (s *Subscription) Done() <-chan struct{} {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.done == nil {
+		s.done = make(chan struct{})
+		if s.ended {
+			close(s.done)
+		}
+	}
+	return s.done
+}
+
+// Ended reports whether the subscription has ended (see Done).
+func (s *Subscription) Ended() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.ended
+}
+
+// Err returns why the subscription ended, or nil while it is open (and after
+// the owner's own Close).
+func (s *Subscription) Err() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.err
 }
 
 // OnWake registers f to run whenever the subscription becomes ready (events
@@ -49,31 +96,13 @@ func (s *Subscription) OnWake(f func()) {
 func (s *Subscription) OnEnd(f func(reason error)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.isDoneLocked() {
+	if s.ended {
 		if s.err != nil {
 			f(s.err)
 		}
 		return
 	}
 	s.onEnd = f
-}
-
-// Employee returns the employee the stream belongs to.
-func (s *Subscription) Employee() int64 { return s.employee }
-
-// Ready is signalled when events or a resync request are waiting.
-func (s *Subscription) Ready() <-chan struct{} { return s.ready }
-
-// Done is closed when the hub ends the subscription (slow consumer, employee
-// removed, hub closed) or the owner closes it.
-func (s *Subscription) Done() <-chan struct{} { return s.done }
-
-// Err returns why the subscription ended, or nil while it is open (and after
-// the owner's own Close).
-func (s *Subscription) Err() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.err
 }
 
 // Take returns the queued events, oldest first, and whether a resync was
@@ -102,7 +131,7 @@ func (s *Subscription) Close() {
 // ErrSlowConsumer. It reports whether ev was queued.
 func (s *Subscription) offer(ev *Event) bool {
 	s.mu.Lock()
-	if s.isDoneLocked() {
+	if s.ended {
 		s.mu.Unlock()
 		return false
 	}
@@ -112,31 +141,33 @@ func (s *Subscription) offer(ev *Event) bool {
 		return false
 	}
 	s.queue = append(s.queue, ev)
-	notify := s.notify
+	ready, notify := s.ready, s.notify
 	s.mu.Unlock()
-	s.wake(notify)
+	wake(ready, notify)
 	return true
 }
 
 func (s *Subscription) requestResync() {
 	s.mu.Lock()
 	s.resync = true
-	notify := s.notify
+	ready, notify := s.ready, s.notify
 	s.mu.Unlock()
-	s.wake(notify)
+	wake(ready, notify)
 }
 
-func (s *Subscription) wake(notify func()) {
-	select {
-	case s.ready <- struct{}{}:
-	default:
+func wake(ready chan struct{}, notify func()) {
+	if ready != nil {
+		select {
+		case ready <- struct{}{}:
+		default:
+		}
 	}
 	if notify != nil {
 		notify()
 	}
 }
 
-// end closes Done with reason err (nil for the owner's own Close).
+// end ends the subscription with reason err (nil for the owner's own Close).
 func (s *Subscription) end(err error) {
 	s.mu.Lock()
 	s.endLocked(err)
@@ -145,24 +176,18 @@ func (s *Subscription) end(err error) {
 
 // endLocked ends the subscription once. s.mu must be held.
 func (s *Subscription) endLocked(err error) {
-	s.closeOnce.Do(func() {
-		s.err = err
-		s.queue = nil
-		s.spare = nil
-		close(s.done)
-		if err != nil && s.onEnd != nil {
-			s.onEnd(err)
-		}
-		s.onEnd = nil
-	})
-}
-
-// isDoneLocked reports whether the subscription ended. s.mu must be held.
-func (s *Subscription) isDoneLocked() bool {
-	select {
-	case <-s.done:
-		return true
-	default:
-		return false
+	if s.ended {
+		return
 	}
+	s.ended = true
+	s.err = err
+	s.queue = nil
+	s.spare = nil
+	if s.done != nil {
+		close(s.done)
+	}
+	if err != nil && s.onEnd != nil {
+		s.onEnd(err)
+	}
+	s.onEnd = nil
 }

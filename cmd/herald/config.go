@@ -30,6 +30,8 @@ type config struct {
 	Dev            bool
 	// GoroutineStreams disables stream parking (for comparisons; see README).
 	GoroutineStreams bool
+	// DebugAddr, when set, serves net/http/pprof there (never on HTTP_ADDR).
+	DebugAddr string
 }
 
 // setting is one configuration variable.
@@ -80,6 +82,8 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	var cfg config
 	fs.BoolVar(&cfg.GoroutineStreams, "goroutine-streams", getenv("GOROUTINE_STREAMS") == "true",
 		"keep each SSE stream on its own net/http goroutine instead of parking idle HTTP/1.1 streams ($GOROUTINE_STREAMS); costs more memory")
+	fs.StringVar(&cfg.DebugAddr, "debug-addr", getenv("DEBUG_ADDR"),
+		"serve Go's profiler (/debug/pprof/) on this address, e.g. 127.0.0.1:6060 ($DEBUG_ADDR); off when empty")
 	fs.BoolVar(&cfg.Dev, "dev", false, "development mode: generated secret, demo employees, demo page, printed curl commands")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "Usage: herald serve [flags]\n\nEach flag defaults to its environment variable.")

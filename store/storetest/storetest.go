@@ -114,6 +114,10 @@ func (r *Recorder) Deliver(d store.Delivery) {
 	r.poke()
 }
 
+// Connected implements store.Sink: a Recorder stands for streams of every
+// employee, so it is handed every recipient.
+func (r *Recorder) Connected(ids []int64) []int64 { return ids }
+
 // DeliverEphemeral implements store.Sink.
 func (r *Recorder) DeliverEphemeral(e store.Ephemeral) {
 	r.mu.Lock()
@@ -166,6 +170,13 @@ func (r *Recorder) Deliveries() []store.Delivery {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.deliveries)
+}
+
+// Resyncs returns how many times Resync was called.
+func (r *Recorder) Resyncs() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.resyncs
 }
 
 // Ephemerals returns a copy of the ephemeral messages so far.

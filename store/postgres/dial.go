@@ -28,6 +28,10 @@ const (
 type dialer struct {
 	d     net.Dialer
 	track bool
+	// stopped ends dials in progress when the listener stops (nil for the
+	// pool's dialer).
+	stopped context.Context
+	stop    context.CancelFunc
 
 	mu      sync.Mutex // guards current
 	current net.Conn
@@ -47,10 +51,12 @@ func newDialer() *dialer {
 	}}
 }
 
-// newListenerDialer is a dialer that remembers its latest connection.
+// newListenerDialer is a dialer that remembers its latest connection and
+// whose dials end when shutdown is called.
 func newListenerDialer() *dialer {
 	d := newDialer()
 	d.track = true
+	d.stopped, d.stop = context.WithCancel(context.Background())
 	return d
 }
 
@@ -68,6 +74,12 @@ func (d *dialer) DialTimeout(network, address string, timeout time.Duration) (ne
 
 // DialContext implements pq.DialerContext.
 func (d *dialer) DialContext(ctx context.Context, network, address string) (net.Conn, error) {
+	if d.stopped != nil {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithCancel(ctx)
+		defer cancel()
+		defer context.AfterFunc(d.stopped, cancel)()
+	}
 	c, err := d.d.DialContext(ctx, network, address)
 	if err == nil && d.track {
 		d.mu.Lock()
@@ -75,6 +87,15 @@ func (d *dialer) DialContext(ctx context.Context, network, address string) (net.
 		d.mu.Unlock()
 	}
 	return c, err
+}
+
+// shutdown ends the dials in progress and closes the current connection,
+// so a listener that is being closed does not wait for a slow server.
+func (d *dialer) shutdown() {
+	if d.stop != nil {
+		d.stop()
+	}
+	d.closeCurrent()
 }
 
 // closeCurrent closes the latest connection, if the dialer tracks one.

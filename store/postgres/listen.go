@@ -126,8 +126,8 @@ func (w *listenWork) event(ev pq.ListenerEventType, err error) {
 	}
 }
 
-// listenWork is one Listen's state. Only its goroutine touches the fields
-// below wg.
+// listenWork is one Listen's state. pinging and owed belong to the loop's
+// goroutine.
 type listenWork struct {
 	db       *DB
 	sink     store.Sink
@@ -169,14 +169,8 @@ func (w *listenWork) run(ctx context.Context) error {
 			batch = drain(w.l.Notify, append(batch[:0], n))
 			w.handle(ctx, batch)
 		case <-ping.C:
-			if !w.pinging {
-				w.pinging = true
-				pingDeadline = time.After(w.db.opts.pingTimeout)
-				w.wg.Add(1)
-				go func() {
-					defer w.wg.Done()
-					w.pingDone <- w.l.Ping()
-				}()
+			if pingDeadline == nil && !w.pinging {
+				pingDeadline = w.startPing()
 			}
 		case err := <-w.pingDone:
 			w.pinging, pingDeadline = false, nil
@@ -201,6 +195,19 @@ func (w *listenWork) run(ctx context.Context) error {
 			retryC = retry.C
 		}
 	}
+}
+
+// startPing pings the listener's connection in the background (the loop
+// must keep draining notifications meanwhile: pq reads the ping's answer
+// behind them) and returns when the answer is due.
+func (w *listenWork) startPing() <-chan time.Time {
+	w.pinging = true
+	w.wg.Add(1)
+	go func() {
+		defer w.wg.Done()
+		w.pingDone <- w.l.Ping()
+	}()
+	return time.After(w.db.opts.pingTimeout)
 }
 
 // drain appends the notifications already waiting, up to maxBatch.
@@ -234,11 +241,12 @@ func (w *listenWork) tryResync(ctx context.Context) bool {
 }
 
 // closeListener closes the listener's connection first (a ping stuck on a
-// half-open connection holds the listener's lock), then the listener.
+// half-open connection holds the listener's lock) and ends a reconnect in
+// progress, then closes the listener.
 func (w *listenWork) closeListener() {
 	w.closeOnce.Do(func() {
 		w.closing.Store(true)
-		w.dialer.closeCurrent()
+		w.dialer.shutdown()
 		w.l.Close()
 	})
 }

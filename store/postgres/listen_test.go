@@ -191,13 +191,7 @@ func TestStoreDownAndBack(t *testing.T) {
 	}
 
 	proxy.Restore()
-	deadline := time.Now().Add(20 * time.Second)
-	for a.Ping(ctx) != nil {
-		if time.Now().After(deadline) {
-			t.Fatalf("store not ready 20s after the outage: %v", a.Ping(ctx))
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	eventually(t, "the store ready again after the outage", func() bool { return a.Ping(ctx) == nil })
 	waitResync(t, ha.Sink, resyncs)
 	if _, err := a.Publish(ctx, m("after"), nil); err != nil {
 		t.Fatalf("publish after the outage: %v", err)
@@ -222,15 +216,9 @@ func TestHalfOpenListener(t *testing.T) {
 	resyncs := h.Sink.Resyncs()
 	closed := proxy.Closed()
 	proxy.Stall()
-	// Wait until the listener gave up on its connection (the proxy sees it
-	// closed), then let bytes through again.
-	deadline := time.Now().Add(10 * time.Second)
-	for proxy.Closed() == closed {
-		if time.Now().After(deadline) {
-			t.Fatal("the listener kept its stalled connection for 10s; its ping should have timed out")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	// The listener's ping times out and it drops the connection (the proxy
+	// sees it closed); then bytes pass again.
+	eventually(t, "the listener dropping its stalled connection", func() bool { return proxy.Closed() > closed })
 	proxy.Restore()
 	waitResync(t, h.Sink, resyncs)
 }
@@ -238,11 +226,43 @@ func TestHalfOpenListener(t *testing.T) {
 // waitResync waits until rec has been told to resync more than before times.
 func waitResync(t *testing.T, rec *storetest.Recorder, before int) {
 	t.Helper()
+	eventually(t, "a resync after the connection came back", func() bool { return rec.Resyncs() > before })
+}
+
+// eventually waits up to 20s for cond, or fails the test naming what it
+// waited for.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
-	for rec.Resyncs() <= before {
+	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("no resync within 20s after the connection came back (resyncs: %d)", rec.Resyncs())
+			t.Fatalf("waited 20s for %s", what)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestListenStopsOnStalledNetwork: cancelling Listen ends it even when the
+// network to PostgreSQL swallows everything (a shutdown must not hang).
+func TestListenStopsOnStalledNetwork(t *testing.T) {
+	u := pgtest.NewDatabase(t)
+	proxy, viaProxy := proxied(t, u)
+	a := mustOpenURL(t, viaProxy, postgres.WithListenerPing(50*time.Millisecond, 100*time.Millisecond))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- a.Listen(ctx, storetest.NewRecorder()) }()
+	eventually(t, "the store ready", func() bool { return a.Ping(context.Background()) == nil })
+	closed := proxy.Closed()
+	proxy.Stall()
+	// The ping gave up on the connection; a reconnect hangs now.
+	eventually(t, "the listener dropping its stalled connection", func() bool { return proxy.Closed() > closed })
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Listen returned %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Listen still running 10s after its context ended")
 	}
 }

@@ -27,5 +27,6 @@ func mustOpenURL(tb testing.TB, url string, opts ...postgres.Option) *postgres.D
 }
 
 func TestContract(t *testing.T) {
+	pgtest.ServerURL(t) // skip (or fail under CI) once, not per subtest
 	storetest.Run(t, func(t *testing.T) store.Store { return MustOpen(t) })
 }

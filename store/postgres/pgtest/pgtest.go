@@ -33,9 +33,9 @@ func ServerURL(tb testing.TB) string {
 	u := os.Getenv(EnvVar)
 	if u == "" {
 		if os.Getenv("CI") == "true" {
-			tb.Fatalf("%s is not set, and CI=true requires the PostgreSQL tests to run (e.g. %s=%s)", EnvVar, EnvVar, Example)
+			tb.Fatalf("%s is not set, and CI=true requires the PostgreSQL tests to run (e.g. %s='%s')", EnvVar, EnvVar, Example)
 		}
-		tb.Skipf("PostgreSQL tests skipped: run them with %s=%s make test", EnvVar, Example)
+		tb.Skipf("PostgreSQL tests skipped: run them with %s='%s' make test", EnvVar, Example)
 	}
 	return u
 }

@@ -46,12 +46,18 @@ func (s *latencySink) percentile(p float64) time.Duration {
 }
 
 // BenchmarkPublish publishes persisted unicast notifications from 64
-// parallel goroutines (32 × GOMAXPROCS on two cores) to 1,000 employees and reports
-// publishes/s and the publish→listener latency percentiles.
+// parallel goroutines (32 × GOMAXPROCS on two cores) to 1,000 employees and
+// reports publishes/s and the publish→listener latency percentiles.
 //
 //	TEST_DATABASE_URL=postgres://postgres@127.0.0.1:5432/test?sslmode=disable \
-//	  go test -run '^$' -bench BenchmarkPublish -benchtime 5000x ./store/postgres
-func BenchmarkPublish(b *testing.B) {
+//	  go test -run '^$' -bench BenchmarkPublish -benchtime 10000x ./store/postgres
+func BenchmarkPublish(b *testing.B) { benchPublish(b, false) }
+
+// BenchmarkPublishIdempotent is BenchmarkPublish with an Idempotency-Key on
+// every publish.
+func BenchmarkPublishIdempotent(b *testing.B) { benchPublish(b, true) }
+
+func benchPublish(b *testing.B, keyed bool) {
 	url := pgtest.NewDatabase(b)
 	db := mustOpenURL(b, url, postgres.WithMaxConns(32))
 	seedFast(b, url, 1000)
@@ -69,7 +75,11 @@ func BenchmarkPublish(b *testing.B) {
 			sink.sent[title] = time.Now()
 			sink.mu.Unlock()
 			m := store.Message{To: store.Targets{Employees: []int64{i%1000 + 1}}, Type: "bench", Title: title}
-			if _, err := db.Publish(context.Background(), m, nil); err != nil {
+			var idem *store.Idempotency
+			if keyed {
+				idem = &store.Idempotency{Owner: "bench", Key: title, Hash: "h"}
+			}
+			if _, err := db.Publish(context.Background(), m, idem); err != nil {
 				b.Error(err)
 				return
 			}

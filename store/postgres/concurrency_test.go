@@ -174,3 +174,69 @@ func TestConcurrentIdempotentRetries(t *testing.T) {
 		t.Fatalf("same key, other request: %v, want ErrIdempotencyMismatch", err)
 	}
 }
+
+// TestMixedBatches publishes concurrently with and without keys, with
+// repeated keys and with a key reused for another request, so batches mix
+// them: every answer is right and every notification is stored once.
+func TestMixedBatches(t *testing.T) {
+	db := MustOpen(t)
+	storetest.Seed(t, db, 1, 0)
+	const n = 60
+	type outcome struct {
+		i   int
+		res store.PublishResult
+		err error
+	}
+	out := make(chan outcome, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := store.Message{To: store.Targets{Employees: []int64{1}}, Type: "t", Title: fmt.Sprint("m", i)}
+			var idem *store.Idempotency
+			switch i % 4 {
+			case 1: // a key of its own
+				idem = &store.Idempotency{Owner: "svc", Key: fmt.Sprint("own", i), Hash: "h"}
+			case 2: // one key shared by every i%4 == 2, same request
+				m.Title = "shared"
+				idem = &store.Idempotency{Owner: "svc", Key: "shared", Hash: "same"}
+			case 3: // the key "own1" again, for another request
+				idem = &store.Idempotency{Owner: "svc", Key: "own1", Hash: "other"}
+			}
+			res, err := db.Publish(context.Background(), m, idem)
+			out <- outcome{i, res, err}
+		}()
+	}
+	wg.Wait()
+	close(out)
+	created, sharedCreated := 0, 0
+	for o := range out {
+		switch {
+		case o.i%4 == 3:
+			// "own1" may not be claimed yet: then this request claims it
+			// first, and publisher 1 is the mismatch.
+			if o.err != nil && !errors.Is(o.err, store.ErrIdempotencyMismatch) {
+				t.Fatalf("publish %d: %v", o.i, o.err)
+			}
+		case o.err != nil:
+			if o.i == 1 && errors.Is(o.err, store.ErrIdempotencyMismatch) {
+				continue
+			}
+			t.Fatalf("publish %d: %v", o.i, o.err)
+		}
+		if o.err == nil && !o.res.Replayed {
+			created++
+			if o.i%4 == 2 {
+				sharedCreated++
+			}
+		}
+	}
+	if sharedCreated != 1 {
+		t.Fatalf("the shared key created %d notifications, want 1", sharedCreated)
+	}
+	head, _ := db.Head(context.Background(), 1)
+	if int(head) != created {
+		t.Fatalf("%d answers say created, but employee 1 has %d notifications", created, head)
+	}
+}

@@ -164,6 +164,9 @@ func (w *listenWork) run(ctx context.Context) error {
 			return nil
 		case n, ok := <-w.l.Notify:
 			if !ok {
+				if ctx.Err() != nil {
+					return nil // closed because ctx ended
+				}
 				return errors.New("postgres: listener closed")
 			}
 			batch = drain(w.l.Notify, append(batch[:0], n))

@@ -11,8 +11,10 @@ import (
 	"crypto/rand"
 	"database/sql"
 	"encoding/hex"
+	"fmt"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -51,11 +53,12 @@ func NewDatabase(tb testing.TB) string {
 		tb.Fatalf("%s: %v", EnvVar, err)
 	}
 	defer admin.Close()
-	var b [6]byte
+	var b [4]byte
 	_, _ = rand.Read(b[:])
-	name := "herald_test_" + hex.EncodeToString(b[:])
+	name := fmt.Sprintf("%s%d_%s", prefix, time.Now().Unix(), hex.EncodeToString(b[:]))
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	dropStale(ctx, tb, admin)
 	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+pq.QuoteIdentifier(name)); err != nil {
 		tb.Fatalf("create a test database on %s (%s): %v", redacted(server), EnvVar, err)
 	}
@@ -63,6 +66,39 @@ func NewDatabase(tb testing.TB) string {
 	u, _ := url.Parse(server)
 	u.Path = "/" + name
 	return u.String()
+}
+
+// prefix starts the name of every test database, followed by its creation
+// time (Unix seconds), so dropStale can tell the ones a crashed run left.
+const prefix = "herald_test_"
+
+// staleAfter is the age beyond which a test database is left over from a
+// run that could not clean up (a panic, a kill): no test runs this long.
+const staleAfter = 6 * time.Hour
+
+// dropStale drops test databases older than staleAfter.
+func dropStale(ctx context.Context, tb testing.TB, admin *sql.DB) {
+	rows, err := admin.QueryContext(ctx, `SELECT datname FROM pg_database WHERE starts_with(datname, $1)`, prefix)
+	if err != nil {
+		return
+	}
+	var stale []string
+	for rows.Next() {
+		var name string
+		if rows.Scan(&name) != nil {
+			continue
+		}
+		ts, _, _ := strings.Cut(strings.TrimPrefix(name, prefix), "_")
+		if secs, err := strconv.ParseInt(ts, 10, 64); err == nil && time.Since(time.Unix(secs, 0)) > staleAfter {
+			stale = append(stale, name)
+		}
+	}
+	rows.Close()
+	for _, name := range stale {
+		if _, err := admin.ExecContext(ctx, "DROP DATABASE IF EXISTS "+pq.QuoteIdentifier(name)+" WITH (FORCE)"); err == nil {
+			tb.Logf("dropped %s, left over by an earlier test run", name)
+		}
+	}
 }
 
 func drop(tb testing.TB, server, name string) {

@@ -86,11 +86,11 @@ func (req *employeeRequest) validate() error {
 	if req.Email != "" && !validEmail(strings.TrimSpace(req.Email)) {
 		add("email", "must be an email address")
 	}
-	if u := strings.TrimSpace(req.Username); utf8.RuneCountInString(u) > maxUsername || strings.ContainsAny(u, " \t\r\n") {
+	if u := strings.TrimSpace(req.Username); utf8.RuneCountInString(u) > maxUsername || strings.ContainsAny(u, " \t\r\n\x00") {
 		add("username", fmt.Sprintf("at most %d characters, no spaces", maxUsername))
 	}
-	if utf8.RuneCountInString(req.Name) > maxName {
-		add("name", fmt.Sprintf("at most %d characters", maxName))
+	if utf8.RuneCountInString(req.Name) > maxName || strings.ContainsRune(req.Name, 0) {
+		add("name", fmt.Sprintf("at most %d characters, no NUL", maxName))
 	}
 	if len(req.Roles) > maxRoles {
 		add("roles", fmt.Sprintf("at most %d roles", maxRoles))

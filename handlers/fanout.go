@@ -41,6 +41,17 @@ func (f *Fanout) Deliver(d store.Delivery) {
 	}
 }
 
+// Connected returns those of ids with a stream on this instance.
+func (f *Fanout) Connected(ids []int64) []int64 {
+	out := make([]int64, 0, len(ids))
+	for _, id := range ids {
+		if f.hub.Connected(id) {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
 // ephemeralFields are an ephemeral message's data: a notification without id.
 type ephemeralFields = notificationFields
 

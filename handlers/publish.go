@@ -162,9 +162,14 @@ func (req *publishRequest) validate() (store.Message, bool, error) {
 		add("title", "must not be blank")
 	case utf8.RuneCountInString(*req.Title) > maxTitle:
 		add("title", fmt.Sprintf("at most %d characters", maxTitle))
+	case strings.ContainsRune(*req.Title, 0):
+		add("title", "must not contain NUL characters")
 	}
-	if utf8.RuneCountInString(req.Body) > maxBody {
+	switch {
+	case utf8.RuneCountInString(req.Body) > maxBody:
 		add("body", fmt.Sprintf("at most %d characters", maxBody))
+	case strings.ContainsRune(req.Body, 0):
+		add("body", "must not contain NUL characters")
 	}
 	data := json.RawMessage(strings.TrimSpace(string(req.Data)))
 	switch {
@@ -206,7 +211,7 @@ func compactJSON(raw json.RawMessage) json.RawMessage {
 }
 
 func validEmail(s string) bool {
-	if len(s) > maxEmail || strings.ContainsAny(s, " \t\r\n<>,;\"") {
+	if len(s) > maxEmail || strings.ContainsAny(s, " \t\r\n<>,;\"\x00") {
 		return false
 	}
 	local, domain, ok := strings.Cut(s, "@")

@@ -82,6 +82,8 @@ func TestPublishValidation(t *testing.T) {
 		{"title too long", with("title", strings.Repeat("é", 201)), []string{"title"}},
 		{"body too long", with("body", strings.Repeat("b", 10001)), []string{"body"}},
 		{"body not string", with("body", 1), []string{"body"}},
+		{"NUL in title", with("title", "a\x00b"), []string{"title"}},
+		{"NUL in body", with("body", "a\x00b"), []string{"body"}},
 		{"data array", with("data", []int{1}), []string{"data"}},
 		{"data string", with("data", "x"), []string{"data"}},
 		{"data number", with("data", 3), []string{"data"}},

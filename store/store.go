@@ -161,8 +161,14 @@ type Ephemeral struct {
 // Calls come from one goroutine at a time, persisted deliveries in commit
 // order. Implementations must not block: they hand off and return.
 type Sink interface {
-	// Deliver hands over a committed notification.
+	// Deliver hands over a committed notification. A store shared by
+	// several instances may leave out recipients that Connected did not
+	// report (they have no stream here).
 	Deliver(d Delivery)
+	// Connected returns those of ids that have an open stream on this
+	// instance, so a store shared by several instances reads only what
+	// local streams need.
+	Connected(ids []int64) []int64
 	// DeliverEphemeral hands over a message for open streams only.
 	DeliverEphemeral(e Ephemeral)
 	// EmployeeChanged reports a directory change; deleted is true when the

@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -17,6 +16,7 @@ import (
 	"github.com/corp/herald/openapi"
 	"github.com/corp/herald/sse"
 	"github.com/corp/herald/store"
+	"github.com/corp/herald/store/postgres"
 	"github.com/corp/herald/store/sqlite"
 )
 
@@ -32,13 +32,14 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// openStore opens the store a DATABASE_URL names.
-func openStore(ctx context.Context, dsn string) (store.Store, error) {
+// openStore opens the store a DATABASE_URL names; pgOpts configure a
+// PostgreSQL store.
+func openStore(ctx context.Context, dsn string, pgOpts ...postgres.Option) (store.Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
 		return sqlite.Open(ctx, dsn)
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return nil, errors.New("DATABASE_URL: PostgreSQL is not supported by this build yet")
+		return postgres.Open(ctx, dsn, pgOpts...)
 	}
 	return nil, fmt.Errorf("DATABASE_URL: unsupported scheme in %q", dsn)
 }
@@ -52,7 +53,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < auth.MinSecretBytes {
 		log.Warn("JWT_SECRET is shorter than 32 bytes; HS256 wants at least 256 bits")
 	}
-	st, err := openStore(ctx, cfg.DatabaseURL)
+	st, err := openStore(ctx, cfg.DatabaseURL, postgres.WithLogger(log))
 	if err != nil {
 		return err
 	}

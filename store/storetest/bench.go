@@ -117,4 +117,8 @@ func (c *countingSink) DeliverEphemeral(store.Ephemeral) {}
 func (c *countingSink) EmployeeChanged(int64, bool)      {}
 func (c *countingSink) Resync()                          {}
 
+// Connected claims every recipient, so the store reads all of them, as an
+// instance with everyone connected would.
+func (c *countingSink) Connected(ids []int64) []int64 { return ids }
+
 var _ store.Sink = (*countingSink)(nil)

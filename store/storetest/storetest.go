@@ -36,6 +36,7 @@ func Run(t *testing.T, open Opener) {
 		{"Inbox", testInbox},
 		{"MarkRead", testMarkRead},
 		{"Idempotency", testIdempotency},
+		{"IdempotencyConcurrentRetries", testConcurrentRetries},
 		{"Ephemeral", testEphemeral},
 		{"ConcurrentPublishersCommitOrder", testConcurrentPublishers},
 		{"LargeFanout", testLargeFanout},
@@ -114,6 +115,10 @@ func (r *Recorder) Deliver(d store.Delivery) {
 	r.poke()
 }
 
+// Connected implements store.Sink: a Recorder stands for streams of every
+// employee, so it is handed every recipient.
+func (r *Recorder) Connected(ids []int64) []int64 { return ids }
+
 // DeliverEphemeral implements store.Sink.
 func (r *Recorder) DeliverEphemeral(e store.Ephemeral) {
 	r.mu.Lock()
@@ -166,6 +171,13 @@ func (r *Recorder) Deliveries() []store.Delivery {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return slices.Clone(r.deliveries)
+}
+
+// Resyncs returns how many times Resync was called.
+func (r *Recorder) Resyncs() int {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.resyncs
 }
 
 // Ephemerals returns a copy of the ephemeral messages so far.
@@ -502,6 +514,52 @@ func testIdempotency(t *testing.T, h *Harness) {
 	}
 	if head, _ := st.Head(ctx(), 1); head != 2 {
 		t.Fatalf("head = %d, want 2", head)
+	}
+}
+
+// testConcurrentRetries sends one publish with one Idempotency-Key from
+// several goroutines at once: exactly one creates the notification, the
+// others get its answer, replayed.
+func testConcurrentRetries(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 2, 0)
+	m := msg("once", store.Targets{Employees: []int64{1, 2}})
+	idem := &store.Idempotency{Owner: "svc", Key: "retry", Hash: "h"}
+	const n = 8
+	results := make(chan store.PublishResult, n)
+	var wg sync.WaitGroup
+	for range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res, err := st.Publish(ctx(), m, idem)
+			if err != nil {
+				t.Errorf("concurrent retry: %v", err)
+				return
+			}
+			results <- res
+		}()
+	}
+	wg.Wait()
+	close(results)
+	created := 0
+	var id int64
+	for res := range results {
+		if !res.Replayed {
+			created++
+		}
+		if id != 0 && res.NotificationID != id {
+			t.Fatalf("retries answered with notifications %d and %d; want one", id, res.NotificationID)
+		}
+		id = res.NotificationID
+	}
+	if created != 1 {
+		t.Fatalf("%d of %d concurrent retries created a notification; want exactly 1", created, n)
+	}
+	for _, e := range []int64{1, 2} {
+		if head, _ := st.Head(ctx(), e); head != 1 {
+			t.Fatalf("employee %d head = %d after concurrent retries, want 1", e, head)
+		}
 	}
 }
 

@@ -1,0 +1,207 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/corp/herald/store"
+)
+
+// Publishing in batches. A NOTIFY makes PostgreSQL serialize the commits of
+// the transactions that send one (a global lock held through the commit's
+// WAL flush), so one transaction per publish caps an instance at a few
+// hundred publishes per second. The batcher runs the publishes that arrive
+// while another batch is being written as one statement: one round trip,
+// one commit, one flush for all of them (group commit). Under low load a
+// batch holds one publish and costs what a lone statement would.
+const (
+	// publishWorkers is how many batches may be in flight at once: one
+	// commits while the next is written.
+	publishWorkers = 2
+	// maxPublishBatch and maxBatchBytes bound one batch.
+	maxPublishBatch = 256
+	maxBatchBytes   = 1 << 20
+	// batchTimeout bounds one batch's statement.
+	batchTimeout = 30 * time.Second
+)
+
+// errClosed answers publishes made after Close.
+var errClosed = errors.New("postgres: store closed")
+
+// batcher owns the publish workers. Publish hands it requests; Close stops it.
+type batcher struct {
+	db   *DB
+	reqs chan *publishRequest
+	quit chan struct{}
+	wg   sync.WaitGroup
+
+	mu     sync.RWMutex // held for reading while a request is queued; guards closed
+	closed bool
+}
+
+type publishRequest struct {
+	m    store.Message
+	idem *store.Idempotency // nil without an Idempotency-Key
+	size int                // bytes of content, for maxBatchBytes
+	res  store.PublishResult
+	err  error
+	done chan struct{}
+	// gone is closed by Publish when its caller stops waiting; a request
+	// that has not been written yet is then dropped.
+	gone chan struct{}
+}
+
+func newBatcher(db *DB) *batcher {
+	b := &batcher{db: db, reqs: make(chan *publishRequest, maxPublishBatch), quit: make(chan struct{})}
+	b.wg.Add(publishWorkers)
+	for range publishWorkers {
+		go b.work()
+	}
+	return b
+}
+
+// close stops the workers after the batches in flight; requests still
+// queued are answered with errClosed. It is safe to call more than once.
+func (b *batcher) close() {
+	b.mu.Lock()
+	already := b.closed
+	b.closed = true
+	b.mu.Unlock()
+	if already {
+		return
+	}
+	close(b.quit)
+	b.wg.Wait()
+	b.refuseQueued()
+}
+
+// publish queues m and waits for its batch.
+func (b *batcher) publish(ctx context.Context, m store.Message, idem *store.Idempotency) (store.PublishResult, error) {
+	r := &publishRequest{m: m, idem: idem, size: len(m.Title) + len(m.Body) + len(m.Data) + 256,
+		done: make(chan struct{}), gone: make(chan struct{})}
+	if err := b.enqueue(ctx, r); err != nil {
+		return store.PublishResult{}, fmt.Errorf("publish: %w", err)
+	}
+	select {
+	case <-r.done:
+		return r.res, r.err
+	case <-ctx.Done():
+		close(r.gone)
+		return store.PublishResult{}, fmt.Errorf("publish: %w", ctx.Err())
+	}
+}
+
+// enqueue hands r to the workers. Once it is queued, r is always answered:
+// close waits for the enqueues in progress, then answers what is left.
+func (b *batcher) enqueue(ctx context.Context, r *publishRequest) error {
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		return errClosed
+	}
+	select {
+	case b.reqs <- r:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// work runs batches until the batcher closes.
+func (b *batcher) work() {
+	defer b.wg.Done()
+	for {
+		select {
+		case <-b.quit:
+			return
+		case r := <-b.reqs:
+			b.run(b.collect(r))
+		}
+	}
+}
+
+// collect adds to first the requests already waiting, within the bounds.
+func (b *batcher) collect(first *publishRequest) []*publishRequest {
+	batch := []*publishRequest{first}
+	size := first.size
+	for len(batch) < maxPublishBatch && size < maxBatchBytes {
+		select {
+		case r := <-b.reqs:
+			batch = append(batch, r)
+			size += r.size
+		default:
+			return batch
+		}
+	}
+	return batch
+}
+
+// refuseQueued answers the requests left in the queue at close.
+func (b *batcher) refuseQueued() {
+	for {
+		select {
+		case r := <-b.reqs:
+			r.err = fmt.Errorf("publish: %w", errClosed)
+			close(r.done)
+		default:
+			return
+		}
+	}
+}
+
+// run writes one batch and answers its requests. When the batch fails for
+// a reason other than the database being unavailable, one message may be at
+// fault: each is then retried alone, so only that one fails. A request
+// whose Idempotency-Key repeats one earlier in the batch waits for the
+// batch and then runs alone (it finds the key answered).
+func (b *batcher) run(batch []*publishRequest) {
+	var live, again []*publishRequest
+	keys := make(map[store.Idempotency]bool)
+	for _, r := range batch {
+		select {
+		case <-r.gone:
+			close(r.done)
+			continue
+		default:
+		}
+		if r.idem != nil {
+			k := store.Idempotency{Owner: r.idem.Owner, Key: r.idem.Key}
+			if keys[k] {
+				again = append(again, r)
+				continue
+			}
+			keys[k] = true
+		}
+		live = append(live, r)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	defer cancel()
+	if len(live) > 0 {
+		err := b.db.writeBatch(ctx, live)
+		if err != nil && len(live) > 1 && !unavailable(err) {
+			b.db.log.Warn("a batch of publishes failed; retrying them one by one", "publishes", len(live), "err", err)
+			again = append(live, again...)
+		} else {
+			answer(ctx, live, err)
+		}
+	}
+	for _, r := range again {
+		r.res, r.err = store.PublishResult{}, nil // from the failed batch, if any
+		answer(ctx, []*publishRequest{r}, b.db.writeBatch(ctx, []*publishRequest{r}))
+	}
+}
+
+// answer releases the waiting publishers of reqs; err, when set, is the
+// whole batch's.
+func answer(ctx context.Context, reqs []*publishRequest, err error) {
+	for _, r := range reqs {
+		if err != nil {
+			r.res, r.err = store.PublishResult{}, err
+		}
+		r.err = wrap(ctx, "publish", r.err)
+		close(r.done)
+	}
+}

@@ -1,0 +1,12 @@
+//go:build !linux
+
+package postgres
+
+import (
+	"syscall"
+	"time"
+)
+
+// setUserTimeout does nothing where TCP_USER_TIMEOUT does not exist; the
+// keep-alives still notice a vanished server on an idle connection.
+func setUserTimeout(syscall.RawConn, time.Duration) error { return nil }

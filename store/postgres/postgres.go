@@ -1,0 +1,297 @@
+// Package postgres is Herald's production store: PostgreSQL through sqlx and
+// lib/pq, shared by any number of Herald instances.
+//
+// Sequence numbers. A publish bumps employees.last_seq of every recipient
+// inside its transaction, after locking those rows in id order, so
+// concurrent publishes to overlapping recipients queue behind each other
+// instead of deadlocking. The row locks are held to commit: if an
+// employee's seq N+1 is committed, so is N, on every instance.
+//
+// Fan-out. The publishing transaction calls pg_notify, so only committed
+// notifications travel, in commit order. A payload carries references (the
+// notification id, and the recipients with their seqs when there are few),
+// never the content, so it stays far below PostgreSQL's 8,000-byte limit
+// whatever the fan-out. Every instance's Listen drains the notifications in
+// batches, reads what its own streams need (one query per batch), and hands
+// it to the sink from one goroutine, in NOTIFY order. See listen.go.
+package postgres
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"sync/atomic"
+	"time"
+
+	"github.com/jmoiron/sqlx"
+	"github.com/lib/pq"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+
+	"github.com/corp/herald/store"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+var _ store.Store = (*DB)(nil)
+
+// Defaults of the options.
+const (
+	// DefaultMaxConns bounds the connection pool of one instance. A publish
+	// holds a connection for one round trip (a few with an Idempotency-Key),
+	// so a small pool carries thousands of publishes per second; PostgreSQL's
+	// max_connections (100 by default) is shared by every instance. The
+	// listener holds one more connection of its own.
+	DefaultMaxConns = 16
+	// DefaultPingInterval is how often the listener's connection is pinged,
+	// so a half-open connection (a peer that vanished without a FIN) is
+	// noticed and replaced.
+	DefaultPingInterval = 10 * time.Second
+	// DefaultPingTimeout is how long a ping may take before the listener's
+	// connection is taken for dead and closed.
+	DefaultPingTimeout = 5 * time.Second
+)
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct {
+	log          *slog.Logger
+	maxConns     int
+	pingInterval time.Duration
+	pingTimeout  time.Duration
+}
+
+// WithLogger sets the logger of the listener and housekeeping (default: discard).
+func WithLogger(l *slog.Logger) Option {
+	return func(o *options) {
+		if l != nil {
+			o.log = l
+		}
+	}
+}
+
+// WithMaxConns sets the size of the connection pool (default DefaultMaxConns).
+func WithMaxConns(n int) Option {
+	return func(o *options) {
+		if n > 0 {
+			o.maxConns = n
+		}
+	}
+}
+
+// WithListenerPing sets how often the listener's connection is pinged and how
+// long a ping may take before the connection is replaced (defaults
+// DefaultPingInterval, DefaultPingTimeout).
+func WithListenerPing(interval, timeout time.Duration) Option {
+	return func(o *options) {
+		if interval > 0 {
+			o.pingInterval = interval
+		}
+		if timeout > 0 {
+			o.pingTimeout = timeout
+		}
+	}
+}
+
+// DB is the PostgreSQL store.
+type DB struct {
+	x    *sqlx.DB
+	dsn  string // for the listener's own connection
+	opts options
+	log  *slog.Logger
+
+	batcher   *batcher
+	listening atomic.Bool // a Listen is running
+	listener  listenerState
+}
+
+// Open connects to the database at rawURL (postgres://… or postgresql://…)
+// and applies the embedded migrations; several instances starting at once
+// take turns (a session advisory lock). Local URLs need sslmode=disable.
+func Open(ctx context.Context, rawURL string, opts ...Option) (*DB, error) {
+	o := options{
+		log:          slog.New(slog.DiscardHandler),
+		maxConns:     DefaultMaxConns,
+		pingInterval: DefaultPingInterval,
+		pingTimeout:  DefaultPingTimeout,
+	}
+	for _, f := range opts {
+		f(&o)
+	}
+	dsn, err := connString(rawURL)
+	if err != nil {
+		return nil, err
+	}
+	connector, err := pq.NewConnector(dsn)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: %s: %w", redact(rawURL), err)
+	}
+	connector.Dialer(newDialer())
+	x := sqlx.NewDb(sql.OpenDB(connector), "postgres")
+	x.SetMaxOpenConns(o.maxConns)
+	x.SetMaxIdleConns(o.maxConns)
+	x.SetConnMaxIdleTime(5 * time.Minute)
+	db := &DB{x: x, dsn: dsn, opts: o, log: o.log}
+	if err := db.Migrate(ctx); err != nil {
+		x.Close()
+		return nil, err
+	}
+	db.batcher = newBatcher(db)
+	return db, nil
+}
+
+// connString adds the connection parameters Herald relies on unless the URL
+// sets them: binary_parameters=yes sends a query and its arguments in one
+// round trip (lib/pq otherwise prepares first, which costs a second one), and
+// connect_timeout=5 keeps a dial to an unreachable server from hanging.
+func connString(rawURL string) (string, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+		return "", fmt.Errorf("postgres: %s is not a postgres:// URL", redact(rawURL))
+	}
+	q := u.Query()
+	for k, v := range map[string]string{"binary_parameters": "yes", "connect_timeout": "5"} {
+		if !q.Has(k) {
+			q.Set(k, v)
+		}
+	}
+	u.RawQuery = q.Encode()
+	return u.String(), nil
+}
+
+// redact hides a URL's password for messages.
+func redact(rawURL string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return "(an unparsable URL)"
+	}
+	return u.Redacted()
+}
+
+// Migrate applies the embedded migrations that are not applied yet. A
+// session-level advisory lock keeps instances that start together from
+// migrating at once.
+func (db *DB) Migrate(ctx context.Context) error {
+	fsys, err := fs.Sub(migrations, "migrations")
+	if err != nil {
+		return err
+	}
+	locker, err := lock.NewPostgresSessionLocker()
+	if err != nil {
+		return fmt.Errorf("postgres migrations: %w", err)
+	}
+	p, err := goose.NewProvider(goose.DialectPostgres, db.x.DB, fsys, goose.WithSessionLocker(locker))
+	if err != nil {
+		return fmt.Errorf("postgres migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return wrap(ctx, "postgres migrate", err)
+	}
+	return nil
+}
+
+// Close finishes the publishes in flight and closes the connection pool.
+// Stop Listen first (cancel its context).
+func (db *DB) Close() error {
+	db.batcher.close()
+	return db.x.Close()
+}
+
+// Ping checks that the database answers and that Listen is running with
+// its LISTEN in place: an instance that does not hear the other instances'
+// publishes would leave its streams behind, so it is not ready until then,
+// nor while the listener reconnects.
+func (db *DB) Ping(ctx context.Context) error {
+	var one int
+	if err := db.x.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
+		return wrap(ctx, "ping postgres", err)
+	}
+	if !db.listener.up() {
+		return fmt.Errorf("ping postgres: %w: the listener is not connected", store.ErrUnavailable)
+	}
+	return nil
+}
+
+// wrap adds context to err and sorts it: domain errors and the caller's
+// cancellation stay as they are; failures to reach or use the database
+// become store.ErrUnavailable (retry later); errors in what Herald sent
+// (bad SQL, bad data) stay plain, so they surface as internal errors.
+func wrap(ctx context.Context, op string, err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict),
+		errors.Is(err, store.ErrIdempotencyMismatch), errors.Is(err, store.ErrUnavailable):
+		return fmt.Errorf("%s: %w", op, err)
+	case ctx.Err() != nil:
+		return fmt.Errorf("%s: %w: %w", op, ctx.Err(), err)
+	case unavailable(err):
+		return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
+	default:
+		return fmt.Errorf("%s: %w", op, err)
+	}
+}
+
+// unavailable reports whether err means the database could not do the work
+// now but may later: connection failures (network errors, a closed
+// connection: anything that is no server error) and server errors of the
+// classes that describe the server's state rather than the request.
+func unavailable(err error) bool {
+	pqErr := pq.As(err)
+	if pqErr == nil {
+		return !errors.Is(err, sql.ErrNoRows) && !errors.Is(err, sql.ErrTxDone)
+	}
+	switch pqErr.Code.Class() {
+	case "08", // connection exception
+		"40", // transaction rollback: serialization failure, deadlock
+		"53", // insufficient resources: too many connections, disk full
+		"55", // object not in prerequisite state: lock not available
+		"57", // operator intervention: shutdown, crash recovery
+		"58", // system error
+		"XX": // internal error
+		return true
+	}
+	return false
+}
+
+// isUniqueViolation reports whether err is a unique constraint violation.
+func isUniqueViolation(err error) bool {
+	return pq.As(err, "23505") != nil
+}
+
+// querier is what both *sqlx.DB and *sqlx.Tx offer.
+type querier interface {
+	sqlx.QueryerContext
+	sqlx.ExecerContext
+	GetContext(ctx context.Context, dest any, query string, args ...any) error
+	SelectContext(ctx context.Context, dest any, query string, args ...any) error
+}
+
+var (
+	_ querier = (*sqlx.Tx)(nil)
+	_ querier = (*sqlx.DB)(nil)
+)
+
+// noRows turns sql.ErrNoRows into store.ErrNotFound.
+func noRows(err error) error {
+	if errors.Is(err, sql.ErrNoRows) {
+		return store.ErrNotFound
+	}
+	return err
+}
+
+// utc returns t in UTC, as the store's times are.
+func utc(t time.Time) time.Time { return t.UTC() }
+
+// now is the store's clock: UTC, to the millisecond like the SQLite store.
+func now() time.Time { return time.Now().UTC().Truncate(time.Millisecond) }
+
+// nullable turns "" into SQL NULL (for the unique email and username).
+func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }

@@ -36,7 +36,7 @@ scenario_args() {
 	[ -n "$DB" ] && db="--database-url $DB"
 	case "$1" in
 	load) echo "--streams $STREAMS --rate $RATE --duration $DURATION $db" ;;
-	streams-*) echo "--streams ${1#streams-} --rate 0 $db" ;;                     # (a) memory per stream
+	streams-*) echo "--streams ${1#streams-} --rate 0 --settle 8s $db" ;;         # (a) memory per stream, once the burst has settled
 	unicast) echo "--streams 10000 --rate 1000 --duration 60s $db" ;;            # (b) p99, zero loss
 	broadcast) echo "--streams 10000 --mode broadcast --rate 1 --count 5 $db" ;; # (c) time to last stream
 	publish-rate) need_db "$1" && echo "--streams 100 --rate 5000 --duration 30s $db" ;; # (d)

@@ -105,6 +105,11 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			log.Error("store listener stopped", "err", err)
 		}
 	}()
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		compactAfterBursts(listenCtx, defaultBurstPolicy, func() int { n, _ := hub.Stats(); return n }, log)
+	}()
 	defer func() {
 		stopListening()
 		wg.Wait()

@@ -89,6 +89,7 @@ type Authenticator struct {
 	cfg        Config
 	cache      *loginCache
 	sessionKey []byte
+	verified   *verifiedCache
 }
 
 // New returns an Authenticator; at least one of Secret and External must be set.
@@ -112,6 +113,7 @@ func New(cfg Config) (*Authenticator, error) {
 		cfg:        cfg,
 		cache:      newLoginCache(cfg.Directory, cfg.CacheSize, cfg.CacheTTL, cfg.NegativeTTL, cfg.Now),
 		sessionKey: sessionKey(cfg),
+		verified:   newVerifiedCache(),
 	}, nil
 }
 
@@ -144,6 +146,19 @@ func (a *Authenticator) Authenticate(r *http.Request) (Identity, error) {
 // HS256, checked with the session key. The unverified iss only picks the
 // key; the chosen verifier then checks everything, iss included.
 func (a *Authenticator) Verify(ctx context.Context, raw string) (Claims, error) {
+	now := a.cfg.Now()
+	if c, ok := a.verified.get(raw, now); ok {
+		return c, nil
+	}
+	c, err := a.verify(ctx, raw)
+	if err == nil {
+		a.verified.put(raw, c, now)
+	}
+	return c, err
+}
+
+// verify is Verify without the cache of verified tokens.
+func (a *Authenticator) verify(ctx context.Context, raw string) (Claims, error) {
 	p, ok := peek(raw)
 	if !ok {
 		return Claims{}, invalid("malformed token")

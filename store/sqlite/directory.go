@@ -126,8 +126,11 @@ func (db *DB) EmployeeByLogin(ctx context.Context, login string) (store.Employee
 		return store.Employee{}, wrap("find employee", store.ErrNotFound)
 	}
 	var row employeeRow
-	err := db.x.GetContext(ctx, &row, `SELECT `+employeeCols+` FROM employees WHERE username = ?1 OR email = ?1
-		ORDER BY username = ?1 DESC LIMIT 1`, login)
+	st, err := db.prepared(ctx, db.x, `SELECT `+employeeCols+` FROM employees WHERE username = ?1 OR email = ?1
+		ORDER BY username = ?1 DESC LIMIT 1`)
+	if err == nil {
+		err = st.GetContext(ctx, &row, login)
+	}
 	if err != nil {
 		return store.Employee{}, wrap("find employee", noRows(err))
 	}

@@ -75,8 +75,11 @@ func (db *DB) Inbox(ctx context.Context, q store.InboxQuery) (store.InboxPage, e
 // Since returns up to limit items after seq, oldest first.
 func (db *DB) Since(ctx context.Context, employee, after int64, limit int) ([]store.InboxItem, error) {
 	var rows []inboxRow
-	err := db.x.SelectContext(ctx, &rows, `SELECT `+inboxCols+` FROM inbox i JOIN notifications n ON n.id = i.notification_id
-		WHERE i.employee_id = ? AND i.seq > ? ORDER BY i.seq LIMIT ?`, employee, after, limit)
+	st, err := db.prepared(ctx, db.x, `SELECT `+inboxCols+` FROM inbox i JOIN notifications n ON n.id = i.notification_id
+		WHERE i.employee_id = ? AND i.seq > ? ORDER BY i.seq LIMIT ?`)
+	if err == nil {
+		err = st.SelectContext(ctx, &rows, employee, after, limit)
+	}
 	if err != nil {
 		return nil, wrap("read inbox since", err)
 	}
@@ -86,7 +89,10 @@ func (db *DB) Since(ctx context.Context, employee, after int64, limit int) ([]st
 // Head returns the employee's latest seq.
 func (db *DB) Head(ctx context.Context, employee int64) (int64, error) {
 	var seq int64
-	err := db.x.GetContext(ctx, &seq, `SELECT last_seq FROM employees WHERE id = ?`, employee)
+	st, err := db.prepared(ctx, db.x, `SELECT last_seq FROM employees WHERE id = ?`)
+	if err == nil {
+		err = st.GetContext(ctx, &seq, employee)
+	}
 	if err != nil {
 		return 0, wrap("read head", noRows(err))
 	}

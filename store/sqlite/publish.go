@@ -29,7 +29,7 @@ func (db *DB) Publish(ctx context.Context, m store.Message, idem *store.Idempote
 			return res, wrap("publish", err)
 		}
 	}
-	ids, unknown, err := resolve(ctx, tx, m.To)
+	ids, unknown, err := db.resolve(ctx, tx, m.To)
 	if err != nil {
 		return store.PublishResult{}, wrap("publish: resolve targets", err)
 	}
@@ -39,8 +39,11 @@ func (db *DB) Publish(ctx context.Context, m store.Message, idem *store.Idempote
 	if len(m.Data) > 0 {
 		data = string(m.Data)
 	}
-	err = tx.GetContext(ctx, &n.ID, `INSERT INTO notifications (type, title, body, data, publisher, recipients, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`, m.Type, m.Title, m.Body, data, m.Publisher, len(ids), store.Millis(now))
+	insert, err := db.prepared(ctx, tx, `INSERT INTO notifications (type, title, body, data, publisher, recipients, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`)
+	if err == nil {
+		err = insert.GetContext(ctx, &n.ID, m.Type, m.Title, m.Body, data, m.Publisher, len(ids), store.Millis(now))
+	}
 	if err != nil {
 		return store.PublishResult{}, wrap("publish: insert notification", err)
 	}
@@ -48,8 +51,12 @@ func (db *DB) Publish(ctx context.Context, m store.Message, idem *store.Idempote
 	recipients := make([]store.Recipient, 0, len(ids))
 	if len(ids) > 0 {
 		idsJSON, _ := json.Marshal(ids)
-		rows, err := tx.QueryxContext(ctx, `UPDATE employees SET last_seq = last_seq + 1
-			WHERE id IN (SELECT value FROM json_each(?)) RETURNING id, last_seq`, string(idsJSON))
+		bump, err := db.prepared(ctx, tx, `UPDATE employees SET last_seq = last_seq + 1
+			WHERE id IN (SELECT value FROM json_each(?)) RETURNING id, last_seq`)
+		if err != nil {
+			return store.PublishResult{}, wrap("publish: assign seqs", err)
+		}
+		rows, err := bump.QueryxContext(ctx, string(idsJSON))
 		if err != nil {
 			return store.PublishResult{}, wrap("publish: assign seqs", err)
 		}
@@ -64,8 +71,11 @@ func (db *DB) Publish(ctx context.Context, m store.Message, idem *store.Idempote
 		if err := rows.Close(); err != nil {
 			return store.PublishResult{}, wrap("publish: assign seqs", err)
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO inbox (employee_id, seq, notification_id)
-			SELECT id, last_seq, ? FROM employees WHERE id IN (SELECT value FROM json_each(?))`, n.ID, string(idsJSON))
+		copies, err := db.prepared(ctx, tx, `INSERT INTO inbox (employee_id, seq, notification_id)
+			SELECT id, last_seq, ? FROM employees WHERE id IN (SELECT value FROM json_each(?))`)
+		if err == nil {
+			_, err = copies.ExecContext(ctx, n.ID, string(idsJSON))
+		}
 		if err != nil {
 			return store.PublishResult{}, wrap(fmt.Sprintf("publish to %d recipients", len(ids)), err)
 		}
@@ -97,7 +107,7 @@ func (db *DB) PublishEphemeral(ctx context.Context, m store.Message, idem *store
 		err error
 	)
 	if idem == nil {
-		ids, res, err = resolveResult(ctx, db.x, m.To)
+		ids, res, err = db.resolveResult(ctx, db.x, m.To)
 		if err != nil {
 			return store.PublishResult{}, wrap("publish ephemeral", err)
 		}
@@ -112,7 +122,7 @@ func (db *DB) PublishEphemeral(ctx context.Context, m store.Message, idem *store
 		if saved, found, err := lookupIdempotency(ctx, tx, idem); err != nil || found {
 			return saved, wrap("publish ephemeral", err)
 		}
-		if ids, res, err = resolveResult(ctx, tx, m.To); err != nil {
+		if ids, res, err = db.resolveResult(ctx, tx, m.To); err != nil {
 			return store.PublishResult{}, wrap("publish ephemeral", err)
 		}
 		if err := saveIdempotency(ctx, tx, idem, res, now); err != nil {
@@ -128,8 +138,8 @@ func (db *DB) PublishEphemeral(ctx context.Context, m store.Message, idem *store
 	return res, nil
 }
 
-func resolveResult(ctx context.Context, q querier, t store.Targets) ([]int64, store.PublishResult, error) {
-	ids, unknown, err := resolve(ctx, q, t)
+func (db *DB) resolveResult(ctx context.Context, q querier, t store.Targets) ([]int64, store.PublishResult, error) {
+	ids, unknown, err := db.resolve(ctx, q, t)
 	if err != nil {
 		return nil, store.PublishResult{}, fmt.Errorf("resolve targets: %w", err)
 	}
@@ -138,12 +148,16 @@ func resolveResult(ctx context.Context, q querier, t store.Targets) ([]int64, st
 
 // resolve expands targets to the sorted, distinct IDs of existing employees
 // and lists the employee IDs and emails that matched nobody.
-func resolve(ctx context.Context, q querier, t store.Targets) ([]int64, store.Unknown, error) {
+func (db *DB) resolve(ctx context.Context, q querier, t store.Targets) ([]int64, store.Unknown, error) {
 	set := make(map[int64]bool)
 	var unknown store.Unknown
 	add := func(query string, arg any) ([]int64, error) {
+		st, err := db.prepared(ctx, q, query)
+		if err != nil {
+			return nil, err
+		}
 		var ids []int64
-		if err := q.SelectContext(ctx, &ids, query, arg); err != nil {
+		if err := st.SelectContext(ctx, &ids, arg); err != nil {
 			return nil, err
 		}
 		for _, id := range ids {

@@ -26,6 +26,7 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	microCmd := fs.String("micro-command", "", "the command that produced --micro")
 	load := fs.String("load", "", "load results: the JSON lines of herald-bench runs")
 	out := fs.String("out", "", "write here instead of stdout")
+	notes := fs.String("notes", "", "a Markdown file included after the header (what profiling found, before and after)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -34,6 +35,14 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	}
 	var doc strings.Builder
 	writeHeader(&doc)
+	if *notes != "" {
+		b, err := os.ReadFile(*notes)
+		if err != nil {
+			return fmt.Errorf("report: %w", err)
+		}
+		doc.Write(b)
+		doc.WriteString("\n")
+	}
 	if *micro != "" {
 		benches, err := readBenchFile(*micro)
 		if err != nil {

@@ -126,6 +126,7 @@ func writeLoad(w *strings.Builder, runs []Report) {
 	fmt.Fprintf(w, "## Load runs\n\n")
 	fmt.Fprintf(w, "Each scenario ran its command several times; the table gives the median and every run. Loss, duplicates and cross-delivery must be 0 in every run.\n\n")
 	groups := groupRuns(runs)
+	writeTargets(w, groups)
 	for _, g := range groups {
 		writeGroup(w, g)
 	}

@@ -50,7 +50,7 @@ func lastDelivery(r Report) (float64, bool) {
 func writeTargets(w *strings.Builder, groups []*loadGroup) {
 	fmt.Fprintf(w, "## Targets\n\n")
 	fmt.Fprintf(w, "The issue's targets, each read off the median of its scenario's runs (below, with every run and the command).\n\n")
-	fmt.Fprintf(w, "| goal | limit | median | runs | verdict |\n|---|---|---|---|---|\n")
+	fmt.Fprintf(w, "| target | limit | median | runs | verdict |\n|---|---|---|---|---|\n")
 	for _, t := range goals {
 		var vals []float64
 		for _, g := range groups {

@@ -122,8 +122,8 @@ func TestCookieAuth(t *testing.T) {
 	s := heraldtest.MustOpenStream(t, e.URL+"/events", e.token("user3"), "Cookie", "token="+tok)
 	e.mustPublish("for 3", 3)
 	e.mustPublish("for 2", 2)
-	if m := s.MustNext(t, wait); titleOf(t, m) != "for 3" {
-		t.Fatalf("header+cookie stream belongs to the cookie's user: got %q", titleOf(t, m))
+	if m := s.MustNext(t, wait); heraldtest.Title(t, m) != "for 3" {
+		t.Fatalf("header+cookie stream belongs to the cookie's user: got %q", heraldtest.Title(t, m))
 	}
 }
 

@@ -219,8 +219,8 @@ func expectCaller(t *testing.T, e *azureEnv, path string, employee int, header .
 	}
 	defer s.Close()
 	e.mustPublish(fmt.Sprintf("hello %d", employee), int64(employee))
-	if m := s.MustNext(t, wait); titleOf(t, m) != fmt.Sprintf("hello %d", employee) {
-		t.Fatalf("stream got %q, want employee %d's", titleOf(t, m), employee)
+	if m := s.MustNext(t, wait); heraldtest.Title(t, m) != fmt.Sprintf("hello %d", employee) {
+		t.Fatalf("stream got %q, want employee %d's", heraldtest.Title(t, m), employee)
 	}
 }
 
@@ -273,8 +273,8 @@ func TestAzureAppTokens(t *testing.T) {
 	if status != 201 {
 		t.Fatalf("app publish: %d %s", status, out)
 	}
-	if m := s.MustNext(t, wait); titleOf(t, m) != "from the app" {
-		t.Fatalf("stream got %q", titleOf(t, m))
+	if m := s.MustNext(t, wait); heraldtest.Title(t, m) != "from the app" {
+		t.Fatalf("stream got %q", heraldtest.Title(t, m))
 	}
 	// The same key from another app is another request.
 	status, hdr, _ := e.do(http.MethodPost, "/notifications", e.app("hr-app-id", "Notifications.Publish"), body, "Idempotency-Key", "k1")

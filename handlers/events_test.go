@@ -112,15 +112,6 @@ func TestStreamDeliversOnlyOwnNotifications(t *testing.T) {
 	}
 }
 
-func titleOf(t *testing.T, m sse.Message) string {
-	t.Helper()
-	var n struct{ Title string }
-	if err := json.Unmarshal([]byte(m.Data), &n); err != nil {
-		t.Fatalf("event data %q: %v", m.Data, err)
-	}
-	return n.Title
-}
-
 func TestResume(t *testing.T) {
 	e := newEnv(t)
 	e.seed(2, 5)
@@ -199,7 +190,7 @@ func TestReplayTruncated(t *testing.T) {
 		t.Fatalf("replay_truncated data %s", m.Data)
 	}
 	e.mustPublish("live", 2)
-	if m := s.MustNext(t, wait); m.ID != strconv.Itoa(handlers.ReplayLimit+6) || titleOf(t, m) != "live" {
+	if m := s.MustNext(t, wait); m.ID != strconv.Itoa(handlers.ReplayLimit+6) || heraldtest.Title(t, m) != "live" {
 		t.Fatalf("live event after truncation: id %q %s", m.ID, m.Data)
 	}
 }
@@ -300,8 +291,8 @@ func TestSlowClientClosed(t *testing.T) {
 		}
 		if i%8 == 7 { // the reading client keeps up
 			for j := i - 7; j <= i; j++ {
-				if m := reader.MustNext(t, wait); titleOf(t, m) != strconv.Itoa(j) {
-					t.Fatalf("reader got %q, want %d", titleOf(t, m), j)
+				if m := reader.MustNext(t, wait); heraldtest.Title(t, m) != strconv.Itoa(j) {
+					t.Fatalf("reader got %q, want %d", heraldtest.Title(t, m), j)
 				}
 			}
 		}
@@ -415,7 +406,7 @@ func TestFirstBytesCarryPosition(t *testing.T) {
 	s.Close()
 	e.mustPublish("while reconnecting", 2)
 	s = e.stream("user2", "Last-Event-ID", first.ID)
-	if m := s.MustNext(t, wait); m.ID != "4" || titleOf(t, m) != "while reconnecting" {
+	if m := s.MustNext(t, wait); m.ID != "4" || heraldtest.Title(t, m) != "while reconnecting" {
 		t.Fatalf("after resuming from the preamble's id: %+v", m)
 	}
 	// A resuming stream announces its resume point, not the newest seq.

@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/corp/herald/internal/heraldtest"
 	"github.com/corp/herald/sse"
 	"github.com/corp/herald/store"
 )
@@ -30,8 +31,8 @@ func TestGapFilledFromStore(t *testing.T) {
 	e.Hub.Publish(2, sse.NewEvent(3, "notification", []byte(`{"id":"3","title":"three"}`)))
 	for i, want := range []string{"one", "two", "three"} {
 		m := s.MustNext(t, wait)
-		if m.ID != string(rune('1'+i)) || titleOf(t, m) != want {
-			t.Fatalf("event %d = id %q %q, want %q", i, m.ID, titleOf(t, m), want)
+		if m.ID != string(rune('1'+i)) || heraldtest.Title(t, m) != want {
+			t.Fatalf("event %d = id %q %q, want %q", i, m.ID, heraldtest.Title(t, m), want)
 		}
 	}
 	// A late duplicate of seq 2 is dropped.
@@ -48,7 +49,7 @@ func TestResyncCatchesUp(t *testing.T) {
 	publishSilently(t, silent, "missed", 2)
 	s2.ExpectQuiet(t, 50*time.Millisecond)
 	e.Hub.Resync()
-	if m := s2.MustNext(t, wait); m.ID != "1" || titleOf(t, m) != "missed" {
+	if m := s2.MustNext(t, wait); m.ID != "1" || heraldtest.Title(t, m) != "missed" {
 		t.Fatalf("after resync: %+v", m)
 	}
 	s3.ExpectQuiet(t, 50*time.Millisecond)

@@ -3,7 +3,6 @@ package handlers_test
 import (
 	"fmt"
 	"math/rand/v2"
-	"strconv"
 	"sync"
 	"testing"
 	"time"
@@ -47,51 +46,9 @@ func TestReconnectingReaderMissesNothing(t *testing.T) {
 		}()
 	}
 
-	received := map[string]bool{}
-	last, connects := 0, 0
-	deadline := time.Now().Add(60 * time.Second)
-	for last < total {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 60s the reader has %d of %d", last, total)
-		}
-		var hdr []string
-		url := e.URL + "/events?lastEventId=0" // the first connect asks for everything
-		if connects > 0 {
-			hdr = []string{"Last-Event-ID", strconv.Itoa(last)}
-		}
-		connects++
-		s := heraldtest.MustOpenStream(t, url, e.token("user2"), hdr...)
-		want := 1 + rand.IntN(40)
-		for n := 0; n < want && last < total; n++ {
-			m, err := s.Next(2 * time.Second)
-			if err != nil {
-				break // quiet for now: reconnect
-			}
-			id, err := strconv.Atoi(m.ID)
-			if err != nil || m.Event != "notification" {
-				t.Fatalf("unexpected event %+v", m)
-			}
-			if id != last+1 {
-				t.Fatalf("connection %d: got id %d after %d (gap or duplicate)", connects, id, last)
-			}
-			title := titleOf(t, m)
-			if received[title] {
-				t.Fatalf("duplicate delivery of %s", title)
-			}
-			received[title] = true
-			last = id
-		}
-		s.Close()
-	}
+	received, connects := heraldtest.ReadResuming(t, []string{e.URL}, e.token("user2"), total, 2*time.Second, 60*time.Second)
 	wg.Wait()
 	close(published)
-	for title := range published {
-		if !received[title] {
-			t.Errorf("published %s never received", title)
-		}
-	}
-	if len(received) != total {
-		t.Fatalf("received %d distinct notifications, want %d", len(received), total)
-	}
+	heraldtest.CheckReceived(t, published, received, total)
 	t.Logf("%d notifications over %d connections, none missed or repeated", total, connects)
 }

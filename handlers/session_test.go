@@ -75,8 +75,8 @@ func TestSessionCookie(t *testing.T) {
 
 	s := heraldtest.MustOpenStream(t, e.URL+"/events", "", "Cookie", "theme=dark; token="+c.Value)
 	e.mustPublish("via the cookie", 2)
-	if m := s.MustNext(t, wait); titleOf(t, m) != "via the cookie" {
-		t.Fatalf("cookie stream got %q", titleOf(t, m))
+	if m := s.MustNext(t, wait); heraldtest.Title(t, m) != "via the cookie" {
+		t.Fatalf("cookie stream got %q", heraldtest.Title(t, m))
 	}
 	// The cookie works on the REST routes too (same-site pages).
 	if status, _, out := e.do(http.MethodGet, "/notifications", "", nil, "Cookie", "token="+c.Value); status != 200 {

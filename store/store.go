@@ -123,6 +123,24 @@ type InboxQuery struct {
 	UnreadOnly bool
 }
 
+// Bound returns the exclusive upper seq of the page: Before, or no bound.
+func (q InboxQuery) Bound() int64 {
+	if q.Before <= 0 {
+		return 1<<63 - 1
+	}
+	return q.Before
+}
+
+// Page cuts items, read newest first with one more than q.Limit (to learn
+// whether older ones exist), to q's page.
+func (q InboxQuery) Page(items []InboxItem, unread int) InboxPage {
+	p := InboxPage{Items: items, UnreadCount: unread}
+	if len(items) > q.Limit {
+		p.Items, p.More = items[:q.Limit], true
+	}
+	return p
+}
+
 // InboxPage is one page of an inbox.
 type InboxPage struct {
 	Items       []InboxItem

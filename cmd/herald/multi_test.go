@@ -1,7 +1,6 @@
 package main_test
 
 import (
-	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/url"
@@ -13,7 +12,6 @@ import (
 
 	"github.com/corp/herald/internal/heraldtest"
 	"github.com/corp/herald/internal/tcpproxy"
-	"github.com/corp/herald/sse"
 	"github.com/corp/herald/store/postgres/pgtest"
 )
 
@@ -60,15 +58,6 @@ func publishTo(t *testing.T, p *proc, svc, title string, body map[string]any) (i
 	return status, out
 }
 
-func titleIn(t *testing.T, m sse.Message) string {
-	t.Helper()
-	var n struct{ Title string }
-	if err := json.Unmarshal([]byte(m.Data), &n); err != nil {
-		t.Fatalf("event data %q: %v", m.Data, err)
-	}
-	return n.Title
-}
-
 // TestTwoInstances: what is published on one instance reaches streams on
 // the other, once; directory changes travel too.
 func TestTwoInstances(t *testing.T) {
@@ -86,8 +75,8 @@ func TestTwoInstances(t *testing.T) {
 	for name, s := range map[string]*heraldtest.Stream{"a": onA, "b": onB} {
 		for i, want := range []string{"from b", "from a"} {
 			m := s.MustNext(t, 10*time.Second)
-			if m.ID != strconv.Itoa(i+1) || m.Event != "notification" || titleIn(t, m) != want {
-				t.Fatalf("stream on %s: event %d = id %q %q %q, want id %d %q", name, i, m.ID, m.Event, titleIn(t, m), i+1, want)
+			if m.ID != strconv.Itoa(i+1) || m.Event != "notification" || heraldtest.Title(t, m) != want {
+				t.Fatalf("stream on %s: event %d = id %q %q %q, want id %d %q", name, i, m.ID, m.Event, heraldtest.Title(t, m), i+1, want)
 			}
 		}
 	}
@@ -96,7 +85,7 @@ func TestTwoInstances(t *testing.T) {
 	if status != 202 {
 		t.Fatalf("ephemeral on a: %d %s", status, out)
 	}
-	if m := onB.MustNext(t, 10*time.Second); m.Event != "typing" || m.HasID || titleIn(t, m) != "typing" {
+	if m := onB.MustNext(t, 10*time.Second); m.Event != "typing" || m.HasID || heraldtest.Title(t, m) != "typing" {
 		t.Fatalf("ephemeral on b arrived as %+v", m)
 	}
 	onA.MustNext(t, 10*time.Second) // a's own copy
@@ -149,54 +138,10 @@ func TestTwoInstancesReconnectingReader(t *testing.T) {
 		}()
 	}
 
-	received := map[string]bool{}
-	last, connects := 0, 0
-	token := mint(t, "user2")
-	deadline := time.Now().Add(120 * time.Second)
-	for last < total {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 120s the reader has %d of %d", last, total)
-		}
-		p := instances[connects%2]
-		var hdr []string
-		u := p.URL + "/events?lastEventId=0"
-		if connects > 0 {
-			hdr = []string{"Last-Event-ID", strconv.Itoa(last)}
-		}
-		connects++
-		s := heraldtest.MustOpenStream(t, u, token, hdr...)
-		want := 1 + rand.IntN(40)
-		for n := 0; n < want && last < total; n++ {
-			m, err := s.Next(3 * time.Second)
-			if err != nil {
-				break // quiet for now: reconnect
-			}
-			id, err := strconv.Atoi(m.ID)
-			if err != nil || m.Event != "notification" {
-				t.Fatalf("unexpected event %+v", m)
-			}
-			if id != last+1 {
-				t.Fatalf("connection %d (%s): got id %d after %d (gap or duplicate)", connects, p.URL, id, last)
-			}
-			title := titleIn(t, m)
-			if received[title] {
-				t.Fatalf("duplicate delivery of %s", title)
-			}
-			received[title] = true
-			last = id
-		}
-		s.Close()
-	}
+	received, connects := heraldtest.ReadResuming(t, []string{a.URL, b.URL}, mint(t, "user2"), total, 3*time.Second, 120*time.Second)
 	wg.Wait()
 	close(published)
-	for title := range published {
-		if !received[title] {
-			t.Errorf("published %s never received", title)
-		}
-	}
-	if len(received) != total {
-		t.Fatalf("received %d distinct notifications, want %d", len(received), total)
-	}
+	heraldtest.CheckReceived(t, published, received, total)
 	t.Logf("%d notifications over %d connections to two instances, none missed or repeated", total, connects)
 }
 
@@ -218,8 +163,8 @@ func TestStoreOutage(t *testing.T) {
 	if status, out := publishTo(t, a, svc, "before", nil); status != 201 {
 		t.Fatalf("publish before the outage: %d %s", status, out)
 	}
-	if m := s.MustNext(t, 10*time.Second); titleIn(t, m) != "before" {
-		t.Fatalf("stream got %q, want before", titleIn(t, m))
+	if m := s.MustNext(t, 10*time.Second); heraldtest.Title(t, m) != "before" {
+		t.Fatalf("stream got %q, want before", heraldtest.Title(t, m))
 	}
 
 	proxy.Cut()
@@ -243,14 +188,14 @@ func TestStoreOutage(t *testing.T) {
 	proxy.Restore()
 	waitReady(t, a, 200)
 	m := s.MustNext(t, 15*time.Second)
-	if m.ID != "2" || titleIn(t, m) != "during" {
-		t.Fatalf("after the outage the stream got id %q %q; want id 2 \"during\" (caught up from the store)", m.ID, titleIn(t, m))
+	if m.ID != "2" || heraldtest.Title(t, m) != "during" {
+		t.Fatalf("after the outage the stream got id %q %q; want id 2 \"during\" (caught up from the store)", m.ID, heraldtest.Title(t, m))
 	}
 	if status, out := publishTo(t, a, svc, "after", nil); status != 201 {
 		t.Fatalf("publish on a after the outage: %d %s", status, out)
 	}
-	if m := s.MustNext(t, 10*time.Second); m.ID != "3" || titleIn(t, m) != "after" {
-		t.Fatalf("stream got id %q %q, want id 3 after", m.ID, titleIn(t, m))
+	if m := s.MustNext(t, 10*time.Second); m.ID != "3" || heraldtest.Title(t, m) != "after" {
+		t.Fatalf("stream got id %q %q, want id 3 after", m.ID, heraldtest.Title(t, m))
 	}
 	// Nothing of the failed publish was stored, for either recipient.
 	for _, user := range []string{"user2", "user3"} {

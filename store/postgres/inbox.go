@@ -51,26 +51,18 @@ func items(rows []inboxRow) []store.InboxItem {
 
 // Inbox returns a page of the employee's inbox, newest first.
 func (db *DB) Inbox(ctx context.Context, q store.InboxQuery) (store.InboxPage, error) {
-	before := q.Before
-	if before <= 0 {
-		before = 1<<63 - 1
-	}
 	var rows []inboxRow
 	err := db.x.SelectContext(ctx, &rows, `SELECT `+inboxCols+` FROM inbox i JOIN notifications n ON n.id = i.notification_id
 		WHERE i.employee_id = $1 AND i.seq < $2 AND (NOT $3 OR i.read_at IS NULL)
-		ORDER BY i.seq DESC LIMIT $4`, q.Employee, before, q.UnreadOnly, q.Limit+1)
+		ORDER BY i.seq DESC LIMIT $4`, q.Employee, q.Bound(), q.UnreadOnly, q.Limit+1)
 	if err != nil {
 		return store.InboxPage{}, wrap(ctx, "read inbox", err)
 	}
-	page := store.InboxPage{}
-	if len(rows) > q.Limit {
-		rows, page.More = rows[:q.Limit], true
-	}
-	page.Items = items(rows)
-	if err := db.x.GetContext(ctx, &page.UnreadCount, `SELECT count(*) FROM inbox WHERE employee_id = $1 AND read_at IS NULL`, q.Employee); err != nil {
+	var unread int
+	if err := db.x.GetContext(ctx, &unread, `SELECT count(*) FROM inbox WHERE employee_id = $1 AND read_at IS NULL`, q.Employee); err != nil {
 		return store.InboxPage{}, wrap(ctx, "count unread", err)
 	}
-	return page, nil
+	return q.Page(items(rows), unread), nil
 }
 
 // Since returns up to limit items after seq, oldest first.

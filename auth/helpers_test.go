@@ -6,12 +6,12 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/corp/herald/auth"
+	"github.com/corp/herald/internal/heraldtest"
 	"github.com/corp/herald/internal/oidctest"
 	"github.com/corp/herald/store"
 	"github.com/corp/herald/store/sqlite"
@@ -23,25 +23,8 @@ const testSecret = "auth-test-secret-at-least-32-bytes-long!"
 // wait bounds what should happen at once (generous: CI shares 2 cores).
 const wait = 10 * time.Second
 
-// clock is a test clock that moves only when told.
-type clock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func newClock() *clock { return &clock{t: time.Now()} }
-
-func (c *clock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *clock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
+// newClock is a test clock that moves only when told.
+func newClock() *heraldtest.Clock { return heraldtest.NewClock() }
 
 // openStore is a real SQLite store in a temp dir with employees user1..user5
 // (user<i>@corp.example; user1 an admin).
@@ -58,7 +41,7 @@ func openStore(t testing.TB) *sqlite.DB {
 
 // newAzure is a verifier for iss on the test clock (fast start-up retries),
 // closed at the end of the test. It does not wait for the keys.
-func newAzure(t testing.TB, iss *oidctest.Issuer, clk *clock, opts ...func(*auth.AzureConfig)) *auth.Azure {
+func newAzure(t testing.TB, iss *oidctest.Issuer, clk *heraldtest.Clock, opts ...func(*auth.AzureConfig)) *auth.Azure {
 	t.Helper()
 	cfg := auth.AzureConfig{
 		Issuer:    iss.URL,

@@ -22,25 +22,6 @@ import (
 	"github.com/corp/herald/store"
 )
 
-// testClock moves only when told; the Azure verifier's kid refresh limit
-// runs on it.
-type testClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *testClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *testClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.t = c.t.Add(d)
-	c.mu.Unlock()
-}
-
 // azureEnv is env with Azure AD enabled: an in-test issuer (real RSA and EC
 // keys over HTTP), the verifier on a test clock, /readyz waiting for its
 // keys. JWT_SECRET stays set unless noSecret.
@@ -48,7 +29,7 @@ type azureEnv struct {
 	*env
 	iss *oidctest.Issuer
 	az  *auth.Azure
-	clk *testClock
+	clk *heraldtest.Clock
 }
 
 type azureOptions struct {
@@ -67,7 +48,7 @@ func newAzureEnv(t *testing.T, opts ...func(*azureOptions)) *azureEnv {
 	}
 	iss := oidctest.New(t)
 	iss.SetDown(o.down)
-	clk := &testClock{t: time.Now()}
+	clk := heraldtest.NewClock() // the Azure verifier's kid refresh limit runs on it
 	az, err := auth.NewAzure(auth.AzureConfig{
 		Issuer: iss.URL, Audiences: []string{oidctest.Audience, oidctest.ClientID},
 		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, Now: clk.Now,

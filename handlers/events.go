@@ -46,7 +46,7 @@ func (f *sseFrames) transport() string { return "sse" }
 
 func (f *sseFrames) abort(error) {
 	f.aborted.Store(true)
-	_ = f.rc.SetWriteDeadline(time.Now())
+	_ = f.rc.SetWriteDeadline(longAgo)
 }
 
 func (f *sseFrames) open(startID string) error {
@@ -91,20 +91,27 @@ func (f *sseFrames) write(b []byte) error {
 	return f.rc.Flush()
 }
 
-// deadline sets the next write's deadline. The second look at aborted
-// closes the race with abort: whichever sets its deadline last, a write after
-// an abort fails at once.
+// deadline sets the next write's deadline.
 func (f *sseFrames) deadline() error {
-	if f.aborted.Load() {
-		return errAborted
-	}
-	err := f.rc.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if f.aborted.Load() {
-		_ = f.rc.SetWriteDeadline(time.Now())
-		return errAborted
-	}
+	err := armWriteDeadline(&f.aborted, f.rc.SetWriteDeadline)
 	if errors.Is(err, http.ErrNotSupported) {
 		return nil
+	}
+	return err
+}
+
+// armWriteDeadline sets the next write's deadline through set, unless the
+// stream was aborted. The second look at aborted closes the race with abort
+// (which sets the deadline into the past): whichever sets its deadline
+// last, a write after an abort fails at once.
+func armWriteDeadline(aborted *atomic.Bool, set func(time.Time) error) error {
+	if aborted.Load() {
+		return errAborted
+	}
+	err := set(time.Now().Add(writeTimeout))
+	if aborted.Load() {
+		_ = set(longAgo)
+		return errAborted
 	}
 	return err
 }

@@ -26,31 +26,22 @@ func NewFanout(hub *sse.Hub, a *auth.Authenticator, log *slog.Logger) *Fanout {
 }
 
 // Deliver queues each recipient's copy on that recipient's streams here.
-// The shared part of the event is encoded once; recipients without a stream
-// on this instance cost a map lookup.
+// The shared part of the event is encoded once, and a recipient's event is
+// built only when the recipient has a stream on this instance.
 func (f *Fanout) Deliver(d store.Delivery) {
 	var tail []byte
 	for _, r := range d.Recipients {
-		if !f.hub.Connected(r.Employee) {
-			continue
-		}
-		if tail == nil {
-			tail = notificationTail(d.Notification)
-		}
-		f.hub.Publish(r.Employee, notificationEvent(r.Seq, tail))
+		f.hub.PublishFunc(r.Employee, func() *sse.Event {
+			if tail == nil {
+				tail = notificationTail(d.Notification)
+			}
+			return notificationEvent(r.Seq, tail)
+		})
 	}
 }
 
 // Connected returns those of ids with a stream on this instance.
-func (f *Fanout) Connected(ids []int64) []int64 {
-	out := make([]int64, 0, len(ids))
-	for _, id := range ids {
-		if f.hub.Connected(id) {
-			out = append(out, id)
-		}
-	}
-	return out
-}
+func (f *Fanout) Connected(ids []int64) []int64 { return f.hub.Connected(ids) }
 
 // ephemeralFields are an ephemeral message's data: a notification without id.
 type ephemeralFields = notificationFields

@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"net"
@@ -10,7 +11,6 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/corp/herald/auth"
 	"github.com/corp/herald/sse"
 )
 
@@ -99,13 +99,8 @@ func (f *parkedFrames) writeChunk(b []byte) error {
 }
 
 func (f *parkedFrames) writeBuffers(bufs net.Buffers) error {
-	if f.aborted.Load() {
-		return errAborted
-	}
-	_ = f.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if f.aborted.Load() { // abort raced with the deadline above
-		_ = f.conn.SetWriteDeadline(longAgo)
-		return errAborted
+	if err := armWriteDeadline(&f.aborted, f.conn.SetWriteDeadline); err != nil {
+		return err
 	}
 	_, err := bufs.WriteTo(f.conn)
 	return err
@@ -144,27 +139,22 @@ func hijackSSE(w http.ResponseWriter, startID string) (net.Conn, error) {
 	if err != nil {
 		return nil, err
 	}
-	head := []byte("HTTP/1.1 200 OK\r\n")
-	var hb headerBuffer
-	_ = h.Write(&hb)
-	head = append(head, hb...)
-	head = append(head, crlf...)
+	var head bytes.Buffer
+	head.WriteString("HTTP/1.1 200 OK\r\n")
+	_ = h.Write(&head)
+	head.Write(crlf)
 	preamble := appendPreamble(nil, startID)
-	head = append(head, chunkHeader(len(preamble))...)
-	head = append(head, preamble...)
-	head = append(head, crlf...)
+	head.Write(chunkHeader(len(preamble)))
+	head.Write(preamble)
+	head.Write(crlf)
 	_ = brw // nothing is buffered: an SSE client sends nothing after its request
 	_ = conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-	if _, err := conn.Write(head); err != nil {
+	if _, err := conn.Write(head.Bytes()); err != nil {
 		conn.Close()
 		return nil, err
 	}
 	return conn, nil
 }
-
-type headerBuffer []byte
-
-func (b *headerBuffer) Write(p []byte) (int, error) { *b = append(*b, p...); return len(p), nil }
 
 // runParked serves a parked stream until the client leaves, the hub ends it
 // or the token expires. Its one goroutine is blocked in a one-byte read whose
@@ -224,12 +214,7 @@ func (s *stream) tick(ctx context.Context, nextBeat, retryAt *time.Time) error {
 	}
 	now := time.Now()
 	if !now.Before(s.id.ExpiresAt) {
-		if err := s.out.control(controlEvent("token_expired", 0, map[string]string{
-			"code": auth.CodeTokenExpired, "expired_at": formatTime(s.id.ExpiresAt),
-		})); err != nil {
-			return err
-		}
-		return errTokenExpired
+		return s.expire()
 	}
 	if err := s.flushPending(ctx); err != nil {
 		return err

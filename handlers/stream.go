@@ -182,13 +182,7 @@ func (s *stream) run(ctx context.Context) (err error) {
 		case <-s.sub.Done():
 			return s.sub.Err()
 		case <-expiry.C:
-			err := s.out.control(controlEvent("token_expired", 0, map[string]string{
-				"code": auth.CodeTokenExpired, "expired_at": formatTime(s.id.ExpiresAt),
-			}))
-			if err != nil {
-				return err
-			}
-			return errTokenExpired
+			return s.expire()
 		case <-heartbeat.C:
 			if err := s.out.heartbeat(); err != nil {
 				return err
@@ -341,6 +335,18 @@ func controlEvent(name string, seq int64, data any) *sse.Event {
 // errTokenExpired ends a stream whose token expired (after the
 // token_expired event was sent).
 var errTokenExpired = errors.New("token expired")
+
+// expire sends token_expired and ends the stream with errTokenExpired (or
+// the write's error).
+func (s *stream) expire() error {
+	err := s.out.control(controlEvent("token_expired", 0, map[string]string{
+		"code": auth.CodeTokenExpired, "expired_at": formatTime(s.id.ExpiresAt),
+	}))
+	if err != nil {
+		return err
+	}
+	return errTokenExpired
+}
 
 // streamEnded reports whether err only means the stream is over.
 func streamEnded(err error) bool {

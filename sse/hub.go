@@ -199,11 +199,37 @@ func (h *Hub) PublishTo(t Targets, ev *Event) int {
 	return n
 }
 
-// Connected reports whether employee has an open stream here.
-func (h *Hub) Connected(employee int64) bool {
+// PublishFunc queues the event build returns on every stream of employee,
+// calling build only when employee has a stream here, so a delivery to
+// many employees encodes events only for those connected. It returns how
+// many streams it reached and never blocks.
+func (h *Hub) PublishFunc(employee int64, build func() *Event) int {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
-	return len(h.employees[employee]) > 0
+	room := h.employees[employee]
+	if len(room) == 0 {
+		return 0
+	}
+	ev, n := build(), 0
+	for _, s := range room {
+		if s.offer(ev) {
+			n++
+		}
+	}
+	return n
+}
+
+// Connected returns those of employees that have an open stream here.
+func (h *Hub) Connected(employees []int64) []int64 {
+	h.mu.RLock()
+	defer h.mu.RUnlock()
+	out := make([]int64, 0, len(employees))
+	for _, id := range employees {
+		if len(h.employees[id]) > 0 {
+			out = append(out, id)
+		}
+	}
+	return out
 }
 
 // Resync asks every stream to catch up from the store (deliveries may have

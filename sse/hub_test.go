@@ -271,3 +271,22 @@ func TestOnWakeFiresForWaitingEvents(t *testing.T) {
 		t.Fatalf("queue = %s", got)
 	}
 }
+
+func TestPublishFuncBuildsOnlyForConnected(t *testing.T) {
+	h := sse.NewHub()
+	a, b := mustSubscribe(t, h, 1), mustSubscribe(t, h, 1)
+	built := 0
+	build := func() *sse.Event { built++; return ev(7) }
+	if n := h.PublishFunc(2, build); n != 0 || built != 0 {
+		t.Fatalf("no stream of employee 2: reached %d, built %d; want 0, 0", n, built)
+	}
+	if n := h.PublishFunc(1, build); n != 2 || built != 1 {
+		t.Fatalf("two tabs of employee 1: reached %d, built %d; want 2 and one shared event", n, built)
+	}
+	if fmt.Sprint(drain(a), drain(b)) != "[7] [7]" {
+		t.Fatal("the tabs did not get the event")
+	}
+	if got := fmt.Sprint(h.Connected([]int64{3, 1, 2})); got != "[1]" {
+		t.Fatalf("Connected = %s, want [1]", got)
+	}
+}

@@ -2,6 +2,8 @@
 GO      ?= go
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -X main.version=$(VERSION)
+# The API document's Node tools (see lint-openapi, generate).
+NODE_TOOLS := openapi/node_modules/.package-lock.json
 
 .PHONY: run test build vet fuzz bench clean generate lint-openapi
 
@@ -33,23 +35,24 @@ fuzz:
 ## bench: micro-benchmarks (-count 3) and a short load run (3×), medians written to BENCHMARKS.md;
 ## a few minutes. Long scenarios: BENCH_SCENARIOS="streams unicast broadcast …" (README, Benchmarks).
 bench:
-	GO=$(GO) scripts/bench.sh
+	GO=$(GO) cmd/herald-bench/bench.sh
 
 clean:
 	rm -rf bin
 
-## generate: the Go client (client/client.gen.go) from openapi/openapi.yaml, and the
-## /docs renderer (openapi/docs/) from the Redoc package pinned in package.json; CI fails if either is stale
-generate: node_modules/.package-lock.json
-	$(GO) generate ./client
-	cp node_modules/redoc/bundles/redoc.standalone.js node_modules/redoc/bundles/redoc.standalone.js.LICENSE.txt openapi/docs/
-	cp node_modules/redoc/LICENSE openapi/docs/LICENSE
+## generate: the Go client (openapi/client/client.gen.go) from openapi/openapi.yaml, and the
+## /docs renderer (openapi/docs/) from the Redoc package pinned in openapi/package.json; CI fails if either is stale
+generate: $(NODE_TOOLS)
+	$(GO) generate ./openapi/client
+	cp openapi/node_modules/redoc/bundles/redoc.standalone.js openapi/node_modules/redoc/bundles/redoc.standalone.js.LICENSE.txt openapi/docs/
+	cp openapi/node_modules/redoc/LICENSE openapi/docs/LICENSE
 
-## lint-openapi: Redocly CLI lints openapi/openapi.yaml (rules: redocly.yaml, recommended-strict)
-lint-openapi: node_modules/.package-lock.json
-	REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx --no-install redocly lint openapi/openapi.yaml
+## lint-openapi: Redocly CLI lints openapi/openapi.yaml (rules: openapi/redocly.yaml, recommended-strict)
+lint-openapi: $(NODE_TOOLS)
+	cd openapi && REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true npx --no-install redocly lint openapi.yaml
 
-# The Node tools at the versions package-lock.json pins. No install scripts:
-# both packages ship ready-built.
-node_modules/.package-lock.json: package.json package-lock.json
-	npm ci --ignore-scripts --no-audit --no-fund
+# The document's Node tools at the versions openapi/package-lock.json pins,
+# installed in openapi/node_modules. No install scripts: both packages ship
+# ready-built.
+$(NODE_TOOLS): openapi/package.json openapi/package-lock.json
+	cd openapi && npm ci --ignore-scripts --no-audit --no-fund

@@ -105,7 +105,7 @@ func TestToJSON(t *testing.T) {
 // TestRedocBundleIsThePinnedOne: the embedded renderer is the version
 // package.json pins (make generate copies it from node_modules).
 func TestRedocBundleIsThePinnedOne(t *testing.T) {
-	pkg, err := os.ReadFile("../package.json")
+	pkg, err := os.ReadFile("package.json")
 	if err != nil {
 		t.Fatal(err)
 	}

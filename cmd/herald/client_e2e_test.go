@@ -5,7 +5,7 @@ import (
 	"net/http"
 	"testing"
 
-	"github.com/corp/herald/client"
+	"github.com/corp/herald/openapi/client"
 )
 
 // apiClient is the generated client of the API document, authenticated

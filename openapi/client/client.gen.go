@@ -2396,7 +2396,7 @@ type ClientInterface interface {
 
 	// DocsRenderer The reference page's renderer
 	//
-	// Redoc's standalone bundle (MIT licence), at the version pinned in the repository's `package.json`.
+	// Redoc's standalone bundle (MIT licence), at the version pinned in the repository's `openapi/package.json`.
 	//
 	// Corresponds with GET /docs/redoc.standalone.js (the `DocsRenderer` operationId).
 	DocsRenderer(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2702,7 +2702,7 @@ func (c *Client) Docs(ctx context.Context, reqEditors ...RequestEditorFn) (*http
 
 // DocsRenderer The reference page's renderer
 //
-// Redoc's standalone bundle (MIT licence), at the version pinned in the repository's `package.json`.
+// Redoc's standalone bundle (MIT licence), at the version pinned in the repository's `openapi/package.json`.
 //
 // Corresponds with GET /docs/redoc.standalone.js (the `DocsRenderer` operationId).
 func (c *Client) DocsRenderer(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3886,7 +3886,7 @@ type ClientWithResponsesInterface interface {
 
 	// DocsRendererWithResponse The reference page's renderer
 	//
-	// Redoc's standalone bundle (MIT licence), at the version pinned in the repository's `package.json`.
+	// Redoc's standalone bundle (MIT licence), at the version pinned in the repository's `openapi/package.json`.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5435,7 +5435,7 @@ func (c *ClientWithResponses) DocsWithResponse(ctx context.Context, reqEditors .
 
 // DocsRendererWithResponse The reference page's renderer
 //
-// Redoc's standalone bundle (MIT licence), at the version pinned in the repository's `package.json`.
+// Redoc's standalone bundle (MIT licence), at the version pinned in the repository's `openapi/package.json`.
 //
 // Returns a wrapper object for the known response body format(s).
 //

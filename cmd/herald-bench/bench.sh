@@ -15,9 +15,9 @@
 #   BENCH_DATABASE_URL=    postgres://… for the PostgreSQL scenarios
 #   BENCH_ARGS=            extra herald-bench flags for every scenario
 #   BENCH_OUT=BENCHMARKS.md
-#   BENCH_NOTES=scripts/bench-notes.md   included after the header
+#   BENCH_NOTES=cmd/herald-bench/bench-notes.md   included after the header
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 
 GO=${GO:-go}
 COUNT=${BENCH_COUNT:-3}
@@ -31,7 +31,7 @@ DURATION=${BENCH_DURATION:-10s}
 DB=${BENCH_DATABASE_URL:-}
 EXTRA=${BENCH_ARGS:-}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
-NOTES=${BENCH_NOTES:-scripts/bench-notes.md}
+NOTES=${BENCH_NOTES:-cmd/herald-bench/bench-notes.md}
 DIR=bin/bench
 
 # scenario_args prints the herald-bench flags of a scenario (the letters

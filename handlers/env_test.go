@@ -80,7 +80,8 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	t.Cleanup(func() { st.Close() })
 	storetest.Seed(t, st, o.employees, 1)
 
-	hub := sse.NewHub(o.hubOpts...)
+	hub := sse.NewHub(append([]sse.Option{sse.WithHeartbeat(o.heartbeat), sse.WithGoroutines(*goroutineStreams),
+		sse.WithSource(handlers.Source{Store: st})}, o.hubOpts...)...)
 	acfg := auth.Config{
 		Secret:         []byte(testSecret),
 		PublisherRoles: []string{"Notifications.Publish", "service", "admin"},
@@ -95,7 +96,7 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	}
 	hcfg := handlers.Config{
 		Store: st, Hub: hub, Auth: a, Origins: []string{origin},
-		Heartbeat: o.heartbeat, OpenAPI: openapi.YAML, GoroutineStreams: *goroutineStreams,
+		OpenAPI: openapi.YAML,
 	}
 	if o.handlerConfig != nil {
 		o.handlerConfig(&hcfg)

@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/corp/herald/handlers"
 	"github.com/corp/herald/internal/heraldtest"
 	"github.com/corp/herald/sse"
 )
@@ -172,25 +171,25 @@ func TestResumeInvalid(t *testing.T) {
 
 func TestReplayTruncated(t *testing.T) {
 	e := newEnv(t)
-	e.seed(2, handlers.ReplayLimit+5)
+	e.seed(2, sse.ReplayLimit+5)
 	s := heraldtest.MustOpenStream(t, e.URL+"/events?lastEventId=0", e.token("user2"))
-	for i := 1; i <= handlers.ReplayLimit; i++ {
+	for i := 1; i <= sse.ReplayLimit; i++ {
 		if m := s.MustNext(t, wait); m.ID != strconv.Itoa(i) {
 			t.Fatalf("replayed event %d has id %q", i, m.ID)
 		}
 	}
 	m := s.MustNext(t, wait)
-	latest := strconv.Itoa(handlers.ReplayLimit + 5)
+	latest := strconv.Itoa(sse.ReplayLimit + 5)
 	if m.Event != "replay_truncated" || m.ID != latest {
-		t.Fatalf("after %d replayed events got %q id %q, want replay_truncated with id %s", handlers.ReplayLimit, m.Event, m.ID, latest)
+		t.Fatalf("after %d replayed events got %q id %q, want replay_truncated with id %s", sse.ReplayLimit, m.Event, m.ID, latest)
 	}
 	var info struct{ Next, Latest string }
 	json.Unmarshal([]byte(m.Data), &info)
-	if info.Next != strconv.Itoa(handlers.ReplayLimit+1) || info.Latest != latest {
+	if info.Next != strconv.Itoa(sse.ReplayLimit+1) || info.Latest != latest {
 		t.Fatalf("replay_truncated data %s", m.Data)
 	}
 	e.mustPublish("live", 2)
-	if m := s.MustNext(t, wait); m.ID != strconv.Itoa(handlers.ReplayLimit+6) || heraldtest.Title(t, m) != "live" {
+	if m := s.MustNext(t, wait); m.ID != strconv.Itoa(sse.ReplayLimit+6) || heraldtest.Title(t, m) != "live" {
 		t.Fatalf("live event after truncation: id %q %s", m.ID, m.Data)
 	}
 }

@@ -31,7 +31,7 @@ func NewFanout(hub *sse.Hub, a *auth.Authenticator, log *slog.Logger) *Fanout {
 func (f *Fanout) Deliver(d store.Delivery) {
 	var tail []byte
 	for _, r := range d.Recipients {
-		f.hub.PublishFunc(r.Employee, func() *sse.Event {
+		f.hub.DeliverFunc(r.Employee, func() *sse.Event {
 			if tail == nil {
 				tail = notificationTail(d.Notification)
 			}
@@ -55,7 +55,7 @@ func (f *Fanout) DeliverEphemeral(e store.Ephemeral) {
 	if name == "" {
 		name = "notification"
 	}
-	f.hub.PublishTo(sse.Targets{Employees: e.Employees, Roles: e.Roles, All: e.All}, sse.NewEvent(0, name, data))
+	f.hub.DeliverTo(sse.Targets{Employees: e.Employees, Roles: e.Roles, All: e.All}, sse.NewEvent(0, name, data))
 }
 
 // EmployeeChanged forgets cached lookups and ends a removed employee's streams.

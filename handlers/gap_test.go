@@ -28,7 +28,7 @@ func TestGapFilledFromStore(t *testing.T) {
 	publishSilently(t, silent, "two", 2)
 	publishSilently(t, silent, "three", 2)
 	// Only seq 3 is delivered live.
-	e.Hub.Publish(2, sse.NewEvent(3, "notification", []byte(`{"id":"3","title":"three"}`)))
+	e.Hub.Deliver(2, sse.NewEvent(3, "notification", []byte(`{"id":"3","title":"three"}`)))
 	for i, want := range []string{"one", "two", "three"} {
 		m := s.MustNext(t, wait)
 		if m.ID != string(rune('1'+i)) || heraldtest.Title(t, m) != want {
@@ -36,7 +36,7 @@ func TestGapFilledFromStore(t *testing.T) {
 		}
 	}
 	// A late duplicate of seq 2 is dropped.
-	e.Hub.Publish(2, sse.NewEvent(2, "notification", []byte(`{"id":"2","title":"two"}`)))
+	e.Hub.Deliver(2, sse.NewEvent(2, "notification", []byte(`{"id":"2","title":"two"}`)))
 	s.ExpectQuiet(t, 100*time.Millisecond)
 }
 

@@ -5,11 +5,9 @@ package handlers
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"time"
 
@@ -29,8 +27,6 @@ type Config struct {
 	Logger *slog.Logger
 	// Origins are the browser origins allowed by CORS (FRONTEND_URL).
 	Origins []string
-	// Heartbeat is the interval of stream keep-alives (default 15s).
-	Heartbeat time.Duration
 	// MaxStreams is the hub's per-employee limit, for error messages.
 	MaxStreams int
 	// Ready, if set, adds readiness checks to the store's (listener, keys).
@@ -42,9 +38,6 @@ type Config struct {
 	Demo *Demo
 	// Metrics are the Prometheus collectors (a fresh set when nil).
 	Metrics *Metrics
-	// GoroutineStreams keeps every SSE stream on its net/http goroutine
-	// instead of parking HTTP/1.1 streams (see park.go); for comparisons.
-	GoroutineStreams bool
 	// InsecureCookie leaves the Secure attribute off session cookies, for
 	// plain http on localhost (--dev).
 	InsecureCookie bool
@@ -56,22 +49,13 @@ type Handler struct {
 	hub        *sse.Hub
 	auth       *auth.Authenticator
 	log        *slog.Logger
-	heartbeat  time.Duration
 	maxStreams int
 	ready      func(ctx context.Context) error
 	docs       *docsAssets
 	demo       *Demo
 	origins    []string
 	metrics    *Metrics
-	park       bool
 	draining   atomic.Bool
-	// base is the context of parked streams (they outlive their request);
-	// Shutdown cancels it and waits for them (parked).
-	base       context.Context
-	cancelBase context.CancelFunc
-	parkMu     sync.Mutex // guards stopped, and orders parked.Add before Wait
-	stopped    bool
-	parked     sync.WaitGroup
 	router     chi.Router
 
 	// insecureCookie: session cookies without Secure (--dev).
@@ -85,23 +69,17 @@ func New(cfg Config) *Handler {
 		hub:        cfg.Hub,
 		auth:       cfg.Auth,
 		log:        orDiscard(cfg.Logger),
-		heartbeat:  cfg.Heartbeat,
 		maxStreams: cfg.MaxStreams,
 		ready:      cfg.Ready,
 		docs:       newDocsAssets(cfg.OpenAPI),
 		demo:       cfg.Demo,
 		origins:    cfg.Origins,
 		metrics:    cfg.Metrics,
-		park:       !cfg.GoroutineStreams,
 
 		insecureCookie: cfg.InsecureCookie,
 	}
-	h.base, h.cancelBase = context.WithCancel(context.Background())
 	if h.metrics == nil {
 		h.metrics = NewMetrics(cfg.Hub)
-	}
-	if h.heartbeat <= 0 {
-		h.heartbeat = 15 * time.Second
 	}
 	if h.maxStreams <= 0 {
 		h.maxStreams = sse.DefaultMaxStreams
@@ -119,25 +97,10 @@ func (h *Handler) Routes() chi.Routes { return h.router }
 // Drain marks the instance as shutting down: /readyz answers 503 from now on.
 func (h *Handler) Drain() { h.draining.Store(true) }
 
-// Shutdown waits, until ctx ends, for the parked streams to end; close the
-// hub first, which ends them. Their store calls in flight are cancelled.
-func (h *Handler) Shutdown(ctx context.Context) error {
-	h.parkMu.Lock()
-	h.stopped = true
-	h.parkMu.Unlock()
-	h.cancelBase()
-	done := make(chan struct{})
-	go func() {
-		h.parked.Wait()
-		close(done)
-	}()
-	select {
-	case <-done:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("parked streams still running: %w", ctx.Err())
-	}
-}
+// Shutdown closes the hub, which ends every stream (clients reconnect
+// elsewhere and replay), and waits until ctx ends for their connections to
+// close.
+func (h *Handler) Shutdown(ctx context.Context) error { return h.hub.Shutdown(ctx) }
 
 // routes is the one place that lists every route.
 func (h *Handler) routes(origins []string) chi.Router {
@@ -184,22 +147,6 @@ func (h *Handler) routes(origins []string) chi.Router {
 	// Signing out needs no token (see deleteSession).
 	r.Delete("/session", h.deleteSession)
 	return r
-}
-
-// goParked runs a parked stream's goroutine, tracked for Shutdown; after
-// Shutdown has begun it refuses (the caller closes the stream).
-func (h *Handler) goParked(run func()) bool {
-	h.parkMu.Lock()
-	defer h.parkMu.Unlock()
-	if h.stopped {
-		return false
-	}
-	h.parked.Add(1)
-	go func() {
-		defer h.parked.Done()
-		run()
-	}()
-	return true
 }
 
 // apiHandler is a REST handler that returns its failure instead of writing

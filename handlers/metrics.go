@@ -1,8 +1,6 @@
 package handlers
 
 import (
-	"context"
-	"errors"
 	"net/http"
 	"strconv"
 
@@ -17,15 +15,11 @@ import (
 // Metrics are Herald's Prometheus collectors, on a registry of their own
 // (no global state). Counters on hot paths are single atomic adds.
 type Metrics struct {
-	reg             *prometheus.Registry
-	published       *prometheus.CounterVec
-	recipients      prometheus.Counter
-	eventsSent      *prometheus.CounterVec
-	streamsOpened   *prometheus.CounterVec
-	streamsClosed   *prometheus.CounterVec
-	replayTruncated prometheus.Counter
-	requests        *prometheus.CounterVec
-	duration        *prometheus.HistogramVec
+	reg        *prometheus.Registry
+	published  *prometheus.CounterVec
+	recipients prometheus.Counter
+	requests   *prometheus.CounterVec
+	duration   *prometheus.HistogramVec
 }
 
 // NewMetrics returns the collectors, with gauges reading hub's live counts
@@ -39,18 +33,6 @@ func NewMetrics(hub *sse.Hub) *Metrics {
 		recipients: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "herald_notification_recipients_total", Help: "Recipients of accepted publishes (stored copies, for persisted ones).",
 		}),
-		eventsSent: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "herald_stream_events_sent_total", Help: "Events written to streams of this instance, by transport.",
-		}, []string{"transport"}),
-		streamsOpened: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "herald_streams_opened_total", Help: "Streams opened, by transport.",
-		}, []string{"transport"}),
-		streamsClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "herald_streams_closed_total", Help: "Streams ended, by transport and reason (client, slow_consumer, token_expired, removed, shutdown, error).",
-		}, []string{"transport", "reason"}),
-		replayTruncated: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "herald_replay_truncated_total", Help: "Resumes that had more than the replay limit to send.",
-		}),
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_http_requests_total", Help: "HTTP requests, by route pattern, method and status.",
 		}, []string{"route", "method", "status"}),
@@ -59,8 +41,7 @@ func NewMetrics(hub *sse.Hub) *Metrics {
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"route", "method"}),
 	}
-	m.reg.MustRegister(m.published, m.recipients, m.eventsSent, m.streamsOpened, m.streamsClosed,
-		m.replayTruncated, m.requests, m.duration,
+	m.reg.MustRegister(m.published, m.recipients, m.requests, m.duration, streamCollector{hub},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_streams_open", Help: "Streams open on this instance."},
 			func() float64 { n, _ := hub.Stats(); return float64(n) }),
@@ -89,20 +70,37 @@ func (m *Metrics) observe(r *http.Request, status int, seconds float64) {
 	m.duration.WithLabelValues(route, r.Method).Observe(seconds)
 }
 
-// streamClosed counts a stream's end by reason.
-func (m *Metrics) streamClosed(transport string, err error) {
-	reason := "error"
-	switch {
-	case err == nil, errors.Is(err, context.Canceled):
-		reason = "client"
-	case errors.Is(err, errTokenExpired):
-		reason = "token_expired"
-	case errors.Is(err, sse.ErrSlowConsumer):
-		reason = "slow_consumer"
-	case errors.Is(err, sse.ErrRemoved):
-		reason = "removed"
-	case errors.Is(err, sse.ErrClosed):
-		reason = "shutdown"
+// Stream metrics are read from the engine's own counters when scraped, so
+// nothing on a stream's path touches Prometheus; the ends are labelled from
+// sse.Ends, the one table of reasons, so the two cannot drift.
+var (
+	descOpened = prometheus.NewDesc("herald_streams_opened_total", "Streams opened, by transport.", []string{"transport"}, nil)
+	descOpen   = prometheus.NewDesc("herald_streams_open_by_transport", "Streams open on this instance, by transport (herald_streams_open is their sum).", []string{"transport"}, nil)
+	descClosed = prometheus.NewDesc("herald_streams_closed_total", "Streams ended, by transport and reason (the reasons of `event: closed`).", []string{"transport", "reason"}, nil)
+	descSent   = prometheus.NewDesc("herald_stream_events_sent_total", "Events written to streams of this instance, by transport.", []string{"transport"}, nil)
+	descIgnore = prometheus.NewDesc("herald_stream_client_messages_ignored_total", "Messages clients sent on push-only streams (ignored), by transport.", []string{"transport"}, nil)
+	descTrunc  = prometheus.NewDesc("herald_replay_truncated_total", "Resumes that had more than the replay limit to send.", nil, nil)
+)
+
+type streamCollector struct{ hub *sse.Hub }
+
+func (c streamCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descOpened, descOpen, descClosed, descSent, descIgnore, descTrunc} {
+		ch <- d
 	}
-	m.streamsClosed.WithLabelValues(transport, reason).Inc()
+}
+
+func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
+	n := c.hub.Counters()
+	for _, t := range sse.Transports {
+		name := t.String()
+		ch <- prometheus.MustNewConstMetric(descOpened, prometheus.CounterValue, float64(n.Opened(t)), name)
+		ch <- prometheus.MustNewConstMetric(descOpen, prometheus.GaugeValue, float64(n.Open(t)), name)
+		ch <- prometheus.MustNewConstMetric(descSent, prometheus.CounterValue, float64(n.Sent(t)), name)
+		ch <- prometheus.MustNewConstMetric(descIgnore, prometheus.CounterValue, float64(n.Ignored(t)), name)
+		for _, end := range sse.Ends {
+			ch <- prometheus.MustNewConstMetric(descClosed, prometheus.CounterValue, float64(n.Ended(t, end)), name, end.Reason)
+		}
+	}
+	ch <- prometheus.MustNewConstMetric(descTrunc, prometheus.CounterValue, float64(n.Truncated()))
 }

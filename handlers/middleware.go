@@ -40,6 +40,14 @@ func (w *statusWriter) Flush() {
 	}
 }
 
+// RecordStatus records the status of a response whose head the stream
+// engine writes itself on a taken-over connection (sse.StatusRecorder).
+func (w *statusWriter) RecordStatus(code int) {
+	if w.status == 0 {
+		w.status = code
+	}
+}
+
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // Hijack lets WebSocket libraries that look for http.Hijacker directly take

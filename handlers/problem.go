@@ -94,6 +94,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	case errors.Is(err, sse.ErrClosed):
 		p.Status, p.Code, p.Detail = http.StatusServiceUnavailable, CodeUnavailable, "shutting down; try another instance"
 		w.Header().Set("Retry-After", "1")
+	case errors.Is(err, sse.ErrInstanceFull):
+		p.Status, p.Code, p.Detail = http.StatusServiceUnavailable, CodeUnavailable, "this instance holds its maximum of streams (MAX_STREAMS); try another instance or later"
+		w.Header().Set("Retry-After", "5")
 	case errors.Is(err, store.ErrUnavailable):
 		p.Status, p.Code, p.Detail = http.StatusServiceUnavailable, CodeUnavailable, "the store is unavailable; nothing was changed, retry later"
 		w.Header().Set("Retry-After", "5")

@@ -54,3 +54,7 @@ func BenchmarkEventJSON(b *testing.B) {
 		sse.NewEvent(1234, "notification", notificationData).JSON()
 	}
 }
+
+// notificationData is a typical notification as streams carry it (~230 bytes).
+var notificationData = []byte(`{"id":"1234","type":"request.approved","title":"Your request was approved",` +
+	`"body":"Vacation 2026-12-01 … 2026-12-05","data":{"request_id":481,"approver":"ana"},"created_at":"2026-11-21T23:42:32.019Z"}`)

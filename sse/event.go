@@ -18,10 +18,14 @@ type Event struct {
 	// Data is one JSON value, compact (no line breaks).
 	Data []byte
 
-	sseOnce sync.Once
-	sse     []byte
-	wsOnce  sync.Once
-	ws      []byte
+	sseOnce   sync.Once
+	sse       []byte
+	chunkOnce sync.Once
+	chunk     []byte
+	wsOnce    sync.Once
+	ws        []byte
+	frameOnce sync.Once
+	frame     []byte
 }
 
 // NewEvent returns an event; data must be a compact JSON value.
@@ -45,7 +49,23 @@ func (e *Event) SSE() []byte {
 	return e.sse
 }
 
-// wsFrame is the WebSocket text frame of an event.
+// Chunk returns the event's SSE bytes as one HTTP/1.1 chunk (size line,
+// bytes, CRLF), the form written to a taken-over connection. Shared; callers
+// must not modify it.
+func (e *Event) Chunk() []byte {
+	e.chunkOnce.Do(func() { e.chunk = appendChunk(nil, e.SSE()) })
+	return e.chunk
+}
+
+// WSFrame returns the event as one whole WebSocket text frame (header and
+// JSON payload): server frames are unmasked, so every connection can be
+// sent the same bytes. Shared; callers must not modify it.
+func (e *Event) WSFrame() []byte {
+	e.frameOnce.Do(func() { e.frame = appendWSFrame(nil, opText, e.JSON()) })
+	return e.frame
+}
+
+// wsFrame is the JSON of an event's WebSocket frame.
 type wsFrame struct {
 	Event string          `json:"event"`
 	ID    string          `json:"id,omitempty"`

@@ -1,241 +1,436 @@
-package sse_test
+package sse
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
-
-	"github.com/corp/herald/sse"
+	"time"
 )
 
-func ev(seq int64) *sse.Event {
-	return sse.NewEvent(seq, "notification", []byte(fmt.Sprintf(`{"id":"%d"}`, seq)))
+// These tests drive the state machine and the hub through memConn, a
+// connection that records what the stream writes and runs the stream's
+// work only when the test says so, so each interleaving is chosen, not
+// left to the scheduler. The real transports over real sockets are tested
+// in engine_test.go and in handlers.
+
+// memConn records a stream's bytes. With direct set it takes tryWrite
+// (like a poller socket with room); blocked makes tryWrite refuse (a full
+// socket) and write fail after a while (a stalled client).
+type memConn struct {
+	mu        sync.Mutex
+	out       bytes.Buffer
+	direct    bool
+	blocked   bool
+	scheduled int
+	aborted   bool
+	closed    bool
+	final     []byte
 }
 
-func mustSubscribe(t *testing.T, h *sse.Hub, emp int64, roles ...string) *sse.Subscription {
+func (c *memConn) tryWrite(b []byte) (bool, *End) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if !c.direct || c.blocked || c.closed {
+		return false, nil
+	}
+	c.out.Write(b)
+	return true, nil
+}
+
+func (c *memConn) write(bufs [][]byte) *End {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.blocked || c.aborted {
+		return EndWriteTimeout
+	}
+	for _, b := range bufs {
+		c.out.Write(b)
+	}
+	return nil
+}
+
+func (c *memConn) schedule() {
+	c.mu.Lock()
+	c.scheduled++
+	c.mu.Unlock()
+}
+
+func (c *memConn) abort() {
+	c.mu.Lock()
+	c.aborted = true
+	c.mu.Unlock()
+}
+
+func (c *memConn) close(final []byte) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.closed, c.final = true, final
+}
+
+// messages parses what the stream wrote so far, and forgets it.
+func (c *memConn) messages(t testing.TB) []Message {
 	t.Helper()
-	s, err := h.Subscribe(emp, roles)
-	if err != nil {
-		t.Fatalf("Subscribe(%d): %v", emp, err)
+	c.mu.Lock()
+	b := bytes.Clone(c.out.Bytes())
+	c.out.Reset()
+	c.mu.Unlock()
+	var out []Message
+	r := NewReader(bytes.NewReader(b))
+	for {
+		m, err := r.Next()
+		if err != nil {
+			return out
+		}
+		out = append(out, m)
 	}
-	t.Cleanup(s.Close)
-	return s
 }
 
-// drain returns the seqs queued on s right now.
-func drain(s *sse.Subscription) []int64 {
-	evs, _ := s.Take()
-	out := make([]int64, len(evs))
-	for i, e := range evs {
-		out[i] = e.Seq
+// ids returns the ids of the events among msgs ("-" for events without one).
+func ids(msgs []Message) string {
+	var out []string
+	for _, m := range msgs {
+		if !m.Dispatched() {
+			continue
+		}
+		if m.HasID {
+			out = append(out, m.ID)
+		} else {
+			out = append(out, "-")
+		}
 	}
-	return out
+	return strings.Join(out, " ")
+}
+
+// memSource is a store in memory: each employee's events by seq.
+type memSource struct {
+	mu    sync.Mutex
+	items map[int64][]*Event
+	down  bool
+	reads int
+}
+
+func (m *memSource) add(employee int64, n int) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.items == nil {
+		m.items = map[int64][]*Event{}
+	}
+	for range n {
+		seq := int64(len(m.items[employee]) + 1)
+		m.items[employee] = append(m.items[employee], ev(seq))
+	}
+}
+
+func (m *memSource) Head(_ context.Context, employee int64) (int64, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.down {
+		return 0, errors.New("store down")
+	}
+	return int64(len(m.items[employee])), nil
+}
+
+func (m *memSource) Since(_ context.Context, employee, after int64, limit int) ([]*Event, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.reads++
+	if m.down {
+		return nil, errors.New("store down")
+	}
+	all := m.items[employee]
+	if after >= int64(len(all)) {
+		return nil, nil
+	}
+	return slices.Clone(all[after:min(int64(len(all)), after+int64(limit))]), nil
+}
+
+func (m *memSource) setDown(down bool) {
+	m.mu.Lock()
+	m.down = down
+	m.mu.Unlock()
+}
+
+func ev(seq int64) *Event {
+	return NewEvent(seq, "notification", fmt.Appendf(nil, `{"id":"%d"}`, seq))
+}
+
+// testHub returns a hub without the poller (memConn streams only).
+func testHub(t testing.TB, opts ...Option) *Hub {
+	t.Helper()
+	h := NewHub(append([]Option{WithGoroutines(true)}, opts...)...)
+	t.Cleanup(func() {
+		// memConn streams end only when a test runs their work: do not wait.
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+		defer cancel()
+		_ = h.Shutdown(ctx)
+	})
+	return h
+}
+
+// open opens a stream on a memConn and runs its first work, as a
+// transport does.
+func open(t testing.TB, h *Hub, p Params) (*stream, *memConn) {
+	t.Helper()
+	if p.ExpiresAt.IsZero() {
+		p.ExpiresAt = time.Now().Add(time.Hour)
+	}
+	s, err := h.open(context.Background(), p, sseFraming{})
+	if err != nil {
+		t.Fatalf("open employee %d: %v", p.Employee, err)
+	}
+	c := &memConn{direct: true}
+	s.start(c)
+	return s, c
+}
+
+func subscribe(t testing.TB, h *Hub, employee int64, roles ...string) (*stream, *memConn) {
+	t.Helper()
+	return open(t, h, Params{Employee: employee, Roles: roles})
+}
+
+// runWork runs the stream's work if it was scheduled, as the conn's
+// goroutine would.
+func runWork(s *stream, c *memConn) {
+	c.mu.Lock()
+	n := c.scheduled
+	c.scheduled = 0
+	c.mu.Unlock()
+	if n > 0 {
+		s.work()
+	}
 }
 
 func TestFanOutAndIsolation(t *testing.T) {
-	h := sse.NewHub()
-	tabs := []*sse.Subscription{mustSubscribe(t, h, 1), mustSubscribe(t, h, 1), mustSubscribe(t, h, 1)}
-	other := mustSubscribe(t, h, 2)
-	e := ev(1)
-	if n := h.Publish(1, e); n != 3 {
-		t.Fatalf("Publish reached %d streams, want 3", n)
+	h := testHub(t)
+	var tabs []*memConn
+	for range 3 {
+		_, c := subscribe(t, h, 1)
+		tabs = append(tabs, c)
 	}
-	for i, s := range tabs {
-		select {
-		case <-s.Ready():
-		default:
-			t.Fatalf("tab %d not signalled", i)
-		}
-		got, _ := s.Take()
-		if len(got) != 1 || got[0] != e {
-			t.Fatalf("tab %d got %v, want the one shared event", i, got)
+	_, other := subscribe(t, h, 2)
+	if n := h.Deliver(1, ev(1)); n != 3 {
+		t.Fatalf("Deliver reached %d streams, want 3", n)
+	}
+	for i, c := range tabs {
+		if got := ids(c.messages(t)); got != "1" {
+			t.Fatalf("tab %d got %q, want event 1 written at once", i, got)
 		}
 	}
-	if got := drain(other); len(got) != 0 {
+	if got := other.messages(t); len(got) != 0 {
 		t.Fatalf("employee 2 received employee 1's events: %v", got)
 	}
-	if h.Publish(3, ev(1)) != 0 {
-		t.Fatal("publish to an employee without streams reached someone")
+	if h.Deliver(3, ev(1)) != 0 {
+		t.Fatal("a delivery to an employee without streams reached someone")
 	}
 }
 
-func TestOrderAndBatching(t *testing.T) {
-	h := sse.NewHub()
-	s := mustSubscribe(t, h, 1)
-	for i := int64(1); i <= 5; i++ {
-		h.Publish(1, ev(i))
+// TestDirectWritesAndQueue: a live stream's in-order events are written by
+// the delivering goroutine; when the socket is full they queue, in order,
+// for the worker, which sends them once it runs.
+func TestDirectWritesAndQueue(t *testing.T) {
+	h := testHub(t)
+	s, c := subscribe(t, h, 1)
+	for i := int64(1); i <= 3; i++ {
+		h.Deliver(1, ev(i))
 	}
-	if got := fmt.Sprint(drain(s)); got != "[1 2 3 4 5]" {
-		t.Fatalf("first batch = %s", got)
+	if got := ids(c.messages(t)); got != "1 2 3" {
+		t.Fatalf("direct writes = %q", got)
 	}
-	h.Publish(1, ev(6))
-	if got := fmt.Sprint(drain(s)); got != "[6]" {
-		t.Fatalf("second batch = %s", got)
+	c.blocked = true
+	for i := int64(4); i <= 6; i++ {
+		h.Deliver(1, ev(i))
 	}
-	if got := drain(s); len(got) != 0 {
-		t.Fatalf("empty queue gave %v", got)
+	if got := c.messages(t); len(got) != 0 || c.scheduled != 1 {
+		t.Fatalf("with the socket full: wrote %v, scheduled %d times; want nothing written, one wake-up", got, c.scheduled)
+	}
+	c.blocked = false
+	runWork(s, c)
+	if got := ids(c.messages(t)); got != "4 5 6" {
+		t.Fatalf("the worker wrote %q, want the queue in order", got)
+	}
+	h.Deliver(1, ev(7))
+	if got := ids(c.messages(t)); got != "7" {
+		t.Fatalf("after the queue drained: %q, want direct writes again", got)
 	}
 }
 
-func TestPublishToRolesAllOnce(t *testing.T) {
-	h := sse.NewHub()
-	admin := mustSubscribe(t, h, 1, "admin", "staff")
-	staff := mustSubscribe(t, h, 2, "staff")
-	loner := mustSubscribe(t, h, 3)
-	if n := h.PublishTo(sse.Targets{Employees: []int64{1}, Roles: []string{"admin", "staff"}}, ev(0)); n != 2 {
-		t.Fatalf("PublishTo reached %d, want 2 (admin once, staff once)", n)
+func TestDeliverToRolesAllOnce(t *testing.T) {
+	h := testHub(t)
+	_, admin := subscribe(t, h, 1, "admin", "staff")
+	_, staff := subscribe(t, h, 2, "staff")
+	_, loner := subscribe(t, h, 3)
+	if n := h.DeliverTo(Targets{Employees: []int64{1}, Roles: []string{"admin", "staff"}}, ev(0)); n != 2 {
+		t.Fatalf("DeliverTo reached %d, want 2 (admin once, staff once)", n)
 	}
-	if len(drain(admin)) != 1 || len(drain(staff)) != 1 || len(drain(loner)) != 0 {
+	if len(admin.messages(t)) != 1 || len(staff.messages(t)) != 1 || len(loner.messages(t)) != 0 {
 		t.Fatal("role targeting delivered wrongly")
 	}
-	if n := h.PublishTo(sse.Targets{All: true}, ev(0)); n != 3 {
-		t.Fatalf("PublishTo(all) reached %d, want 3", n)
+	if n := h.DeliverTo(Targets{All: true}, ev(0)); n != 3 {
+		t.Fatalf("DeliverTo(all) reached %d, want 3", n)
 	}
 }
 
-func TestMaxStreamsPerEmployee(t *testing.T) {
-	h := sse.NewHub(sse.WithMaxStreams(10))
-	var subs []*sse.Subscription
-	for i := 0; i < 10; i++ {
-		subs = append(subs, mustSubscribe(t, h, 1))
+func TestDeliverFuncBuildsOnlyForConnected(t *testing.T) {
+	h := testHub(t)
+	_, a := subscribe(t, h, 1)
+	_, b := subscribe(t, h, 1)
+	built := 0
+	build := func() *Event { built++; return ev(1) }
+	if n := h.DeliverFunc(2, build); n != 0 || built != 0 {
+		t.Fatalf("no stream of employee 2: reached %d, built %d; want 0, 0", n, built)
 	}
-	if _, err := h.Subscribe(1, nil); !errors.Is(err, sse.ErrTooManyStreams) {
-		t.Fatalf("11th stream: err = %v, want ErrTooManyStreams", err)
+	if n := h.DeliverFunc(1, build); n != 2 || built != 1 {
+		t.Fatalf("two tabs of employee 1: reached %d, built %d; want 2 and one shared event", n, built)
 	}
-	mustSubscribe(t, h, 2) // others are not affected
-	subs[0].Close()
-	mustSubscribe(t, h, 1) // a closed tab frees its place
+	if ids(a.messages(t)) != "1" || ids(b.messages(t)) != "1" {
+		t.Fatal("the tabs did not get the event")
+	}
+	if got := fmt.Sprint(h.Connected([]int64{3, 1, 2})); got != "[1]" {
+		t.Fatalf("Connected = %s, want [1]", got)
+	}
 }
 
-// TestSlowConsumerClosed: a stream that does not read is closed when its
-// queue fills, publishing never blocks, and a reading stream gets everything.
-func TestSlowConsumerClosed(t *testing.T) {
-	h := sse.NewHub(sse.WithQueueSize(8))
-	slow := mustSubscribe(t, h, 1)
-	fast := mustSubscribe(t, h, 1)
-	received := make(chan []int64)
-	go func() {
-		for {
-			select {
-			case <-fast.Ready():
-				received <- drain(fast)
-			case <-fast.Done():
-				close(received)
-				return
-			}
-		}
-	}()
-	var got []int64
-	for i := int64(1); i <= 1000; i++ {
-		h.Publish(1, ev(i))
-		if i%4 == 0 {
-			// Keep the reading stream under its bound: wait until it has what was sent.
-			for int64(len(got)) < i {
-				batch, ok := <-received
-				if !ok {
-					t.Fatalf("fast stream closed after %d events: %v", len(got), fast.Err())
-				}
-				got = append(got, batch...)
-			}
-		}
+func TestLimits(t *testing.T) {
+	h := testHub(t, WithMaxStreams(10), WithMaxInstanceStreams(12))
+	var tabs []*stream
+	for range 10 {
+		s, _ := subscribe(t, h, 1)
+		tabs = append(tabs, s)
 	}
-	for i, seq := range got {
-		if seq != int64(i+1) {
-			t.Fatalf("fast stream event %d has seq %d: order broken", i, seq)
+	if _, err := h.open(context.Background(), Params{Employee: 1}, sseFraming{}); !errors.Is(err, ErrTooManyStreams) {
+		t.Fatalf("11th stream of employee 1: err = %v, want ErrTooManyStreams", err)
+	}
+	subscribe(t, h, 2) // others are not affected
+	subscribe(t, h, 3)
+	if _, err := h.open(context.Background(), Params{Employee: 4}, sseFraming{}); !errors.Is(err, ErrInstanceFull) {
+		t.Fatalf("13th stream of the instance: err = %v, want ErrInstanceFull", err)
+	}
+	tabs[0].stop(EndClient)
+	tabs[0].work()
+	subscribe(t, h, 1) // a closed tab frees its place
+}
+
+// TestQueueBound pins the queue's bound: a stream whose socket takes
+// nothing holds exactly queueSize events, and the next one ends it as a
+// slow consumer, without blocking the delivery.
+func TestQueueBound(t *testing.T) {
+	const size = 8
+	h := testHub(t, WithQueueSize(size))
+	slow, sc := subscribe(t, h, 1)
+	_, fast := subscribe(t, h, 1)
+	sc.blocked = true
+	for i := int64(1); i <= size; i++ {
+		if n := h.Deliver(1, ev(i)); n != 2 {
+			t.Fatalf("event %d reached %d streams, want 2 (the slow one queues it)", i, n)
 		}
 	}
-	select {
-	case <-slow.Done():
-	default:
-		t.Fatal("slow stream still open after its queue overflowed")
+	if slow.end != nil {
+		t.Fatalf("slow stream ended with %d queued, at its bound", size)
 	}
-	if !errors.Is(slow.Err(), sse.ErrSlowConsumer) {
-		t.Fatalf("slow stream ended with %v, want ErrSlowConsumer", slow.Err())
+	if n := h.Deliver(1, ev(size+1)); n != 1 {
+		t.Fatalf("event beyond the bound reached %d streams, want 1", n)
 	}
-	if fast.Err() != nil {
-		t.Fatalf("fast stream ended: %v", fast.Err())
+	if slow.end != EndSlowConsumer {
+		t.Fatalf("slow stream end = %v, want EndSlowConsumer", slow.end)
+	}
+	if got := len(fast.messages(t)); got != size+1 {
+		t.Fatalf("fast stream got %d events, want %d", got, size+1)
+	}
+	runWork(slow, sc)
+	if !sc.closed || !bytes.Contains(sc.final, []byte(`"reason":"slow_consumer"`)) {
+		t.Fatalf("slow stream closed=%v final %q; want closed with the reason", sc.closed, sc.final)
+	}
+	if n := h.Counters().Ended(TransportSSE, EndSlowConsumer); n != 1 {
+		t.Fatalf("ended slow_consumer counted %d, want 1", n)
 	}
 }
 
 func TestCloseEmployeeAndHub(t *testing.T) {
-	h := sse.NewHub()
-	a := mustSubscribe(t, h, 1)
-	b := mustSubscribe(t, h, 2)
+	h := testHub(t)
+	a, ac := subscribe(t, h, 1)
+	b, bc := subscribe(t, h, 2)
 	h.CloseEmployee(1)
-	<-a.Done()
-	if !errors.Is(a.Err(), sse.ErrRemoved) {
-		t.Fatalf("removed employee's stream ended with %v", a.Err())
+	runWork(a, ac)
+	if a.end != EndRemoved || !ac.closed || !bytes.Contains(ac.final, []byte("event: closed\ndata: {\"reason\":\"employee_deleted\"}")) {
+		t.Fatalf("removed employee's stream: end %v, closed %v, final %q", a.end, ac.closed, ac.final)
 	}
-	if b.Err() != nil {
+	if b.end != nil {
 		t.Fatal("CloseEmployee(1) ended employee 2's stream")
 	}
 	h.Close()
-	<-b.Done()
-	if !errors.Is(b.Err(), sse.ErrClosed) {
-		t.Fatalf("stream ended with %v on hub close, want ErrClosed", b.Err())
+	runWork(b, bc)
+	if b.end != EndShutdown || !bytes.Contains(bc.final, []byte(`{"reason":"shutdown"}`)) {
+		t.Fatalf("stream on hub close: end %v, final %q", b.end, bc.final)
 	}
-	if _, err := h.Subscribe(3, nil); !errors.Is(err, sse.ErrClosed) {
-		t.Fatalf("Subscribe after Close: %v, want ErrClosed", err)
+	if _, err := h.open(context.Background(), Params{Employee: 3}, sseFraming{}); !errors.Is(err, ErrClosed) {
+		t.Fatalf("open after Close: %v, want ErrClosed", err)
 	}
 	h.Close() // twice is fine
-}
-
-func TestResync(t *testing.T) {
-	h := sse.NewHub()
-	s := mustSubscribe(t, h, 1)
-	h.Resync()
-	<-s.Ready()
-	if _, resync := s.Take(); !resync {
-		t.Fatal("Take after Resync: resync = false")
-	}
-	if _, resync := s.Take(); resync {
-		t.Fatal("resync reported twice")
+	if n, _ := h.Stats(); n != 0 {
+		t.Fatalf("%d streams registered after close", n)
 	}
 }
 
 func TestStats(t *testing.T) {
-	h := sse.NewHub()
-	mustSubscribe(t, h, 1)
-	s := mustSubscribe(t, h, 1)
-	mustSubscribe(t, h, 2)
+	h := testHub(t)
+	subscribe(t, h, 1)
+	s, c := subscribe(t, h, 1)
+	subscribe(t, h, 2)
 	if streams, emps := h.Stats(); streams != 3 || emps != 2 {
 		t.Fatalf("Stats = %d, %d; want 3 streams, 2 employees", streams, emps)
 	}
-	s.Close()
-	s.Close()
+	s.stop(EndClient)
+	runWork(s, c)
+	s.stop(EndClient) // twice is fine
+	runWork(s, c)
 	if streams, _ := h.Stats(); streams != 2 {
-		t.Fatalf("after Close: %d streams, want 2", streams)
+		t.Fatalf("after an end: %d streams, want 2", streams)
+	}
+	if n := h.Counters().Open(TransportSSE); n != 2 {
+		t.Fatalf("open by transport = %d, want 2", n)
 	}
 }
 
-// TestConcurrentChurn runs publishers against subscribers that come and go;
-// under -race it checks the locking, and each stream sees increasing seqs.
+// TestConcurrentChurn runs deliveries against streams that come and go,
+// with real worker goroutines; under -race it checks the locking, and each
+// stream sees strictly increasing seqs after its starting point.
 func TestConcurrentChurn(t *testing.T) {
-	h := sse.NewHub(sse.WithQueueSize(1 << 16))
+	h := testHub(t, WithQueueSize(1<<16))
 	var wg sync.WaitGroup
 	stop := make(chan struct{})
-	for w := 0; w < 4; w++ {
+	for w := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			for i := 0; i < 200; i++ {
-				s, err := h.Subscribe(int64(w%2), []string{"r"})
+			for range 200 {
+				s, err := h.open(context.Background(), Params{Employee: int64(w % 2), Roles: []string{"r"}, ExpiresAt: time.Now().Add(time.Hour)}, sseFraming{})
 				if err != nil {
 					t.Error(err)
 					return
 				}
+				c := &goConn{memConn: memConn{direct: true}, s: s}
+				s.start(c)
+				time.Sleep(50 * time.Microsecond)
+				s.stop(EndClient)
+				c.wait()
 				last := int64(0)
-				for _, e := range drain(s) {
-					if e == 0 {
-						continue // the role-targeted ephemeral events
+				for _, m := range c.messages(t) {
+					if !m.HasID {
+						continue
 					}
-					if e <= last {
-						t.Errorf("seq %d after %d", e, last)
+					var seq int64
+					fmt.Sscan(m.ID, &seq)
+					if seq <= last {
+						t.Errorf("seq %d after %d", seq, last)
 					}
-					last = e
+					last = seq
 				}
-				s.Close()
 			}
 		}()
 	}
@@ -246,47 +441,38 @@ func TestConcurrentChurn(t *testing.T) {
 				return
 			default:
 			}
-			h.Publish(seq%2, ev(seq))
-			h.PublishTo(sse.Targets{Roles: []string{"r"}}, ev(0))
+			h.Deliver(seq%2, ev(seq/2+1))
+			h.DeliverTo(Targets{Roles: []string{"r"}}, ev(0))
 		}
 	}()
 	wg.Wait()
 	close(stop)
 }
 
-func TestOnWakeFiresForWaitingEvents(t *testing.T) {
-	h := sse.NewHub()
-	s := mustSubscribe(t, h, 1)
-	h.Publish(1, ev(1)) // queued before anyone registered
-	woken := 0
-	s.OnWake(func() { woken++ })
-	if woken != 1 {
-		t.Fatalf("OnWake with a waiting event woke %d times, want 1", woken)
-	}
-	h.Publish(1, ev(2))
-	if woken != 2 {
-		t.Fatalf("a publish after OnWake woke %d times in all, want 2", woken)
-	}
-	if got := fmt.Sprint(drain(s)); got != "[1 2]" {
-		t.Fatalf("queue = %s", got)
-	}
+// goConn is a memConn whose work runs on goroutines, as the poller's does.
+type goConn struct {
+	memConn
+	s       *stream
+	running atomic.Int32
 }
 
-func TestPublishFuncBuildsOnlyForConnected(t *testing.T) {
-	h := sse.NewHub()
-	a, b := mustSubscribe(t, h, 1), mustSubscribe(t, h, 1)
-	built := 0
-	build := func() *sse.Event { built++; return ev(7) }
-	if n := h.PublishFunc(2, build); n != 0 || built != 0 {
-		t.Fatalf("no stream of employee 2: reached %d, built %d; want 0, 0", n, built)
-	}
-	if n := h.PublishFunc(1, build); n != 2 || built != 1 {
-		t.Fatalf("two tabs of employee 1: reached %d, built %d; want 2 and one shared event", n, built)
-	}
-	if fmt.Sprint(drain(a), drain(b)) != "[7] [7]" {
-		t.Fatal("the tabs did not get the event")
-	}
-	if got := fmt.Sprint(h.Connected([]int64{3, 1, 2})); got != "[1]" {
-		t.Fatalf("Connected = %s, want [1]", got)
+func (c *goConn) schedule() {
+	c.running.Add(1)
+	go func() {
+		defer c.running.Add(-1)
+		c.s.work()
+	}()
+}
+
+// wait returns once the stream's connection is closed and no work runs.
+func (c *goConn) wait() {
+	for {
+		c.mu.Lock()
+		closed := c.closed
+		c.mu.Unlock()
+		if closed && c.running.Load() == 0 {
+			return
+		}
+		time.Sleep(time.Millisecond)
 	}
 }

@@ -65,7 +65,8 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	hub := sse.NewHub()
+	hub := sse.NewHub(sse.WithHeartbeat(cfg.Heartbeat), sse.WithGoroutines(cfg.GoroutineStreams),
+		sse.WithSource(handlers.Source{Store: st}), sse.WithLogger(log.With("component", "streams")))
 	azure, err := startAzure(cfg, log)
 	if err != nil {
 		return err
@@ -88,10 +89,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	h := handlers.New(handlers.Config{
 		Store: st, Hub: hub, Auth: authn, Logger: log,
-		Origins: cfg.FrontendURLs, Heartbeat: cfg.Heartbeat,
+		Origins: cfg.FrontendURLs,
 		OpenAPI: openapi.YAML, Demo: demo,
-		GoroutineStreams: cfg.GoroutineStreams,
-		Ready:            ready, InsecureCookie: cfg.Dev,
+		Ready: ready, InsecureCookie: cfg.Dev,
 	})
 
 	// The listener goroutine hands committed notifications to the hub; it

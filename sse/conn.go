@@ -1,0 +1,204 @@
+package sse
+
+import (
+	"errors"
+	"net"
+	"net/http"
+	"os"
+	"sync/atomic"
+	"time"
+)
+
+// longAgo is a deadline in the past: setting it wakes a blocked read, or
+// fails a write, at once.
+var longAgo = time.Unix(1, 0)
+
+// netConn serves a taken-over connection that the poller cannot hold (TLS,
+// or streams kept on goroutines) with one goroutine of its own, blocked in
+// a read: the read notices the client leaving and receives what it sends
+// (WebSocket frames), and the stream's work wakes it by moving the read
+// deadline into the past. The work itself runs on a short-lived goroutine,
+// so the long-lived one keeps a small stack.
+type netConn struct {
+	nc      net.Conn
+	s       *stream
+	woke    atomic.Bool // set by schedule before it moves the read deadline
+	aborted atomic.Bool
+}
+
+func (c *netConn) tryWrite([]byte) (bool, *End) { return false, nil }
+
+func (c *netConn) write(bufs [][]byte) *End {
+	if err := armWriteDeadline(&c.aborted, c.nc.SetWriteDeadline); err != nil {
+		return EndError
+	}
+	nb := net.Buffers(bufs)
+	if _, err := nb.WriteTo(c.nc); err != nil {
+		return writeEnd(err)
+	}
+	return nil
+}
+
+func (c *netConn) schedule() {
+	c.woke.Store(true)
+	_ = c.nc.SetReadDeadline(longAgo)
+}
+
+func (c *netConn) abort() {
+	c.aborted.Store(true)
+	_ = c.nc.SetWriteDeadline(longAgo)
+}
+
+func (c *netConn) close(final []byte) {
+	if len(final) > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
+		_, _ = c.nc.Write(final)
+	}
+	_ = c.nc.Close()
+}
+
+// serve runs until the stream has finished: it reads what the client sends
+// and runs the stream's work when woken.
+func (c *netConn) serve(buffered []byte) {
+	if len(buffered) > 0 {
+		c.input(buffered)
+	}
+	size := 1 // an SSE client sends nothing: one byte notices data or EOF
+	if c.s.ws != nil {
+		size = 512
+	}
+	buf := make([]byte, size)
+	done := make(chan bool, 1)
+	work := func() { done <- c.s.work() }
+	for {
+		_ = c.nc.SetReadDeadline(time.Time{})
+		// A wake-up between the deadline above and the read is not lost:
+		// schedule sets woke before it moves the deadline.
+		if !c.woke.Swap(false) {
+			n, err := c.nc.Read(buf)
+			if n > 0 {
+				c.input(buf[:n])
+			}
+			if err != nil && !errors.Is(err, os.ErrDeadlineExceeded) {
+				c.s.stop(EndClient)
+			}
+			if !c.woke.Swap(false) {
+				continue
+			}
+		}
+		go work()
+		if <-done {
+			return
+		}
+	}
+}
+
+func (c *netConn) input(b []byte) {
+	if c.s.ws == nil {
+		c.s.stop(EndClientData)
+		return
+	}
+	replies, end := c.s.ws.feed(c.s, b)
+	if len(replies) > 0 {
+		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+		_, _ = c.nc.Write(replies)
+	}
+	if end != nil {
+		c.s.stop(end)
+	}
+}
+
+// httpConn writes a stream through net/http (HTTP/2, HTTP/1.0, or streams
+// kept on goroutines): the request's goroutine waits for work and notices
+// the client leaving through the request's context.
+type httpConn struct {
+	w       http.ResponseWriter
+	rc      *http.ResponseController
+	wake    chan struct{} // capacity 1: a pending wake-up
+	aborted atomic.Bool
+}
+
+func newHTTPConn(w http.ResponseWriter) *httpConn {
+	return &httpConn{w: w, rc: http.NewResponseController(w), wake: make(chan struct{}, 1)}
+}
+
+func (c *httpConn) tryWrite([]byte) (bool, *End) { return false, nil }
+
+func (c *httpConn) write(bufs [][]byte) *End {
+	err := armWriteDeadline(&c.aborted, c.rc.SetWriteDeadline)
+	if err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return EndError
+	}
+	for _, b := range bufs {
+		if _, err := c.w.Write(b); err != nil {
+			return writeEnd(err)
+		}
+	}
+	if err := c.rc.Flush(); err != nil {
+		return writeEnd(err)
+	}
+	return nil
+}
+
+func (c *httpConn) schedule() {
+	select {
+	case c.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (c *httpConn) abort() {
+	c.aborted.Store(true)
+	_ = c.rc.SetWriteDeadline(longAgo)
+}
+
+func (c *httpConn) close(final []byte) {
+	if len(final) > 0 {
+		_ = c.rc.SetWriteDeadline(time.Now().Add(time.Second))
+		if _, err := c.w.Write(final); err == nil {
+			_ = c.rc.Flush()
+		}
+	}
+}
+
+// serve runs the stream on the request's goroutine until it has finished.
+func (c *httpConn) serve(s *stream, clientGone <-chan struct{}) {
+	for {
+		select {
+		case <-clientGone:
+			clientGone = nil
+			s.stop(EndClient)
+			continue
+		case <-c.wake:
+		}
+		if s.work() {
+			return
+		}
+	}
+}
+
+// armWriteDeadline sets the next write's deadline through set, unless the
+// stream was aborted. The second look at aborted closes the race with
+// abort (which sets the deadline into the past): whichever sets its
+// deadline last, a write after an abort fails at once.
+func armWriteDeadline(aborted *atomic.Bool, set func(time.Time) error) error {
+	if aborted.Load() {
+		return errAborted
+	}
+	err := set(time.Now().Add(writeTimeout))
+	if aborted.Load() {
+		_ = set(longAgo)
+		return errAborted
+	}
+	return err
+}
+
+var errAborted = errors.New("stream aborted")
+
+// writeEnd maps a failed write to why the stream ended.
+func writeEnd(err error) *End {
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return EndWriteTimeout
+	}
+	return EndError
+}

@@ -37,6 +37,7 @@ type config struct {
 	DatabaseURL string
 	Instances   int
 	Heartbeat   string
+	ServerEnv   []string // --server-env: added to a spawned server's environment
 
 	Streams      int
 	Employees    int
@@ -83,6 +84,13 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.StringVar(&c.DatabaseURL, "database-url", "", "--spawn: the store (default: SQLite in a temp dir); postgres://… for PostgreSQL")
 	fs.IntVar(&c.Instances, "instances", 1, "--spawn: Herald processes on the same PostgreSQL database")
 	fs.StringVar(&c.Heartbeat, "heartbeat", "", "--spawn: HEARTBEAT_INTERVAL of the server (default: the server's)")
+	fs.Func("server-env", "--spawn: KEY=VALUE added to the server's environment (repeatable), e.g. GOROUTINE_STREAMS=true or DEBUG_ADDR=127.0.0.1:6060", func(v string) error {
+		if !strings.Contains(v, "=") {
+			return fmt.Errorf("%q is not KEY=VALUE", v)
+		}
+		c.ServerEnv = append(c.ServerEnv, v)
+		return nil
+	})
 	fs.IntVar(&c.Streams, "streams", 100, fmt.Sprintf("streams to open (at most %d)", maxStreams))
 	fs.IntVar(&c.Employees, "employees", 0, "employees the streams belong to (default: one per stream; at most 10 streams each)")
 	fs.IntVar(&c.Roles, "roles", 0, "roles bench-r0… dealt to the employees (default 10 with --mode role)")

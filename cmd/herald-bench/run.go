@@ -148,7 +148,10 @@ func (r *runner) spawn(ctx context.Context) error {
 			return err
 		}
 	}
-	env := append(baseEnv(), "HTTP_ADDR=127.0.0.1:0", "DATABASE_URL="+dsn, "JWT_SECRET="+r.auth.Secret, "LOG_LEVEL=info")
+	// Load runs measure Herald, not its rate limits: they are turned off.
+	env := append(baseEnv(), "HTTP_ADDR=127.0.0.1:0", "DATABASE_URL="+dsn, "JWT_SECRET="+r.auth.Secret, "LOG_LEVEL=info",
+		"PUBLISH_RATE=0", "CONNECT_RATE=0", "STATE_RATE=0")
+	env = append(env, r.cfg.ServerEnv...)
 	if r.cfg.Heartbeat != "" {
 		env = append(env, "HEARTBEAT_INTERVAL="+r.cfg.Heartbeat)
 	}

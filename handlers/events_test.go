@@ -414,3 +414,40 @@ func TestFirstBytesCarryPosition(t *testing.T) {
 		t.Fatalf("resuming stream's first block id %q, want 1", b.ID)
 	}
 }
+
+// TestInstanceStreamLimit: beyond MAX_STREAMS an instance answers 503
+// unavailable with Retry-After, every transport counted.
+func TestInstanceStreamLimit(t *testing.T) {
+	e := newEnv(t, func(o *envOptions) { o.hubOpts = []sse.Option{sse.WithMaxInstanceStreams(2)} })
+	e.stream("user2")
+	mustDialWS(t, e, "user3", "")
+	_, resp, body := heraldtest.OpenStream(t, e.URL+"/events", e.token("user4"))
+	if resp.StatusCode != 503 || problem(t, body).Code != "unavailable" || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("stream beyond MAX_STREAMS: %d %s (Retry-After %q), want 503 unavailable with Retry-After",
+			resp.StatusCode, body, resp.Header.Get("Retry-After"))
+	}
+	if _, status, body := dialWS(t, e, "", "Authorization", "Bearer "+e.token("user4")); status != 503 {
+		t.Fatalf("ws beyond MAX_STREAMS: %d %s, want 503", status, body)
+	}
+}
+
+// TestMaxStreamAge: a stream past its maximum age says why and ends; the
+// client resumes with nothing lost.
+func TestMaxStreamAge(t *testing.T) {
+	e := newEnv(t, func(o *envOptions) { o.hubOpts = []sse.Option{sse.WithMaxAge(300 * time.Millisecond)} })
+	s := e.stream("user2")
+	e.mustPublish("before", 2)
+	if m := s.MustNext(t, wait); heraldtest.Title(t, m) != "before" {
+		t.Fatalf("got %+v", m)
+	}
+	m := s.MustNext(t, wait)
+	if m.Event != "closed" || m.Data != `{"reason":"max_age"}` || m.HasID {
+		t.Fatalf("got %+v, want event: closed with reason max_age and no id", m)
+	}
+	s.WaitClosed(t, wait)
+	e.mustPublish("while away", 2)
+	r := e.stream("user2", "Last-Event-ID", "1")
+	if m := r.MustNext(t, wait); m.ID != "2" || heraldtest.Title(t, m) != "while away" {
+		t.Fatalf("after resuming: %+v", m)
+	}
+}

@@ -34,7 +34,7 @@ var (
 
 // reservedEvents are the stream's own control events; an ephemeral message
 // may not pose as one.
-var reservedEvents = map[string]bool{"token_expired": true, "replay_truncated": true}
+var reservedEvents = map[string]bool{"token_expired": true, "replay_truncated": true, "closed": true}
 
 type publishTargets struct {
 	Employees []int64  `json:"employees"`

@@ -13,6 +13,7 @@ import (
 	"github.com/coder/websocket"
 
 	"github.com/corp/herald/internal/heraldtest"
+	"github.com/corp/herald/sse"
 )
 
 type wsFrame struct {
@@ -183,5 +184,16 @@ func TestWSAndSSEShareTheLimit(t *testing.T) {
 	_, resp, _ := heraldtest.OpenStream(t, e.URL+"/events", e.token("user2"))
 	if resp.StatusCode != 429 {
 		t.Fatalf("11th stream over sse: %d", resp.StatusCode)
+	}
+}
+
+func TestWSMaxStreamAge(t *testing.T) {
+	e := newEnv(t, func(o *envOptions) { o.hubOpts = []sse.Option{sse.WithMaxAge(300 * time.Millisecond)} })
+	c := mustDialWS(t, e, "user2", "")
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	_, _, err := c.Read(ctx)
+	if code := websocket.CloseStatus(err); code != websocket.StatusGoingAway {
+		t.Fatalf("close status %d (%v), want 1001", code, err)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/url"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -32,6 +33,10 @@ type config struct {
 	GoroutineStreams bool
 	// DebugAddr, when set, serves net/http/pprof there (never on HTTP_ADDR).
 	DebugAddr string
+	// MaxStreams is the instance's stream limit; MaxStreamAge ends streams
+	// after about that long (0: never).
+	MaxStreams   int
+	MaxStreamAge time.Duration
 }
 
 // setting is one configuration variable.
@@ -43,7 +48,7 @@ type setting struct {
 var settingsOrder = []string{
 	"HTTP_ADDR", "DATABASE_URL", "FRONTEND_URL", "AZURE_ISSUER_BASE_URL", "AZURE_JWKS_URI",
 	"AZURE_AUDIENCE", "JWT_SECRET", "TOKEN_COOKIE", "PUBLISHER_ROLES", "HEARTBEAT_INTERVAL",
-	"LOG_LEVEL", "LOG_FORMAT",
+	"LOG_LEVEL", "LOG_FORMAT", "MAX_STREAMS", "MAX_STREAM_AGE",
 }
 
 func newSettings() map[string]*setting {
@@ -60,6 +65,8 @@ func newSettings() map[string]*setting {
 		"HEARTBEAT_INTERVAL":    {def: "15s", help: "SSE comment / WebSocket ping interval"},
 		"LOG_LEVEL":             {def: "info", help: "debug, info, warn or error"},
 		"LOG_FORMAT":            {def: "text", help: "text or json"},
+		"MAX_STREAMS":           {def: "100000", help: "streams one instance holds at most, every transport counted; beyond, 503"},
+		"MAX_STREAM_AGE":        {def: "1h", help: "streams are ended after this long (±20% jitter) so connections rebalance across instances; 0 never"},
 	}
 }
 
@@ -156,6 +163,16 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	cfg.LogFormat = strings.ToLower(v("LOG_FORMAT"))
 	if cfg.LogFormat != "text" && cfg.LogFormat != "json" {
 		bad("LOG_FORMAT", "%q is not text or json", v("LOG_FORMAT"))
+	}
+	if n, err := strconv.Atoi(v("MAX_STREAMS")); err != nil || n < 1 {
+		bad("MAX_STREAMS", "%q is not a positive number", v("MAX_STREAMS"))
+	} else {
+		cfg.MaxStreams = n
+	}
+	if d, err := time.ParseDuration(v("MAX_STREAM_AGE")); err != nil && v("MAX_STREAM_AGE") != "0" || d < 0 || d > 0 && d < time.Minute {
+		bad("MAX_STREAM_AGE", "%q is not 0 or a duration of a minute or more, like 1h", v("MAX_STREAM_AGE"))
+	} else {
+		cfg.MaxStreamAge = d
 	}
 	if !cfg.Dev && cfg.JWTSecret == "" && cfg.AzureIssuer == "" {
 		problems = append(problems, "no authentication configured: set JWT_SECRET (HS256 tokens), or AZURE_ISSUER_BASE_URL and AZURE_AUDIENCE (Azure AD tokens), or run with --dev")

@@ -66,6 +66,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		}
 	}
 	hub := sse.NewHub(sse.WithHeartbeat(cfg.Heartbeat), sse.WithGoroutines(cfg.GoroutineStreams),
+		sse.WithMaxInstanceStreams(cfg.MaxStreams), sse.WithMaxAge(cfg.MaxStreamAge),
 		sse.WithSource(handlers.Source{Store: st}), sse.WithLogger(log.With("component", "streams")))
 	azure, err := startAzure(cfg, log)
 	if err != nil {

@@ -49,6 +49,21 @@ func (e BadRequestProblemStatus) Valid() bool {
 	}
 }
 
+// Defines values for ClosedEventEvent.
+const (
+	Closed ClosedEventEvent = "closed"
+)
+
+// Valid indicates whether the value is a known member of the ClosedEventEvent enum.
+func (e ClosedEventEvent) Valid() bool {
+	switch e {
+	case Closed:
+		return true
+	default:
+		return false
+	}
+}
+
 // Defines values for ConflictProblemCode.
 const (
 	ConflictProblemCodeInvalidRequest ConflictProblemCode = "invalid_request"
@@ -563,6 +578,16 @@ type BadRequestProblemStatus int
 //
 // Examples: Vacation 2026-12-01 … 2026-12-05
 type Body = string
+
+// ClosedEvent The server ends the stream on purpose and says why, just before the response ends. No `id:` line; never replayed.
+type ClosedEvent struct {
+	// Data Why the server ended the stream.
+	Data  StreamClosed     `json:"data"`
+	Event ClosedEventEvent `json:"event"`
+}
+
+// ClosedEventEvent defines model for ClosedEvent.Event.
+type ClosedEventEvent string
 
 // ConflictProblem defines model for ConflictProblem.
 type ConflictProblem struct {
@@ -1089,8 +1114,8 @@ type PublishRequest struct {
 	Data *Data `json:"data,omitempty"`
 
 	// Event Ephemeral messages only (`"persist": false`): the SSE event name
-	// (default `notification`). `token_expired` and `replay_truncated`
-	// are reserved.
+	// (default `notification`). The stream's own events
+	// (`token_expired`, `replay_truncated`, `closed`) are reserved.
 	//
 	//
 	// Examples: typing
@@ -1193,6 +1218,17 @@ type ReplayTruncatedEventEvent string
 //
 // Examples: admin
 type Role = string
+
+// StreamClosed Why the server ended the stream.
+type StreamClosed struct {
+	// Reason `shutdown`, `max_age`, `slow_consumer`, `employee_deleted` or
+	// `store_unavailable`; new reasons may be added, so treat an
+	// unknown one as "reconnect and resume".
+	//
+	//
+	// Examples: max_age
+	Reason string `json:"reason"`
+}
 
 // StreamEvent One SSE event, told apart by its `event` name (an ephemeral message may also be named `notification`, but it has no `id`).
 type StreamEvent struct {
@@ -1952,6 +1988,32 @@ func (t *StreamEvent) MergeTokenExpiredEvent(v TokenExpiredEvent) error {
 	return err
 }
 
+// AsClosedEvent returns the union data inside the StreamEvent as a ClosedEvent
+func (t StreamEvent) AsClosedEvent() (ClosedEvent, error) {
+	var body ClosedEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromClosedEvent overwrites any union data inside the StreamEvent as the provided ClosedEvent
+func (t *StreamEvent) FromClosedEvent(v ClosedEvent) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeClosedEvent performs a merge with any union data inside the StreamEvent, using the provided ClosedEvent
+func (t *StreamEvent) MergeClosedEvent(v ClosedEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
 func (t StreamEvent) MarshalJSON() ([]byte, error) {
 	b, err := t.union.MarshalJSON()
 	return b, err
@@ -2464,10 +2526,24 @@ type ClientInterface interface {
 	//   `event: token_expired` and closes; get a fresh token (cookie) and
 	//   open a new `EventSource`.
 	//
-	// The server also ends a stream when the client cannot keep up (its
-	// queue of 256 events is full), when the employee is deleted and when
-	// the instance shuts down; the client reconnects and replays. At most
-	// 10 streams per employee are open on one instance (429 beyond).
+	// - **Endings.** A stream the server ends on purpose says why first:
+	//   `event: closed` with `{"reason": …}` and no `id:` line (it is not
+	//   replayed), then the response ends. The reasons: `shutdown` (the
+	//   instance is stopping: reconnect, to another instance), `max_age`
+	//   (`MAX_STREAM_AGE` passed, about an hour ± 20%, so connections
+	//   rebalance after a deploy), `slow_consumer` (the client could not
+	//   keep up: its queue of 256 events filled), `employee_deleted`, and
+	//   `store_unavailable` (a gap in the sequence could not be read from
+	//   the store; the stream ends rather than skip). The client
+	//   reconnects with `Last-Event-ID` and loses nothing. The same names
+	//   label `herald_streams_closed_total` in `/metrics`, with the
+	//   endings that cannot be announced (`client`, `client_data`,
+	//   `dead_peer`, `write_timeout`, `error`).
+	//
+	// At most 10 streams per employee are open on one instance (429
+	// `too_many_connections` beyond), and at most `MAX_STREAMS` in all,
+	// every transport counted (503 `unavailable` with `Retry-After`
+	// beyond).
 	//
 	// The response body is described below as a sequence of SSE events,
 	// each with its `id:`, `event:` and `data:` fields; `data` is one line
@@ -2489,7 +2565,12 @@ type ClientInterface interface {
 	//
 	// event: token_expired
 	// data: {"code":"token_expired","expired_at":"2026-11-22T00:42:32.000Z"}
+	//
+	// event: closed
+	// data: {"reason":"max_age"}
 	// ```
+	//
+	// (A stream ends with either `token_expired` or `closed`, not both.)
 	//
 	// Corresponds with GET /events (the `StreamEvents` operationId).
 	StreamEvents(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2654,9 +2735,23 @@ type ClientInterface interface {
 	//   replay stops at 1,000.
 	//
 	// Resume with `?lastEventId=N` (the `id` of the last frame received).
-	// The server pings every `HEARTBEAT_INTERVAL`, and closes with code
-	// **4001** when the token expires (reconnect with a fresh one). The
-	// client sends nothing; frames it sends are ignored.
+	// The server pings every `HEARTBEAT_INTERVAL`; a client that has not
+	// answered (any frame) by the next ping is dropped. The client sends
+	// nothing else; data frames it sends are ignored (and counted in
+	// `herald_stream_client_messages_ignored_total`).
+	//
+	// The close frame says why the server ended the stream (the reasons of
+	// `event: closed` on the SSE stream):
+	//
+	// | code | reason | what to do |
+	// |---|---|---|
+	// | 4001 | `token expired` (after a `token_expired` frame) | reconnect with a fresh token |
+	// | 1001 | `maximum stream age reached` | reconnect and resume |
+	// | 1012 | `server shutting down` | reconnect (to another instance) and resume |
+	// | 1013 | `too slow` / `write timed out` | reconnect and resume |
+	// | 1008 | `employee removed` | stop |
+	// | 1011 | `store unavailable` | reconnect and resume |
+	// | 1002 | `protocol error` (e.g. an unmasked frame) | fix the client |
 	//
 	// Corresponds with GET /ws (the `StreamWebSocket` operationId).
 	StreamWebSocket(ctx context.Context, params *StreamWebSocketParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2810,10 +2905,24 @@ func (c *Client) PutEmployee(ctx context.Context, id EmployeeID, body PutEmploye
 //     `event: token_expired` and closes; get a fresh token (cookie) and
 //     open a new `EventSource`.
 //
-// The server also ends a stream when the client cannot keep up (its
-// queue of 256 events is full), when the employee is deleted and when
-// the instance shuts down; the client reconnects and replays. At most
-// 10 streams per employee are open on one instance (429 beyond).
+//   - **Endings.** A stream the server ends on purpose says why first:
+//     `event: closed` with `{"reason": …}` and no `id:` line (it is not
+//     replayed), then the response ends. The reasons: `shutdown` (the
+//     instance is stopping: reconnect, to another instance), `max_age`
+//     (`MAX_STREAM_AGE` passed, about an hour ± 20%, so connections
+//     rebalance after a deploy), `slow_consumer` (the client could not
+//     keep up: its queue of 256 events filled), `employee_deleted`, and
+//     `store_unavailable` (a gap in the sequence could not be read from
+//     the store; the stream ends rather than skip). The client
+//     reconnects with `Last-Event-ID` and loses nothing. The same names
+//     label `herald_streams_closed_total` in `/metrics`, with the
+//     endings that cannot be announced (`client`, `client_data`,
+//     `dead_peer`, `write_timeout`, `error`).
+//
+// At most 10 streams per employee are open on one instance (429
+// `too_many_connections` beyond), and at most `MAX_STREAMS` in all,
+// every transport counted (503 `unavailable` with `Retry-After`
+// beyond).
 //
 // The response body is described below as a sequence of SSE events,
 // each with its `id:`, `event:` and `data:` fields; `data` is one line
@@ -2835,7 +2944,12 @@ func (c *Client) PutEmployee(ctx context.Context, id EmployeeID, body PutEmploye
 //
 // event: token_expired
 // data: {"code":"token_expired","expired_at":"2026-11-22T00:42:32.000Z"}
+//
+// event: closed
+// data: {"reason":"max_age"}
 // ```
+//
+// (A stream ends with either `token_expired` or `closed`, not both.)
 //
 // Corresponds with GET /events (the `StreamEvents` operationId).
 func (c *Client) StreamEvents(ctx context.Context, params *StreamEventsParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3130,9 +3244,23 @@ func (c *Client) CreateSession(ctx context.Context, reqEditors ...RequestEditorF
 //     replay stops at 1,000.
 //
 // Resume with `?lastEventId=N` (the `id` of the last frame received).
-// The server pings every `HEARTBEAT_INTERVAL`, and closes with code
-// **4001** when the token expires (reconnect with a fresh one). The
-// client sends nothing; frames it sends are ignored.
+// The server pings every `HEARTBEAT_INTERVAL`; a client that has not
+// answered (any frame) by the next ping is dropped. The client sends
+// nothing else; data frames it sends are ignored (and counted in
+// `herald_stream_client_messages_ignored_total`).
+//
+// The close frame says why the server ended the stream (the reasons of
+// `event: closed` on the SSE stream):
+//
+// | code | reason | what to do |
+// |---|---|---|
+// | 4001 | `token expired` (after a `token_expired` frame) | reconnect with a fresh token |
+// | 1001 | `maximum stream age reached` | reconnect and resume |
+// | 1012 | `server shutting down` | reconnect (to another instance) and resume |
+// | 1013 | `too slow` / `write timed out` | reconnect and resume |
+// | 1008 | `employee removed` | stop |
+// | 1011 | `store unavailable` | reconnect and resume |
+// | 1002 | `protocol error` (e.g. an unmasked frame) | fix the client |
 //
 // Corresponds with GET /ws (the `StreamWebSocket` operationId).
 func (c *Client) StreamWebSocket(ctx context.Context, params *StreamWebSocketParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3958,10 +4086,24 @@ type ClientWithResponsesInterface interface {
 	//   `event: token_expired` and closes; get a fresh token (cookie) and
 	//   open a new `EventSource`.
 	//
-	// The server also ends a stream when the client cannot keep up (its
-	// queue of 256 events is full), when the employee is deleted and when
-	// the instance shuts down; the client reconnects and replays. At most
-	// 10 streams per employee are open on one instance (429 beyond).
+	// - **Endings.** A stream the server ends on purpose says why first:
+	//   `event: closed` with `{"reason": …}` and no `id:` line (it is not
+	//   replayed), then the response ends. The reasons: `shutdown` (the
+	//   instance is stopping: reconnect, to another instance), `max_age`
+	//   (`MAX_STREAM_AGE` passed, about an hour ± 20%, so connections
+	//   rebalance after a deploy), `slow_consumer` (the client could not
+	//   keep up: its queue of 256 events filled), `employee_deleted`, and
+	//   `store_unavailable` (a gap in the sequence could not be read from
+	//   the store; the stream ends rather than skip). The client
+	//   reconnects with `Last-Event-ID` and loses nothing. The same names
+	//   label `herald_streams_closed_total` in `/metrics`, with the
+	//   endings that cannot be announced (`client`, `client_data`,
+	//   `dead_peer`, `write_timeout`, `error`).
+	//
+	// At most 10 streams per employee are open on one instance (429
+	// `too_many_connections` beyond), and at most `MAX_STREAMS` in all,
+	// every transport counted (503 `unavailable` with `Retry-After`
+	// beyond).
 	//
 	// The response body is described below as a sequence of SSE events,
 	// each with its `id:`, `event:` and `data:` fields; `data` is one line
@@ -3983,7 +4125,12 @@ type ClientWithResponsesInterface interface {
 	//
 	// event: token_expired
 	// data: {"code":"token_expired","expired_at":"2026-11-22T00:42:32.000Z"}
+	//
+	// event: closed
+	// data: {"reason":"max_age"}
 	// ```
+	//
+	// (A stream ends with either `token_expired` or `closed`, not both.)
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4166,9 +4313,23 @@ type ClientWithResponsesInterface interface {
 	//   replay stops at 1,000.
 	//
 	// Resume with `?lastEventId=N` (the `id` of the last frame received).
-	// The server pings every `HEARTBEAT_INTERVAL`, and closes with code
-	// **4001** when the token expires (reconnect with a fresh one). The
-	// client sends nothing; frames it sends are ignored.
+	// The server pings every `HEARTBEAT_INTERVAL`; a client that has not
+	// answered (any frame) by the next ping is dropped. The client sends
+	// nothing else; data frames it sends are ignored (and counted in
+	// `herald_stream_client_messages_ignored_total`).
+	//
+	// The close frame says why the server ended the stream (the reasons of
+	// `event: closed` on the SSE stream):
+	//
+	// | code | reason | what to do |
+	// |---|---|---|
+	// | 4001 | `token expired` (after a `token_expired` frame) | reconnect with a fresh token |
+	// | 1001 | `maximum stream age reached` | reconnect and resume |
+	// | 1012 | `server shutting down` | reconnect (to another instance) and resume |
+	// | 1013 | `too slow` / `write timed out` | reconnect and resume |
+	// | 1008 | `employee removed` | stop |
+	// | 1011 | `store unavailable` | reconnect and resume |
+	// | 1002 | `protocol error` (e.g. an unmasked frame) | fix the client |
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5531,10 +5692,24 @@ func (c *ClientWithResponses) PutEmployeeWithResponse(ctx context.Context, id Em
 //     `event: token_expired` and closes; get a fresh token (cookie) and
 //     open a new `EventSource`.
 //
-// The server also ends a stream when the client cannot keep up (its
-// queue of 256 events is full), when the employee is deleted and when
-// the instance shuts down; the client reconnects and replays. At most
-// 10 streams per employee are open on one instance (429 beyond).
+//   - **Endings.** A stream the server ends on purpose says why first:
+//     `event: closed` with `{"reason": …}` and no `id:` line (it is not
+//     replayed), then the response ends. The reasons: `shutdown` (the
+//     instance is stopping: reconnect, to another instance), `max_age`
+//     (`MAX_STREAM_AGE` passed, about an hour ± 20%, so connections
+//     rebalance after a deploy), `slow_consumer` (the client could not
+//     keep up: its queue of 256 events filled), `employee_deleted`, and
+//     `store_unavailable` (a gap in the sequence could not be read from
+//     the store; the stream ends rather than skip). The client
+//     reconnects with `Last-Event-ID` and loses nothing. The same names
+//     label `herald_streams_closed_total` in `/metrics`, with the
+//     endings that cannot be announced (`client`, `client_data`,
+//     `dead_peer`, `write_timeout`, `error`).
+//
+// At most 10 streams per employee are open on one instance (429
+// `too_many_connections` beyond), and at most `MAX_STREAMS` in all,
+// every transport counted (503 `unavailable` with `Retry-After`
+// beyond).
 //
 // The response body is described below as a sequence of SSE events,
 // each with its `id:`, `event:` and `data:` fields; `data` is one line
@@ -5556,7 +5731,12 @@ func (c *ClientWithResponses) PutEmployeeWithResponse(ctx context.Context, id Em
 //
 // event: token_expired
 // data: {"code":"token_expired","expired_at":"2026-11-22T00:42:32.000Z"}
+//
+// event: closed
+// data: {"reason":"max_age"}
 // ```
+//
+// (A stream ends with either `token_expired` or `closed`, not both.)
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5817,9 +5997,23 @@ func (c *ClientWithResponses) CreateSessionWithResponse(ctx context.Context, req
 //     replay stops at 1,000.
 //
 // Resume with `?lastEventId=N` (the `id` of the last frame received).
-// The server pings every `HEARTBEAT_INTERVAL`, and closes with code
-// **4001** when the token expires (reconnect with a fresh one). The
-// client sends nothing; frames it sends are ignored.
+// The server pings every `HEARTBEAT_INTERVAL`; a client that has not
+// answered (any frame) by the next ping is dropped. The client sends
+// nothing else; data frames it sends are ignored (and counted in
+// `herald_stream_client_messages_ignored_total`).
+//
+// The close frame says why the server ended the stream (the reasons of
+// `event: closed` on the SSE stream):
+//
+// | code | reason | what to do |
+// |---|---|---|
+// | 4001 | `token expired` (after a `token_expired` frame) | reconnect with a fresh token |
+// | 1001 | `maximum stream age reached` | reconnect and resume |
+// | 1012 | `server shutting down` | reconnect (to another instance) and resume |
+// | 1013 | `too slow` / `write timed out` | reconnect and resume |
+// | 1008 | `employee removed` | stop |
+// | 1011 | `store unavailable` | reconnect and resume |
+// | 1002 | `protocol error` (e.g. an unmasked frame) | fix the client |
 //
 // Returns a wrapper object for the known response body format(s).
 //

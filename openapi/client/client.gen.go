@@ -2525,7 +2525,6 @@ type ClientInterface interface {
 	// - **Token expiry.** At the token's `exp` the stream sends
 	//   `event: token_expired` and closes; get a fresh token (cookie) and
 	//   open a new `EventSource`.
-	//
 	// - **Endings.** A stream the server ends on purpose says why first:
 	//   `event: closed` with `{"reason": …}` and no `id:` line (it is not
 	//   replayed), then the response ends. The reasons: `shutdown` (the
@@ -2904,7 +2903,6 @@ func (c *Client) PutEmployee(ctx context.Context, id EmployeeID, body PutEmploye
 //   - **Token expiry.** At the token's `exp` the stream sends
 //     `event: token_expired` and closes; get a fresh token (cookie) and
 //     open a new `EventSource`.
-//
 //   - **Endings.** A stream the server ends on purpose says why first:
 //     `event: closed` with `{"reason": …}` and no `id:` line (it is not
 //     replayed), then the response ends. The reasons: `shutdown` (the
@@ -4085,7 +4083,6 @@ type ClientWithResponsesInterface interface {
 	// - **Token expiry.** At the token's `exp` the stream sends
 	//   `event: token_expired` and closes; get a fresh token (cookie) and
 	//   open a new `EventSource`.
-	//
 	// - **Endings.** A stream the server ends on purpose says why first:
 	//   `event: closed` with `{"reason": …}` and no `id:` line (it is not
 	//   replayed), then the response ends. The reasons: `shutdown` (the
@@ -5691,7 +5688,6 @@ func (c *ClientWithResponses) PutEmployeeWithResponse(ctx context.Context, id Em
 //   - **Token expiry.** At the token's `exp` the stream sends
 //     `event: token_expired` and closes; get a fresh token (cookie) and
 //     open a new `EventSource`.
-//
 //   - **Endings.** A stream the server ends on purpose says why first:
 //     `event: closed` with `{"reason": …}` and no `id:` line (it is not
 //     replayed), then the response ends. The reasons: `shutdown` (the

@@ -47,7 +47,7 @@ type sinkBox struct{ store.Sink }
 // makes BEGIN take the write lock at once, which avoids "database is locked"
 // when two read-then-write transactions meet. wal_autocheckpoint(0): the
 // listener checkpoints in the background instead (see checkpoints).
-const pragmas = "_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
+const pragmas = "_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(-512)&_txlock=immediate"
 
 // Open opens (creating if needed) the SQLite database at path and applies
 // the embedded migrations. path may carry a "sqlite:" prefix.

@@ -3,6 +3,7 @@ package sse_test
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -284,18 +285,6 @@ func ends(h *sse.Hub, tr sse.Transport) map[string]int64 {
 	return out
 }
 
-// TestWSDeadPeer: a client that stops answering pings is dropped at the
-// next heartbeat.
-func TestWSDeadPeer(t *testing.T) {
-	s := newServer(t, sse.WithHeartbeat(30*time.Millisecond))
-	dialWS(t, s, 1) // never reads, never answers
-	s.waitStreams(t, 1)
-	s.waitStreams(t, 0)
-	if n := s.hub.Counters().Ended(sse.TransportWS, sse.EndDeadPeer); n != 1 {
-		t.Fatalf("dead_peer ends = %d, want 1", n)
-	}
-}
-
 // TestWSProtocolError: unmasked client frames break the protocol.
 func TestWSProtocolError(t *testing.T) {
 	s := newServer(t)
@@ -332,5 +321,107 @@ func TestShutdownAnnounced(t *testing.T) {
 	}
 	if _, err := r.Next(); !errors.Is(err, io.EOF) {
 		t.Fatalf("after closed: %v, want the end of the response", err)
+	}
+}
+
+// TestTLSAndHTTP2: over TLS the poller cannot hold the connection; an
+// HTTP/1.1 stream keeps a goroutine of its own (SSE and WebSocket), an
+// HTTP/2 stream stays in net/http. The same state machine serves them:
+// deliveries, heartbeats and the announced ending.
+func TestTLSAndHTTP2(t *testing.T) {
+	hub := sse.NewHub(sse.WithHeartbeat(50 * time.Millisecond))
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		emp, _ := strconv.ParseInt(r.URL.Query().Get("emp"), 10, 64)
+		p := sse.Params{Employee: emp, ExpiresAt: time.Now().Add(time.Hour)}
+		if r.URL.Path == "/ws" {
+			hub.ServeWS(w, r, p)
+			return
+		}
+		hub.ServeSSE(w, r, p)
+	}))
+	srv.EnableHTTP2 = true
+	srv.StartTLS()
+	defer srv.Close()
+	defer hub.Close() // first: streams end, so the server can close
+
+	open := func(emp int, h2 bool) (*http.Response, *sse.Reader) {
+		tr := srv.Client().Transport.(*http.Transport).Clone()
+		if !h2 {
+			tr.ForceAttemptHTTP2 = false
+			tr.TLSNextProto = map[string]func(string, *tls.Conn) http.RoundTripper{}
+			tr.TLSClientConfig.NextProtos = []string{"http/1.1"}
+		}
+		resp, err := (&http.Client{Transport: tr}).Get(srv.URL + "/events?emp=" + strconv.Itoa(emp))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if (resp.ProtoMajor == 2) != h2 {
+			t.Fatalf("protocol %s, want HTTP/2: %v", resp.Proto, h2)
+		}
+		r := sse.NewReader(resp.Body)
+		if m, err := r.Next(); err != nil || m.Retry != sse.RetryMillis {
+			t.Fatalf("preamble %+v %v", m, err)
+		}
+		return resp, r
+	}
+	_, r1 := open(1, false)
+	_, r2 := open(2, true)
+	tc := srv.Client().Transport.(*http.Transport).TLSClientConfig.Clone()
+	tc.NextProtos = []string{"http/1.1"} // WebSocket upgrades are HTTP/1.1
+	d := ws.Dialer{TLSConfig: tc}
+	wsc, _, _, err := d.Dial(context.Background(), "wss://"+strings.TrimPrefix(srv.URL, "https://")+"/ws?emp=3")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer wsc.Close()
+	for got, _ := hub.Stats(); got != 3; got, _ = hub.Stats() {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for emp, r := range map[int64]*sse.Reader{1: r1, 2: r2} {
+		hub.Deliver(emp, notification(1))
+		beat, got := false, false
+		for !beat || !got {
+			m, err := r.Next()
+			if err != nil {
+				t.Fatalf("employee %d: %v", emp, err)
+			}
+			beat = beat || len(m.Comments) > 0 && m.Comments[0] == "heartbeat"
+			got = got || m.ID == "1" && m.Event == "notification"
+		}
+	}
+	hub.Deliver(3, notification(1))
+	for {
+		wsc.SetReadDeadline(time.Now().Add(wait))
+		f, err := ws.ReadFrame(wsc)
+		if err != nil {
+			t.Fatalf("ws over TLS: %v", err)
+		}
+		if f.Header.OpCode == ws.OpPing {
+			wsutil.WriteClientMessage(wsc, ws.OpPong, nil)
+		}
+		if f.Header.OpCode == ws.OpText {
+			if !strings.Contains(string(f.Payload), `"id":"1"`) {
+				t.Fatalf("ws frame %s", f.Payload)
+			}
+			break
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	go hub.Shutdown(ctx)
+	for emp, r := range map[int64]*sse.Reader{1: r1, 2: r2} {
+		for {
+			m, err := r.Next()
+			if err != nil {
+				t.Fatalf("employee %d: %v before the ending", emp, err)
+			}
+			if m.Event == "closed" {
+				if m.Data != `{"reason":"shutdown"}` {
+					t.Fatalf("employee %d ending %+v", emp, m)
+				}
+				break
+			}
+		}
 	}
 }

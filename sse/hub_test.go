@@ -113,6 +113,9 @@ type memSource struct {
 	items map[int64][]*Event
 	down  bool
 	reads int
+	// afterHead, if set, runs inside Head after the head was read: a
+	// commit and its delivery landing in that window.
+	afterHead func()
 }
 
 func (m *memSource) add(employee int64, n int) {
@@ -129,11 +132,16 @@ func (m *memSource) add(employee int64, n int) {
 
 func (m *memSource) Head(_ context.Context, employee int64) (int64, error) {
 	m.mu.Lock()
-	defer m.mu.Unlock()
 	if m.down {
+		m.mu.Unlock()
 		return 0, errors.New("store down")
 	}
-	return int64(len(m.items[employee])), nil
+	head, after := int64(len(m.items[employee])), m.afterHead
+	m.mu.Unlock()
+	if after != nil {
+		after()
+	}
+	return head, nil
 }
 
 func (m *memSource) Since(_ context.Context, employee, after int64, limit int) ([]*Event, error) {

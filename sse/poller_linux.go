@@ -128,10 +128,9 @@ func (p *poller) takeOver(nc net.Conn, s *stream, buffered []byte) (*fdConn, err
 		return nil, err
 	}
 	// A peer that stops acknowledging (unplugged, asleep) is dropped by the
-	// kernel once data has waited unacknowledged this long: the next
-	// heartbeat after it died finds it.
-	timeout := max(p.hub.heartbeat, 5*time.Second)
-	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(timeout/time.Millisecond))
+	// kernel once data has waited unacknowledged for a heartbeat (at least
+	// 5 s): the heartbeats after it died find it.
+	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(silence(p.hub.heartbeat)/int64(time.Millisecond)))
 	c := &fdConn{p: p, s: s, fd: fd}
 	p.mu.Lock()
 	if fd >= len(p.conns) {

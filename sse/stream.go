@@ -332,8 +332,8 @@ func (s *stream) step(evs []*Event) *End {
 		}
 	}
 	if beat {
-		if s.ws != nil && s.ws.awaitingPong.Swap(true) {
-			return EndDeadPeer // the previous ping got no answer
+		if s.ws != nil && !s.ws.beat(now, s.hub.heartbeat) {
+			return EndDeadPeer // the pings went unanswered
 		}
 		if end := s.c.write([][]byte{s.f.heartbeat()}); end != nil {
 			return end
@@ -379,11 +379,8 @@ func (s *stream) onTimer(now int64) {
 		s.mu.Unlock()
 		return
 	}
-	if s.onlyBeatDueLocked(now) && (s.ws == nil || !s.ws.awaitingPong.Load()) {
+	if s.onlyBeatDueLocked(now) && (s.ws == nil || s.ws.beat(now, s.hub.heartbeat)) {
 		if ok, end := s.c.tryWrite(s.f.heartbeat()); ok {
-			if s.ws != nil {
-				s.ws.awaitingPong.Store(true)
-			}
 			s.nextBeat = now + int64(s.hub.heartbeat)
 			s.hub.wheel.schedule(s, s.nextDueLocked())
 			s.mu.Unlock()

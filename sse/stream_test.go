@@ -2,7 +2,9 @@ package sse
 
 import (
 	"bytes"
+
 	"context"
+	"github.com/gobwas/ws"
 	"strconv"
 	"strings"
 	"testing"
@@ -37,6 +39,24 @@ func TestReplayThenLive(t *testing.T) {
 	h.Deliver(1, ev(7))
 	if got := ids(c.messages(t)); got != "7" {
 		t.Fatalf("live after replay = %q, want 7 only", got)
+	}
+}
+
+// TestRegisteredBeforeHead: a notification committed and delivered right
+// after the stream read its starting position still reaches it. That holds
+// only because the stream joins the hub before it reads the store.
+func TestRegisteredBeforeHead(t *testing.T) {
+	src := &memSource{}
+	src.add(1, 2)
+	h := testHub(t, WithSource(src))
+	src.afterHead = func() {
+		src.afterHead = nil
+		src.add(1, 1)
+		h.Deliver(1, ev(3))
+	}
+	_, c := open(t, h, Params{Employee: 1})
+	if got := ids(c.messages(t)); got != "3" {
+		t.Fatalf("got %q, want the event committed after the head was read", got)
 	}
 }
 
@@ -246,4 +266,44 @@ func TestWheel(t *testing.T) {
 	if got := w.expire(start+int64(wheelSlots+4)*tick, nil); len(got) != 1 || got[0] != s[3] {
 		t.Fatalf("on its turn fired %v, want s3", got)
 	}
+}
+
+// TestWSDeadPeer: a WebSocket client that leaves pings unanswered for the
+// allowed silence (a heartbeat, at least 5 s) is dropped; any frame from it
+// answers. Driven by the hub's clock, not by waiting.
+func TestWSDeadPeer(t *testing.T) {
+	h := testHub(t, WithHeartbeat(time.Second))
+	start := nanotime()
+	now := start
+	h.clock = func() int64 { return now }
+	s, c := open(t, h, Params{Employee: 1, ExpiresAt: time.Now().Add(time.Hour)})
+	s.ws = &wsState{}
+	tick := func(d time.Duration) {
+		now += int64(d)
+		s.onTimer(now)
+		runWork(s, c)
+	}
+	tick(time.Second) // the first ping
+	for range 3 {
+		tick(time.Second) // unanswered, but within the allowed silence
+	}
+	if s.end != nil {
+		t.Fatalf("ended after 4 s of silence: %v", s.end)
+	}
+	s.ws.feed(s, appendMaskedFrame(nil, opPong)) // the client answers
+	for range 5 {
+		tick(time.Second) // a new first ping, then four unanswered seconds
+	}
+	if s.end != nil {
+		t.Fatalf("ended although the client answered: %v", s.end)
+	}
+	tick(time.Second) // 5 s since the first ping after the answer
+	if s.end != EndDeadPeer || !c.closed {
+		t.Fatalf("end %v, closed %v; want dead_peer", s.end, c.closed)
+	}
+}
+
+// appendMaskedFrame appends an empty masked client frame.
+func appendMaskedFrame(dst []byte, op ws.OpCode) []byte {
+	return append(dst, 0x80|byte(op), 0x80, 1, 2, 3, 4)
 }

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"sync/atomic"
+	"time"
 
 	"github.com/gobwas/ws"
 )
@@ -42,11 +43,29 @@ func closeFrame(code uint16, reason string) []byte {
 
 // wsState is what a WebSocket stream tracks of what its client sends.
 type wsState struct {
-	// awaitingPong is set when a ping goes out and cleared by any frame
-	// from the client: still set at the next heartbeat, the peer is dead.
-	awaitingPong atomic.Bool
-	partial      []byte // an incomplete frame; nil almost always
-	skip         int64  // payload bytes of an ignored frame still to come
+	// pingedAt is when the oldest unanswered ping went out (Unix
+	// nanoseconds), 0 when the client has sent something since: any frame
+	// from the client answers.
+	pingedAt atomic.Int64
+	partial  []byte // an incomplete frame; nil almost always
+	skip     int64  // payload bytes of an ignored frame still to come
+}
+
+// silence is how long a client may leave a ping unanswered: a heartbeat,
+// but never less than 5 s, so a busy client or network is not taken for a
+// dead one.
+func silence(heartbeat time.Duration) int64 { return int64(max(heartbeat, 5*time.Second)) }
+
+// beat records a ping going out at now, and reports false when the ping
+// before it is still unanswered after the allowed silence: the peer is
+// dead.
+func (w *wsState) beat(now int64, heartbeat time.Duration) bool {
+	since := w.pingedAt.Load()
+	if since == 0 {
+		w.pingedAt.Store(now)
+		return true
+	}
+	return now-since < silence(heartbeat)
 }
 
 // feed parses what the client sent. It returns the frames to send back
@@ -55,7 +74,7 @@ type wsState struct {
 // payload of data frames is skipped without being kept. feed runs on one
 // goroutine at a time (the poller's, or the connection's own).
 func (w *wsState) feed(s *stream, b []byte) (replies []byte, end *End) {
-	w.awaitingPong.Store(false)
+	w.pingedAt.Store(0)
 	if len(w.partial) > 0 {
 		b = append(w.partial, b...)
 		w.partial = nil

@@ -30,8 +30,15 @@ var (
 	// different request.
 	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different request")
 	// ErrUnavailable means the database could not be reached or failed; the
-	// operation changed nothing and may be retried.
+	// operation changed nothing and may be retried, unless the error also
+	// carries ErrOutcomeUnknown.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrOutcomeUnknown means the database stopped answering while a write
+	// was in flight (a statement or its commit sent, no answer back): it may
+	// or may not have been committed. Errors that carry it also carry
+	// ErrUnavailable. A publish retried with the same Idempotency-Key is
+	// safe either way: if the first one committed, its answer comes back.
+	ErrOutcomeUnknown = errors.New("the write may or may not have been committed")
 )
 
 // ConflictError is PutEmployee's refusal: one of the employee's logins

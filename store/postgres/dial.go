@@ -81,6 +81,9 @@ func (d *dialer) DialContext(ctx context.Context, network, address string) (net.
 		defer context.AfterFunc(d.stopped, cancel)()
 	}
 	c, err := d.d.DialContext(ctx, network, address)
+	if slot, ok := ctx.Value(dialSlotKey{}).(*dialSlot); ok && err == nil {
+		slot.opened(c) // a pool connection: see bound.go
+	}
 	if err == nil && d.track {
 		d.mu.Lock()
 		d.current = c

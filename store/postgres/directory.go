@@ -94,7 +94,7 @@ func (db *DB) putEmployee(ctx context.Context, e store.Employee) (store.Employee
 		return store.Employee{}, false, err
 	}
 	if err := tx.Commit(); err != nil {
-		return store.Employee{}, false, err
+		return store.Employee{}, false, inFlight(err)
 	}
 	return row.employee(), row.Created, nil
 }
@@ -126,9 +126,11 @@ func loginClash(ctx context.Context, q querier, e store.Employee, logins pq.Stri
 // and tells every instance to close their streams.
 func (db *DB) DeleteEmployee(ctx context.Context, id int64) error {
 	var deleted []int64
-	err := db.x.SelectContext(ctx, &deleted, `
-		WITH d AS (DELETE FROM employees WHERE id = $1 RETURNING id)
-		SELECT d.id FROM d WHERE pg_notify($2, 'd' || d.id) IS NOT NULL`, id, channel)
+	err := db.write(ctx, func(q querier) error {
+		return q.SelectContext(ctx, &deleted, `
+			WITH d AS (DELETE FROM employees WHERE id = $1 RETURNING id)
+			SELECT d.id FROM d WHERE pg_notify($2, 'd' || d.id) IS NOT NULL`, id, channel)
+	})
 	if err != nil {
 		return wrap(ctx, "delete employee", err)
 	}

@@ -6,17 +6,21 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"slices"
 	"strings"
+	"unicode/utf8"
 )
 
 // MaxBodyBytes bounds request bodies.
 const MaxBodyBytes = 64 << 10
 
 // readJSON reads a JSON request body (415 unless Content-Type is JSON, 413
-// over MaxBodyBytes) and decodes it strictly into dst: unknown fields and
-// trailing data are errors. It returns the raw body.
+// over MaxBodyBytes, 422 unless it is valid UTF-8) and decodes it strictly
+// into dst: unknown fields and trailing data are errors. It returns the raw
+// body.
 func readJSON(w http.ResponseWriter, r *http.Request, dst any) ([]byte, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !(mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
@@ -35,6 +39,9 @@ func readJSON(w http.ResponseWriter, r *http.Request, dst any) ([]byte, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, badRequest("empty request body: a JSON object is required")
 	}
+	if !utf8.Valid(raw) {
+		return nil, invalidUTF8(raw)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -44,6 +51,48 @@ func readJSON(w http.ResponseWriter, r *http.Request, dst any) ([]byte, error) {
 		return nil, badRequest("unexpected data after the JSON object")
 	}
 	return raw, nil
+}
+
+// invalidUTF8 refuses a body that is not valid UTF-8, naming the fields
+// that hold the bad bytes. encoding/json would quietly replace them in
+// strings, changing the text, and keep them in raw values (data), which
+// then poison every JSON and WebSocket text frame that carries them:
+// browsers close a WebSocket on a frame that is not UTF-8.
+func invalidUTF8(raw []byte) *httpError {
+	fields := badUTF8Fields(raw, "")
+	if len(fields) == 0 {
+		fields = []FieldError{{Field: "body", Message: "must be valid UTF-8"}} // in a key, or outside the values
+	}
+	return &httpError{status: http.StatusUnprocessableEntity, code: CodeInvalidRequest,
+		detail: "the body is not valid UTF-8, as JSON text must be", fields: fields}
+}
+
+// badUTF8Fields returns the paths (to.emails[0], data) of the values of raw
+// that are not valid UTF-8, down to the objects' members and the arrays'
+// elements, sorted by path.
+func badUTF8Fields(raw json.RawMessage, path string) []FieldError {
+	if utf8.Valid(raw) {
+		return nil
+	}
+	var (
+		obj map[string]json.RawMessage
+		arr []json.RawMessage
+		out []FieldError
+	)
+	switch {
+	case path != "data" && json.Unmarshal(raw, &obj) == nil:
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
+			out = append(out, badUTF8Fields(obj[k], strings.TrimPrefix(path+"."+k, "."))...)
+		}
+	case path != "data" && json.Unmarshal(raw, &arr) == nil:
+		for i, v := range arr {
+			out = append(out, badUTF8Fields(v, fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	}
+	if len(out) == 0 && path != "" {
+		out = []FieldError{{Field: path, Message: "must be valid UTF-8"}}
+	}
+	return out
 }
 
 // jsonError turns a decoding error into a 400 naming the field.

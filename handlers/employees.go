@@ -46,7 +46,7 @@ func employeeID(r *http.Request) (int64, error) {
 
 // putEmployee serves PUT /employees/{id}: create or replace a directory entry.
 func (h *Handler) putEmployee(w http.ResponseWriter, r *http.Request) error {
-	if _, err := publisherOnly(r); err != nil {
+	if _, err := directoryOnly(r); err != nil {
 		return err
 	}
 	id, err := employeeID(r)
@@ -109,7 +109,7 @@ func (req *employeeRequest) validate() error {
 // deleteEmployee serves DELETE /employees/{id}: the employee, their inbox and
 // their open streams go.
 func (h *Handler) deleteEmployee(w http.ResponseWriter, r *http.Request) error {
-	if _, err := publisherOnly(r); err != nil {
+	if _, err := directoryOnly(r); err != nil {
 		return err
 	}
 	id, err := employeeID(r)

@@ -247,6 +247,17 @@ func employeeOnly(r *http.Request) (auth.Identity, error) {
 	return id, nil
 }
 
+// directoryOnly returns the caller if it holds a directory role.
+// Publishing alone does not allow it: a publisher that could give an
+// employee's login to itself could read that inbox.
+func directoryOnly(r *http.Request) (auth.Identity, error) {
+	id, _ := auth.FromContext(r.Context())
+	if !id.Directory {
+		return id, auth.Forbidden("a directory role is required (DIRECTORY_ROLES); publishing alone does not allow changing the directory")
+	}
+	return id, nil
+}
+
 // publisherOnly returns the caller if it holds a publisher role.
 func publisherOnly(r *http.Request) (auth.Identity, error) {
 	id, _ := auth.FromContext(r.Context())

@@ -78,15 +78,39 @@ func (m *Metrics) Handler() http.Handler {
 // Registry returns the registry, for collectors added by the wiring.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// observe records one finished request under its route pattern (never the
-// raw path: IDs would make the label set unbounded).
+// observe records one finished request under its route pattern and
+// method. Every label value comes from a bounded set, whatever a client
+// sends: the router's patterns (never the raw path: IDs would make the
+// label set unbounded; "unmatched" for a path no route serves) and the
+// methods of HTTP (anything else is "other": a client may send any token
+// as a method, and each new one would be a new series, kept forever).
 func (m *Metrics) observe(r *http.Request, status int, seconds float64) {
 	route := "unmatched"
 	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 		route = rc.RoutePattern()
 	}
-	m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route, r.Method).Observe(seconds)
+	method := methodLabel(r.Method)
+	m.requests.WithLabelValues(route, method, statusLabel(status)).Inc()
+	m.duration.WithLabelValues(route, method).Observe(seconds)
+}
+
+// methodLabel returns method if it is one of HTTP's, else "other".
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// statusLabel returns the status as a label: one of the 500 codes HTTP
+// allows (net/http writes nothing else).
+func statusLabel(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status)
 }
 
 // streamClosed counts a stream's end by reason.

@@ -48,6 +48,8 @@ type Config struct {
 	// InsecureCookie leaves the Secure attribute off session cookies, for
 	// plain http on localhost (--dev).
 	InsecureCookie bool
+	// Limits are the rate limits (all off when zero).
+	Limits Limits
 }
 
 // Handler serves Herald's HTTP API.
@@ -63,6 +65,7 @@ type Handler struct {
 	demo       *Demo
 	origins    []string
 	metrics    *Metrics
+	limits     limiters
 	park       bool
 	draining   atomic.Bool
 	// base is the context of parked streams (they outlive their request);
@@ -92,6 +95,7 @@ func New(cfg Config) *Handler {
 		demo:       cfg.Demo,
 		origins:    cfg.Origins,
 		metrics:    cfg.Metrics,
+		limits:     newLimiters(cfg.Limits),
 		park:       !cfg.GoroutineStreams,
 
 		insecureCookie: cfg.InsecureCookie,
@@ -168,15 +172,18 @@ func (h *Handler) routes(origins []string) chi.Router {
 	}
 
 	authn := h.auth.Middleware(h.writeError)
-	// Streams: no timeouts, no compression, no body deadline.
-	r.With(authn).Get("/events", h.events)
-	r.With(authn).Get("/ws", h.ws)
-	// The REST API.
+	// Streams: no timeouts, no compression, no body deadline. Every stream
+	// transport's route takes limitConnects first (CONNECT_RATE counts
+	// stream opens per client IP over all of them).
+	r.With(h.limitConnects, authn).Get("/events", h.events)
+	r.With(h.limitConnects, authn).Get("/ws", h.ws)
+	// The REST API. Routes that change inbox state or preferences take
+	// limitState (STATE_RATE per employee).
 	r.Group(func(r chi.Router) {
 		r.Use(bodyDeadline(30*time.Second), authn)
-		r.Post("/notifications", h.api(h.publish))
+		r.With(h.limitPublishes).Post("/notifications", h.api(h.publish))
 		r.Get("/notifications", h.api(h.inbox))
-		r.Post("/notifications/read", h.api(h.markRead))
+		r.With(h.limitState).Post("/notifications/read", h.api(h.markRead))
 		r.Put("/employees/{id}", h.api(h.putEmployee))
 		r.Delete("/employees/{id}", h.api(h.deleteEmployee))
 		r.Post("/session", h.api(h.createSession))

@@ -23,7 +23,8 @@ func (h *Handler) healthz(w http.ResponseWriter, r *http.Request) {
 // causes name internal addresses and errors (see showDetail).
 func (h *Handler) readyz(w http.ResponseWriter, r *http.Request) {
 	if h.draining.Load() {
-		h.writeError(w, r, &httpError{status: http.StatusServiceUnavailable, code: CodeUnavailable, detail: "shutting down"})
+		h.writeError(w, r, &httpError{status: http.StatusServiceUnavailable, code: CodeUnavailable, detail: "shutting down",
+			header: http.Header{"Retry-After": {"5"}}})
 		return
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)

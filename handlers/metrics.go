@@ -26,6 +26,7 @@ type Metrics struct {
 	replayTruncated prometheus.Counter
 	requests        *prometheus.CounterVec
 	duration        *prometheus.HistogramVec
+	rateLimited     *prometheus.CounterVec
 }
 
 // NewMetrics returns the collectors, with gauges reading hub's live counts
@@ -58,9 +59,12 @@ func NewMetrics(hub *sse.Hub) *Metrics {
 			Name: "herald_http_request_duration_seconds", Help: "HTTP request duration (streams: until they end), by route pattern and method.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"route", "method"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_rate_limited_total", Help: "Requests refused with 429 rate_limited, by limit (publish, connect, state).",
+		}, []string{"limit"}),
 	}
 	m.reg.MustRegister(m.published, m.recipients, m.eventsSent, m.streamsOpened, m.streamsClosed,
-		m.replayTruncated, m.requests, m.duration,
+		m.replayTruncated, m.requests, m.duration, m.rateLimited,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_streams_open", Help: "Streams open on this instance."},
 			func() float64 { n, _ := hub.Stats(); return float64(n) }),

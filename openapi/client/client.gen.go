@@ -51,13 +51,13 @@ func (e BadRequestProblemStatus) Valid() bool {
 
 // Defines values for ConflictProblemCode.
 const (
-	ConflictProblemCodeInvalidRequest ConflictProblemCode = "invalid_request"
+	ConflictProblemCodeConflict ConflictProblemCode = "conflict"
 )
 
 // Valid indicates whether the value is a known member of the ConflictProblemCode enum.
 func (e ConflictProblemCode) Valid() bool {
 	switch e {
-	case ConflictProblemCodeInvalidRequest:
+	case ConflictProblemCodeConflict:
 		return true
 	default:
 		return false
@@ -264,6 +264,7 @@ func (e PayloadTooLargeProblemStatus) Valid() bool {
 
 // Defines values for ProblemCode.
 const (
+	ProblemCodeConflict             ProblemCode = "conflict"
 	ProblemCodeForbidden            ProblemCode = "forbidden"
 	ProblemCodeInternal             ProblemCode = "internal"
 	ProblemCodeInvalidRequest       ProblemCode = "invalid_request"
@@ -281,6 +282,8 @@ const (
 // Valid indicates whether the value is a known member of the ProblemCode enum.
 func (e ProblemCode) Valid() bool {
 	switch e {
+	case ProblemCodeConflict:
+		return true
 	case ProblemCodeForbidden:
 		return true
 	case ProblemCodeInternal:
@@ -304,6 +307,36 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeUnknownEmployee:
 		return true
 	case ProblemCodeUnsupportedMediaType:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RateLimitedProblemCode.
+const (
+	RateLimitedProblemCodeRateLimited RateLimitedProblemCode = "rate_limited"
+)
+
+// Valid indicates whether the value is a known member of the RateLimitedProblemCode enum.
+func (e RateLimitedProblemCode) Valid() bool {
+	switch e {
+	case RateLimitedProblemCodeRateLimited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RateLimitedProblemStatus.
+const (
+	RateLimitedProblemStatusN429 RateLimitedProblemStatus = 429
+)
+
+// Valid indicates whether the value is a known member of the RateLimitedProblemStatus enum.
+func (e RateLimitedProblemStatus) Valid() bool {
+	switch e {
+	case RateLimitedProblemStatusN429:
 		return true
 	default:
 		return false
@@ -402,13 +435,13 @@ func (e TooManyConnectionsProblemCode) Valid() bool {
 
 // Defines values for TooManyConnectionsProblemStatus.
 const (
-	N429 TooManyConnectionsProblemStatus = 429
+	TooManyConnectionsProblemStatusN429 TooManyConnectionsProblemStatus = 429
 )
 
 // Valid indicates whether the value is a known member of the TooManyConnectionsProblemStatus enum.
 func (e TooManyConnectionsProblemStatus) Valid() bool {
 	switch e {
-	case N429:
+	case TooManyConnectionsProblemStatusN429:
 		return true
 	default:
 		return false
@@ -1003,7 +1036,8 @@ type Problem struct {
 	// | `token_expired` | 401 | the token has expired |
 	// | `unknown_employee` | 403 | the token names nobody in the directory |
 	// | `forbidden` | 403 | the caller may not use this route |
-	// | `invalid_request` | 400, 409, 413, 422 | the request is invalid (see `errors`) |
+	// | `invalid_request` | 400, 413, 422 | the request is invalid (see `errors`) |
+	// | `conflict` | 409 | a login (username or email) already names another employee |
 	// | `unsupported_media_type` | 415 | the body is not JSON |
 	// | `not_found` | 404, 405 | no such route, method or resource |
 	// | `rate_limited` | 429 | too many requests |
@@ -1046,7 +1080,8 @@ type Problem struct {
 // | `token_expired` | 401 | the token has expired |
 // | `unknown_employee` | 403 | the token names nobody in the directory |
 // | `forbidden` | 403 | the caller may not use this route |
-// | `invalid_request` | 400, 409, 413, 422 | the request is invalid (see `errors`) |
+// | `invalid_request` | 400, 413, 422 | the request is invalid (see `errors`) |
+// | `conflict` | 409 | a login (username or email) already names another employee |
 // | `unsupported_media_type` | 415 | the body is not JSON |
 // | `not_found` | 404, 405 | no such route, method or resource |
 // | `rate_limited` | 429 | too many requests |
@@ -1114,6 +1149,39 @@ type PublishRequest struct {
 	// Examples: request.approved
 	Type NotificationType `json:"type"`
 }
+
+// RateLimitedProblem defines model for RateLimitedProblem.
+type RateLimitedProblem struct {
+	Code RateLimitedProblemCode `json:"code"`
+
+	// Detail What went wrong, for people.
+	Detail *string `json:"detail,omitempty"`
+
+	// Errors One entry per invalid field (400 and some 413/422).
+	Errors *[]FieldError `json:"errors,omitempty"`
+
+	// Instance The request's path.
+	//
+	// Examples: /notifications
+	Instance *string                  `json:"instance,omitempty"`
+	Status   RateLimitedProblemStatus `json:"status"`
+
+	// Title The HTTP status text.
+	//
+	// Examples: Bad Request
+	Title string `json:"title"`
+
+	// Type Always `about:blank`; `code` says what happened.
+	//
+	// Examples: about:blank
+	Type string `json:"type"`
+}
+
+// RateLimitedProblemCode defines model for RateLimitedProblem.Code.
+type RateLimitedProblemCode string
+
+// RateLimitedProblemStatus defines model for RateLimitedProblem.Status.
+type RateLimitedProblemStatus int
 
 // ReadID A notification id, as the string the API shows or as a number.
 type ReadID struct {
@@ -1465,11 +1533,19 @@ type InternalError = InternalProblem
 // NotFound defines model for NotFound.
 type NotFound = NotFoundProblem
 
+// NotUTF8 defines model for NotUTF8.
+type NotUTF8 = IdempotencyConflictProblem
+
 // PayloadTooLarge defines model for PayloadTooLarge.
 type PayloadTooLarge = PayloadTooLargeProblem
 
+// RateLimited defines model for RateLimited.
+type RateLimited = RateLimitedProblem
+
 // TooManyConnections defines model for TooManyConnections.
-type TooManyConnections = TooManyConnectionsProblem
+type TooManyConnections struct {
+	union json.RawMessage
+}
 
 // Unauthorized defines model for Unauthorized.
 type Unauthorized = UnauthorizedProblem
@@ -2302,6 +2378,68 @@ func (t *WebSocketFrame) UnmarshalJSON(b []byte) error {
 	return err
 }
 
+// AsTooManyConnectionsProblem returns the union data inside the TooManyConnections as a TooManyConnectionsProblem
+func (t TooManyConnections) AsTooManyConnectionsProblem() (TooManyConnectionsProblem, error) {
+	var body TooManyConnectionsProblem
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTooManyConnectionsProblem overwrites any union data inside the TooManyConnections as the provided TooManyConnectionsProblem
+func (t *TooManyConnections) FromTooManyConnectionsProblem(v TooManyConnectionsProblem) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTooManyConnectionsProblem performs a merge with any union data inside the TooManyConnections, using the provided TooManyConnectionsProblem
+func (t *TooManyConnections) MergeTooManyConnectionsProblem(v TooManyConnectionsProblem) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsRateLimitedProblem returns the union data inside the TooManyConnections as a RateLimitedProblem
+func (t TooManyConnections) AsRateLimitedProblem() (RateLimitedProblem, error) {
+	var body RateLimitedProblem
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromRateLimitedProblem overwrites any union data inside the TooManyConnections as the provided RateLimitedProblem
+func (t *TooManyConnections) FromRateLimitedProblem(v RateLimitedProblem) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeRateLimitedProblem performs a merge with any union data inside the TooManyConnections, using the provided RateLimitedProblem
+func (t *TooManyConnections) MergeRateLimitedProblem(v RateLimitedProblem) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t TooManyConnections) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *TooManyConnections) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
 
@@ -2404,7 +2542,8 @@ type ClientInterface interface {
 	// DeleteEmployee Delete an employee
 	//
 	// Removes the employee, their inbox and their open streams. A re-created
-	// employee starts a new sequence. Publishers only.
+	// employee starts a new sequence. Callers with a directory role
+	// (`DIRECTORY_ROLES`) only.
 	//
 	// Corresponds with DELETE /employees/{id} (the `DeleteEmployee` operationId).
 	DeleteEmployee(ctx context.Context, id EmployeeID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2412,9 +2551,12 @@ type ClientInterface interface {
 	// PutEmployeeWithBody Create or replace an employee
 	//
 	// Creates (201) or replaces (200) the directory entry with this id (the
-	// HR system's id). An email or a username is required; both are stored
-	// lower-cased and must not belong to another employee (409). Lookups
-	// see the change at once. Publishers only.
+	// HR system's id). An email or a username is required. Both are logins:
+	// stored with their ASCII letters lower-cased (nothing else is folded),
+	// and neither may name another employee, as its email or as its
+	// username (409 `conflict`, naming the field and the other employee).
+	// Lookups see the change at once. Callers with a directory role
+	// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2424,9 +2566,12 @@ type ClientInterface interface {
 	// PutEmployee Create or replace an employee
 	//
 	// Creates (201) or replaces (200) the directory entry with this id (the
-	// HR system's id). An email or a username is required; both are stored
-	// lower-cased and must not belong to another employee (409). Lookups
-	// see the change at once. Publishers only.
+	// HR system's id). An email or a username is required. Both are logins:
+	// stored with their ASCII letters lower-cased (nothing else is folded),
+	// and neither may name another employee, as its email or as its
+	// username (409 `conflict`, naming the field and the other employee).
+	// Lookups see the change at once. Callers with a directory role
+	// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2533,11 +2678,24 @@ type ClientInterface interface {
 	//
 	// With an `Idempotency-Key`, a retry within 24 h returns the first
 	// answer (status and body) with `Idempotent-Replayed: true` and creates
-	// nothing. Keys are scoped to the publisher; the same key with a
+	// nothing. Keys are scoped to the publisher identity: an employee
+	// (whichever login their token uses, in any case) or a service (its
+	// application, or its token's `user`, in any case). The same key with a
 	// different request is 422. Two requests are the same when their JSON
-	// means the same (spacing and key order do not matter).
+	// means the same: spacing and key order do not matter, and a default
+	// written out is the same as left out (`"persist": true`,
+	// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+	// lists).
 	//
-	// Only callers holding a publisher role may publish.
+	// A 503 says whether the publish may have been stored: when the store
+	// stopped answering with the write in flight, its `detail` says so,
+	// and the same request retried with the same `Idempotency-Key` is never
+	// stored twice (without a key, a retry may be). Otherwise nothing was
+	// stored.
+	//
+	// Only callers holding a publisher role may publish, at most
+	// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+	// that; 429 beyond).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2560,11 +2718,24 @@ type ClientInterface interface {
 	//
 	// With an `Idempotency-Key`, a retry within 24 h returns the first
 	// answer (status and body) with `Idempotent-Replayed: true` and creates
-	// nothing. Keys are scoped to the publisher; the same key with a
+	// nothing. Keys are scoped to the publisher identity: an employee
+	// (whichever login their token uses, in any case) or a service (its
+	// application, or its token's `user`, in any case). The same key with a
 	// different request is 422. Two requests are the same when their JSON
-	// means the same (spacing and key order do not matter).
+	// means the same: spacing and key order do not matter, and a default
+	// written out is the same as left out (`"persist": true`,
+	// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+	// lists).
 	//
-	// Only callers holding a publisher role may publish.
+	// A 503 says whether the publish may have been stored: when the store
+	// stopped answering with the write in flight, its `detail` says so,
+	// and the same request retried with the same `Idempotency-Key` is never
+	// stored twice (without a key, a retry may be). Otherwise nothing was
+	// stored.
+	//
+	// Only callers holding a publisher role may publish, at most
+	// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+	// that; 429 beyond).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2577,7 +2748,9 @@ type ClientInterface interface {
 	// Ids are the caller's own (each employee has their own sequence), so
 	// nobody can touch or learn about another's notifications: ids that
 	// match nothing are ignored and not counted. Marking a read
-	// notification again changes nothing. Employees only.
+	// notification again changes nothing. Employees only, at most
+	// `STATE_RATE` state changes per second each (default 20, with a burst
+	// of twice that; 429 beyond).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2590,7 +2763,9 @@ type ClientInterface interface {
 	// Ids are the caller's own (each employee has their own sequence), so
 	// nobody can touch or learn about another's notifications: ids that
 	// match nothing are ignored and not counted. Marking a read
-	// notification again changes nothing. Employees only.
+	// notification again changes nothing. Employees only, at most
+	// `STATE_RATE` state changes per second each (default 20, with a burst
+	// of twice that; 429 beyond).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2613,7 +2788,10 @@ type ClientInterface interface {
 	//
 	// 200 when the store answers (and, where configured, the listener and
 	// the key set are up) and the instance is not shutting down; else 503,
-	// so a load balancer sends traffic elsewhere.
+	// so a load balancer sends traffic elsewhere. The checks take at most
+	// 2 s. The 503's `detail` says why (with internal errors and addresses)
+	// only to a caller whose token verifies (any valid token; the
+	// directory is not consulted); others get a generic reason.
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2720,7 +2898,8 @@ func (c *Client) DocsRenderer(ctx context.Context, reqEditors ...RequestEditorFn
 // DeleteEmployee Delete an employee
 //
 // Removes the employee, their inbox and their open streams. A re-created
-// employee starts a new sequence. Publishers only.
+// employee starts a new sequence. Callers with a directory role
+// (`DIRECTORY_ROLES`) only.
 //
 // Corresponds with DELETE /employees/{id} (the `DeleteEmployee` operationId).
 func (c *Client) DeleteEmployee(ctx context.Context, id EmployeeID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2738,9 +2917,12 @@ func (c *Client) DeleteEmployee(ctx context.Context, id EmployeeID, reqEditors .
 // PutEmployeeWithBody Create or replace an employee
 //
 // Creates (201) or replaces (200) the directory entry with this id (the
-// HR system's id). An email or a username is required; both are stored
-// lower-cased and must not belong to another employee (409). Lookups
-// see the change at once. Publishers only.
+// HR system's id). An email or a username is required. Both are logins:
+// stored with their ASCII letters lower-cased (nothing else is folded),
+// and neither may name another employee, as its email or as its
+// username (409 `conflict`, naming the field and the other employee).
+// Lookups see the change at once. Callers with a directory role
+// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2760,9 +2942,12 @@ func (c *Client) PutEmployeeWithBody(ctx context.Context, id EmployeeID, content
 // PutEmployee Create or replace an employee
 //
 // Creates (201) or replaces (200) the directory entry with this id (the
-// HR system's id). An email or a username is required; both are stored
-// lower-cased and must not belong to another employee (409). Lookups
-// see the change at once. Publishers only.
+// HR system's id). An email or a username is required. Both are logins:
+// stored with their ASCII letters lower-cased (nothing else is folded),
+// and neither may name another employee, as its email or as its
+// username (409 `conflict`, naming the field and the other employee).
+// Lookups see the change at once. Callers with a directory role
+// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2919,11 +3104,24 @@ func (c *Client) ListInbox(ctx context.Context, params *ListInboxParams, reqEdit
 //
 // With an `Idempotency-Key`, a retry within 24 h returns the first
 // answer (status and body) with `Idempotent-Replayed: true` and creates
-// nothing. Keys are scoped to the publisher; the same key with a
+// nothing. Keys are scoped to the publisher identity: an employee
+// (whichever login their token uses, in any case) or a service (its
+// application, or its token's `user`, in any case). The same key with a
 // different request is 422. Two requests are the same when their JSON
-// means the same (spacing and key order do not matter).
+// means the same: spacing and key order do not matter, and a default
+// written out is the same as left out (`"persist": true`,
+// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+// lists).
 //
-// Only callers holding a publisher role may publish.
+// A 503 says whether the publish may have been stored: when the store
+// stopped answering with the write in flight, its `detail` says so,
+// and the same request retried with the same `Idempotency-Key` is never
+// stored twice (without a key, a retry may be). Otherwise nothing was
+// stored.
+//
+// Only callers holding a publisher role may publish, at most
+// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+// that; 429 beyond).
 //
 // Takes any type of body and a specified content type.
 //
@@ -2956,11 +3154,24 @@ func (c *Client) PublishNotificationWithBody(ctx context.Context, params *Publis
 //
 // With an `Idempotency-Key`, a retry within 24 h returns the first
 // answer (status and body) with `Idempotent-Replayed: true` and creates
-// nothing. Keys are scoped to the publisher; the same key with a
+// nothing. Keys are scoped to the publisher identity: an employee
+// (whichever login their token uses, in any case) or a service (its
+// application, or its token's `user`, in any case). The same key with a
 // different request is 422. Two requests are the same when their JSON
-// means the same (spacing and key order do not matter).
+// means the same: spacing and key order do not matter, and a default
+// written out is the same as left out (`"persist": true`,
+// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+// lists).
 //
-// Only callers holding a publisher role may publish.
+// A 503 says whether the publish may have been stored: when the store
+// stopped answering with the write in flight, its `detail` says so,
+// and the same request retried with the same `Idempotency-Key` is never
+// stored twice (without a key, a retry may be). Otherwise nothing was
+// stored.
+//
+// Only callers holding a publisher role may publish, at most
+// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+// that; 429 beyond).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -2983,7 +3194,9 @@ func (c *Client) PublishNotification(ctx context.Context, params *PublishNotific
 // Ids are the caller's own (each employee has their own sequence), so
 // nobody can touch or learn about another's notifications: ids that
 // match nothing are ignored and not counted. Marking a read
-// notification again changes nothing. Employees only.
+// notification again changes nothing. Employees only, at most
+// `STATE_RATE` state changes per second each (default 20, with a burst
+// of twice that; 429 beyond).
 //
 // Takes any type of body and a specified content type.
 //
@@ -3006,7 +3219,9 @@ func (c *Client) MarkReadWithBody(ctx context.Context, contentType string, body 
 // Ids are the caller's own (each employee has their own sequence), so
 // nobody can touch or learn about another's notifications: ids that
 // match nothing are ignored and not counted. Marking a read
-// notification again changes nothing. Employees only.
+// notification again changes nothing. Employees only, at most
+// `STATE_RATE` state changes per second each (default 20, with a burst
+// of twice that; 429 beyond).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3059,7 +3274,10 @@ func (c *Client) OpenapiYAML(ctx context.Context, reqEditors ...RequestEditorFn)
 //
 // 200 when the store answers (and, where configured, the listener and
 // the key set are up) and the instance is not shutting down; else 503,
-// so a load balancer sends traffic elsewhere.
+// so a load balancer sends traffic elsewhere. The checks take at most
+// 2 s. The 503's `detail` says why (with internal errors and addresses)
+// only to a caller whose token verifies (any valid token; the
+// directory is not consulted); others get a generic reason.
 //
 // Corresponds with GET /readyz (the `Readyz` operationId).
 func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3896,7 +4114,8 @@ type ClientWithResponsesInterface interface {
 	// DeleteEmployeeWithResponse Delete an employee
 	//
 	// Removes the employee, their inbox and their open streams. A re-created
-	// employee starts a new sequence. Publishers only.
+	// employee starts a new sequence. Callers with a directory role
+	// (`DIRECTORY_ROLES`) only.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -3906,9 +4125,12 @@ type ClientWithResponsesInterface interface {
 	// PutEmployeeWithBodyWithResponse Create or replace an employee
 	//
 	// Creates (201) or replaces (200) the directory entry with this id (the
-	// HR system's id). An email or a username is required; both are stored
-	// lower-cased and must not belong to another employee (409). Lookups
-	// see the change at once. Publishers only.
+	// HR system's id). An email or a username is required. Both are logins:
+	// stored with their ASCII letters lower-cased (nothing else is folded),
+	// and neither may name another employee, as its email or as its
+	// username (409 `conflict`, naming the field and the other employee).
+	// Lookups see the change at once. Callers with a directory role
+	// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -3918,9 +4140,12 @@ type ClientWithResponsesInterface interface {
 	// PutEmployeeWithResponse Create or replace an employee
 	//
 	// Creates (201) or replaces (200) the directory entry with this id (the
-	// HR system's id). An email or a username is required; both are stored
-	// lower-cased and must not belong to another employee (409). Lookups
-	// see the change at once. Publishers only.
+	// HR system's id). An email or a username is required. Both are logins:
+	// stored with their ASCII letters lower-cased (nothing else is folded),
+	// and neither may name another employee, as its email or as its
+	// username (409 `conflict`, naming the field and the other employee).
+	// Lookups see the change at once. Callers with a directory role
+	// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4035,11 +4260,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// With an `Idempotency-Key`, a retry within 24 h returns the first
 	// answer (status and body) with `Idempotent-Replayed: true` and creates
-	// nothing. Keys are scoped to the publisher; the same key with a
+	// nothing. Keys are scoped to the publisher identity: an employee
+	// (whichever login their token uses, in any case) or a service (its
+	// application, or its token's `user`, in any case). The same key with a
 	// different request is 422. Two requests are the same when their JSON
-	// means the same (spacing and key order do not matter).
+	// means the same: spacing and key order do not matter, and a default
+	// written out is the same as left out (`"persist": true`,
+	// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+	// lists).
 	//
-	// Only callers holding a publisher role may publish.
+	// A 503 says whether the publish may have been stored: when the store
+	// stopped answering with the write in flight, its `detail` says so,
+	// and the same request retried with the same `Idempotency-Key` is never
+	// stored twice (without a key, a retry may be). Otherwise nothing was
+	// stored.
+	//
+	// Only callers holding a publisher role may publish, at most
+	// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+	// that; 429 beyond).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4062,11 +4300,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// With an `Idempotency-Key`, a retry within 24 h returns the first
 	// answer (status and body) with `Idempotent-Replayed: true` and creates
-	// nothing. Keys are scoped to the publisher; the same key with a
+	// nothing. Keys are scoped to the publisher identity: an employee
+	// (whichever login their token uses, in any case) or a service (its
+	// application, or its token's `user`, in any case). The same key with a
 	// different request is 422. Two requests are the same when their JSON
-	// means the same (spacing and key order do not matter).
+	// means the same: spacing and key order do not matter, and a default
+	// written out is the same as left out (`"persist": true`,
+	// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+	// lists).
 	//
-	// Only callers holding a publisher role may publish.
+	// A 503 says whether the publish may have been stored: when the store
+	// stopped answering with the write in flight, its `detail` says so,
+	// and the same request retried with the same `Idempotency-Key` is never
+	// stored twice (without a key, a retry may be). Otherwise nothing was
+	// stored.
+	//
+	// Only callers holding a publisher role may publish, at most
+	// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+	// that; 429 beyond).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4079,7 +4330,9 @@ type ClientWithResponsesInterface interface {
 	// Ids are the caller's own (each employee has their own sequence), so
 	// nobody can touch or learn about another's notifications: ids that
 	// match nothing are ignored and not counted. Marking a read
-	// notification again changes nothing. Employees only.
+	// notification again changes nothing. Employees only, at most
+	// `STATE_RATE` state changes per second each (default 20, with a burst
+	// of twice that; 429 beyond).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4092,7 +4345,9 @@ type ClientWithResponsesInterface interface {
 	// Ids are the caller's own (each employee has their own sequence), so
 	// nobody can touch or learn about another's notifications: ids that
 	// match nothing are ignored and not counted. Marking a read
-	// notification again changes nothing. Employees only.
+	// notification again changes nothing. Employees only, at most
+	// `STATE_RATE` state changes per second each (default 20, with a burst
+	// of twice that; 429 beyond).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4119,7 +4374,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// 200 when the store answers (and, where configured, the listener and
 	// the key set are up) and the instance is not shutting down; else 503,
-	// so a load balancer sends traffic elsewhere.
+	// so a load balancer sends traffic elsewhere. The checks take at most
+	// 2 s. The 503's `detail` says why (with internal errors and addresses)
+	// only to a caller whose token verifies (any valid token; the
+	// directory is not consulted); others get a generic reason.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4411,6 +4669,8 @@ type PutEmployeeResponse struct {
 	ApplicationProblemJSON413 *PayloadTooLarge
 	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *NotUTF8
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -4459,6 +4719,11 @@ func (r PutEmployeeResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
 // GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r PutEmployeeResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PutEmployeeResponse) GetApplicationProblemJSON422() *NotUTF8 {
+	return r.ApplicationProblemJSON422
 }
 
 // GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -4799,6 +5064,11 @@ type PublishNotificationResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// PublishNotificationResponse429Headers the declared response headers of an HTTP 429 response for PublishNotification
+type PublishNotificationResponse429Headers struct {
+	RetryAfter int
+}
+
 // PublishNotificationResponse503Headers the declared response headers of an HTTP 503 response for PublishNotification
 type PublishNotificationResponse503Headers struct {
 	RetryAfter int
@@ -4823,6 +5093,8 @@ type PublishNotificationResponse struct {
 	ApplicationProblemJSON415 *UnsupportedMediaType
 	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationProblemJSON422 *IdempotencyConflict
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *RateLimited
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -4833,6 +5105,8 @@ type PublishNotificationResponse struct {
 	Headers202 *PublishNotificationResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *PublishNotificationResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PublishNotificationResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PublishNotificationResponse503Headers
 }
@@ -4875,6 +5149,11 @@ func (r PublishNotificationResponse) GetApplicationProblemJSON415() *Unsupported
 // GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PublishNotificationResponse) GetApplicationProblemJSON422() *IdempotencyConflict {
 	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PublishNotificationResponse) GetApplicationProblemJSON429() *RateLimited {
+	return r.ApplicationProblemJSON429
 }
 
 // GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -4921,6 +5200,11 @@ type MarkReadResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// MarkReadResponse429Headers the declared response headers of an HTTP 429 response for MarkRead
+type MarkReadResponse429Headers struct {
+	RetryAfter int
+}
+
 // MarkReadResponse503Headers the declared response headers of an HTTP 503 response for MarkRead
 type MarkReadResponse503Headers struct {
 	RetryAfter int
@@ -4941,12 +5225,18 @@ type MarkReadResponse struct {
 	ApplicationProblemJSON413 *PayloadTooLarge
 	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *NotUTF8
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *RateLimited
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationProblemJSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *MarkReadResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *MarkReadResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *MarkReadResponse503Headers
 }
@@ -4979,6 +5269,16 @@ func (r MarkReadResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
 // GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r MarkReadResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r MarkReadResponse) GetApplicationProblemJSON422() *NotUTF8 {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r MarkReadResponse) GetApplicationProblemJSON429() *RateLimited {
+	return r.ApplicationProblemJSON429
 }
 
 // GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -5102,6 +5402,11 @@ func (r OpenapiYAMLResponse) ContentType() string {
 	return ""
 }
 
+// ReadyzResponse503Headers the declared response headers of an HTTP 503 response for Readyz
+type ReadyzResponse503Headers struct {
+	RetryAfter int
+}
+
 type ReadyzResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5111,6 +5416,8 @@ type ReadyzResponse struct {
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationProblemJSON503 *UnavailableProblem
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReadyzResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5451,7 +5758,8 @@ func (c *ClientWithResponses) DocsRendererWithResponse(ctx context.Context, reqE
 // DeleteEmployeeWithResponse Delete an employee
 //
 // Removes the employee, their inbox and their open streams. A re-created
-// employee starts a new sequence. Publishers only.
+// employee starts a new sequence. Callers with a directory role
+// (`DIRECTORY_ROLES`) only.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5467,9 +5775,12 @@ func (c *ClientWithResponses) DeleteEmployeeWithResponse(ctx context.Context, id
 // PutEmployeeWithBodyWithResponse Create or replace an employee
 //
 // Creates (201) or replaces (200) the directory entry with this id (the
-// HR system's id). An email or a username is required; both are stored
-// lower-cased and must not belong to another employee (409). Lookups
-// see the change at once. Publishers only.
+// HR system's id). An email or a username is required. Both are logins:
+// stored with their ASCII letters lower-cased (nothing else is folded),
+// and neither may name another employee, as its email or as its
+// username (409 `conflict`, naming the field and the other employee).
+// Lookups see the change at once. Callers with a directory role
+// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5485,9 +5796,12 @@ func (c *ClientWithResponses) PutEmployeeWithBodyWithResponse(ctx context.Contex
 // PutEmployeeWithResponse Create or replace an employee
 //
 // Creates (201) or replaces (200) the directory entry with this id (the
-// HR system's id). An email or a username is required; both are stored
-// lower-cased and must not belong to another employee (409). Lookups
-// see the change at once. Publishers only.
+// HR system's id). An email or a username is required. Both are logins:
+// stored with their ASCII letters lower-cased (nothing else is folded),
+// and neither may name another employee, as its email or as its
+// username (409 `conflict`, naming the field and the other employee).
+// Lookups see the change at once. Callers with a directory role
+// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5632,11 +5946,24 @@ func (c *ClientWithResponses) ListInboxWithResponse(ctx context.Context, params 
 //
 // With an `Idempotency-Key`, a retry within 24 h returns the first
 // answer (status and body) with `Idempotent-Replayed: true` and creates
-// nothing. Keys are scoped to the publisher; the same key with a
+// nothing. Keys are scoped to the publisher identity: an employee
+// (whichever login their token uses, in any case) or a service (its
+// application, or its token's `user`, in any case). The same key with a
 // different request is 422. Two requests are the same when their JSON
-// means the same (spacing and key order do not matter).
+// means the same: spacing and key order do not matter, and a default
+// written out is the same as left out (`"persist": true`,
+// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+// lists).
 //
-// Only callers holding a publisher role may publish.
+// A 503 says whether the publish may have been stored: when the store
+// stopped answering with the write in flight, its `detail` says so,
+// and the same request retried with the same `Idempotency-Key` is never
+// stored twice (without a key, a retry may be). Otherwise nothing was
+// stored.
+//
+// Only callers holding a publisher role may publish, at most
+// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+// that; 429 beyond).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5665,11 +5992,24 @@ func (c *ClientWithResponses) PublishNotificationWithBodyWithResponse(ctx contex
 //
 // With an `Idempotency-Key`, a retry within 24 h returns the first
 // answer (status and body) with `Idempotent-Replayed: true` and creates
-// nothing. Keys are scoped to the publisher; the same key with a
+// nothing. Keys are scoped to the publisher identity: an employee
+// (whichever login their token uses, in any case) or a service (its
+// application, or its token's `user`, in any case). The same key with a
 // different request is 422. Two requests are the same when their JSON
-// means the same (spacing and key order do not matter).
+// means the same: spacing and key order do not matter, and a default
+// written out is the same as left out (`"persist": true`,
+// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+// lists).
 //
-// Only callers holding a publisher role may publish.
+// A 503 says whether the publish may have been stored: when the store
+// stopped answering with the write in flight, its `detail` says so,
+// and the same request retried with the same `Idempotency-Key` is never
+// stored twice (without a key, a retry may be). Otherwise nothing was
+// stored.
+//
+// Only callers holding a publisher role may publish, at most
+// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+// that; 429 beyond).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5688,7 +6028,9 @@ func (c *ClientWithResponses) PublishNotificationWithResponse(ctx context.Contex
 // Ids are the caller's own (each employee has their own sequence), so
 // nobody can touch or learn about another's notifications: ids that
 // match nothing are ignored and not counted. Marking a read
-// notification again changes nothing. Employees only.
+// notification again changes nothing. Employees only, at most
+// `STATE_RATE` state changes per second each (default 20, with a burst
+// of twice that; 429 beyond).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5707,7 +6049,9 @@ func (c *ClientWithResponses) MarkReadWithBodyWithResponse(ctx context.Context, 
 // Ids are the caller's own (each employee has their own sequence), so
 // nobody can touch or learn about another's notifications: ids that
 // match nothing are ignored and not counted. Marking a read
-// notification again changes nothing. Employees only.
+// notification again changes nothing. Employees only, at most
+// `STATE_RATE` state changes per second each (default 20, with a burst
+// of twice that; 429 beyond).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5752,7 +6096,10 @@ func (c *ClientWithResponses) OpenapiYAMLWithResponse(ctx context.Context, reqEd
 //
 // 200 when the store answers (and, where configured, the listener and
 // the key set are up) and the instance is not shutting down; else 503,
-// so a load balancer sends traffic elsewhere.
+// so a load balancer sends traffic elsewhere. The checks take at most
+// 2 s. The 503's `detail` says why (with internal errors and addresses)
+// only to a caller whose token verifies (any valid token; the
+// directory is not consulted); others get a generic reason.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6053,6 +6400,13 @@ func ParsePutEmployeeResponse(rsp *http.Response) (*PutEmployeeResponse, error) 
 			return nil, err
 		}
 		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest NotUTF8
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -6420,6 +6774,13 @@ func ParsePublishNotificationResponse(rsp *http.Response) (*PublishNotificationR
 		}
 		response.ApplicationProblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6467,6 +6828,16 @@ func ParsePublishNotificationResponse(rsp *http.Response) (*PublishNotificationR
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers PublishNotificationResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers PublishNotificationResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -6538,6 +6909,20 @@ func ParseMarkReadResponse(rsp *http.Response) (*MarkReadResponse, error) {
 		}
 		response.ApplicationProblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest NotUTF8
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6565,6 +6950,16 @@ func ParseMarkReadResponse(rsp *http.Response) (*MarkReadResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers MarkReadResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers MarkReadResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -6667,6 +7062,19 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 		}
 		response.ApplicationProblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ReadyzResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

@@ -148,7 +148,9 @@ func (r *runner) spawn(ctx context.Context) error {
 			return err
 		}
 	}
-	env := append(baseEnv(), "HTTP_ADDR=127.0.0.1:0", "DATABASE_URL="+dsn, "JWT_SECRET="+r.auth.Secret, "LOG_LEVEL=info")
+	// PUBLISH_RATE=0: the bench's one publisher token sends far more than a
+	// real publisher may (the default limit is per publisher).
+	env := append(baseEnv(), "HTTP_ADDR=127.0.0.1:0", "DATABASE_URL="+dsn, "JWT_SECRET="+r.auth.Secret, "LOG_LEVEL=info", "PUBLISH_RATE=0")
 	if r.cfg.Heartbeat != "" {
 		env = append(env, "HEARTBEAT_INTERVAL="+r.cfg.Heartbeat)
 	}

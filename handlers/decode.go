@@ -9,8 +9,10 @@ import (
 	"maps"
 	"mime"
 	"net/http"
+	"reflect"
 	"slices"
 	"strings"
+	"sync"
 	"unicode/utf8"
 )
 
@@ -50,7 +52,75 @@ func readJSON(w http.ResponseWriter, r *http.Request, dst any) ([]byte, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, badRequest("unexpected data after the JSON object")
 	}
+	if err := exactMembers(raw, reflect.TypeOf(dst), ""); err != nil {
+		return nil, err
+	}
 	return raw, nil
+}
+
+// exactMembers refuses object members whose names match a field of t only
+// when case is ignored: encoding/json takes "Title" or "emAil" for the
+// field, the API document (and any other JSON reader) does not.
+func exactMembers(raw json.RawMessage, t reflect.Type, path string) *httpError {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		var members map[string]json.RawMessage
+		if json.Unmarshal(raw, &members) != nil {
+			return nil // null: nothing to check
+		}
+		fields := jsonFields(t)
+		for _, k := range slices.Sorted(maps.Keys(members)) {
+			name := strings.TrimPrefix(path+"."+k, ".")
+			ft, ok := fields[k]
+			if !ok {
+				return badRequest("unknown field "+name, FieldError{Field: name, Message: "unknown field"})
+			}
+			if err := exactMembers(members[k], ft, name); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if e := t.Elem(); e.Kind() == reflect.Struct || e.Kind() == reflect.Pointer {
+			var items []json.RawMessage
+			_ = json.Unmarshal(raw, &items)
+			for i, it := range items {
+				if err := exactMembers(it, e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// jsonFieldsOf caches jsonFields by type.
+var jsonFieldsOf sync.Map // reflect.Type → map[string]reflect.Type
+
+// jsonFields returns the member names encoding/json uses for t's fields,
+// with their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := jsonFieldsOf.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := make(map[string]reflect.Type)
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() || f.Anonymous {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		m[name] = f.Type
+	}
+	jsonFieldsOf.Store(t, m)
+	return m
 }
 
 // invalidUTF8 refuses a body that is not valid UTF-8, naming the fields

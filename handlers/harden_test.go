@@ -179,3 +179,26 @@ func TestReadyzDetailNeedsToken(t *testing.T) {
 		}
 	}
 }
+
+// TestMembersMatchExactly: a member whose name matches a field only when
+// case is ignored is an unknown field, as the API document says (the
+// employee fuzz target found "emAil" accepted as "email").
+func TestMembersMatchExactly(t *testing.T) {
+	e := newEnv(t)
+	for _, tt := range []struct {
+		path, token, body, field string
+	}{
+		{"/notifications", e.service(), `{"to":{"employees":[2]},"type":"t","Title":"x"}`, "Title"},
+		{"/notifications", e.service(), `{"to":{"Employees":[2]},"type":"t","title":"x"}`, "to.Employees"},
+		{"/employees/9", e.directory(), `{"emAil":"nine@corp.example"}`, "emAil"},
+	} {
+		method := http.MethodPost
+		if strings.HasPrefix(tt.path, "/employees/") {
+			method = http.MethodPut
+		}
+		status, _, out := e.do(method, tt.path, tt.token, []byte(tt.body))
+		if p := problem(t, out); status != http.StatusBadRequest || !slices.Equal(p.Fields(), []string{tt.field}) {
+			t.Errorf("%s %s: %d %s, want 400 naming %s", method, tt.body, status, out, tt.field)
+		}
+	}
+}

@@ -31,6 +31,8 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRoundTrip$$' -fuzztime $(FUZZTIME) ./sse
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./sse
 	$(GO) test -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime $(FUZZTIME) ./auth
+	$(GO) test -run '^$$' -fuzz '^FuzzPublishBody$$' -fuzztime $(FUZZTIME) ./handlers
+	$(GO) test -run '^$$' -fuzz '^FuzzEmployeeBody$$' -fuzztime $(FUZZTIME) ./handlers
 
 ## bench: micro-benchmarks (-count 3) and a short load run (3×), medians written to BENCHMARKS.md;
 ## a few minutes. Long scenarios: BENCH_SCENARIOS="streams unicast broadcast …" (README, Benchmarks).

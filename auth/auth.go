@@ -25,8 +25,8 @@ const (
 	// KindEmployee is a person of the directory: may open streams and read
 	// their inbox; may publish with a publisher role.
 	KindEmployee Kind = iota + 1
-	// KindService is an application: may publish (it has a publisher role)
-	// and manage the directory; opens no streams.
+	// KindService is an application: may publish (with a publisher role)
+	// and manage the directory (with a directory role); opens no streams.
 	KindService
 )
 
@@ -38,6 +38,7 @@ type Identity struct {
 	Name      string
 	Roles     []string // token roles ∪ directory roles, sorted
 	Publisher bool     // holds one of the publisher roles
+	Directory bool     // holds one of the directory roles: may change the directory
 	ExpiresAt time.Time
 	Source    string // SourceBearer or SourceCookie
 	Issuer    string // "hs256" or the Azure issuer
@@ -71,6 +72,10 @@ type Config struct {
 	Cookie string
 	// PublisherRoles are the roles that may publish.
 	PublisherRoles []string
+	// DirectoryRoles are the roles that may change the employee directory
+	// (DIRECTORY_ROLES). Publishing alone does not: a publisher that could
+	// rename an employee to its own login could read that inbox.
+	DirectoryRoles []string
 	// Directory resolves logins to employees.
 	Directory Directory
 	// Now is the clock (time.Now when nil).
@@ -180,7 +185,9 @@ func (a *Authenticator) verify(ctx context.Context, raw string) (Claims, error) 
 
 // Resolve turns verified claims into an identity: the employee the login
 // names (roles merged with the directory's), else a service when the token
-// holds a publisher role, else 403 unknown_employee.
+// holds a publisher or directory role, else 403: forbidden for an
+// application's own token (a known caller that may do nothing here),
+// unknown_employee for a token whose user is not in the directory.
 func (a *Authenticator) Resolve(ctx context.Context, c Claims) (Identity, error) {
 	id := Identity{Subject: c.Subject, Name: c.Name, ExpiresAt: c.ExpiresAt, Issuer: c.Issuer,
 		TokenRoles: store.NormalizeRoles(c.Roles)}
@@ -191,7 +198,7 @@ func (a *Authenticator) Resolve(ctx context.Context, c Claims) (Identity, error)
 			id.Kind = KindEmployee
 			id.Employee = emp
 			id.Roles = store.NormalizeRoles(append(slices.Clone(c.Roles), emp.Roles...))
-			id.Publisher = a.isPublisher(id.Roles)
+			id.Publisher, id.Directory = holdsAny(a.cfg.PublisherRoles, id.Roles), holdsAny(a.cfg.DirectoryRoles, id.Roles)
 			if id.Name == "" {
 				id.Name = emp.Name
 			}
@@ -201,20 +208,23 @@ func (a *Authenticator) Resolve(ctx context.Context, c Claims) (Identity, error)
 		}
 	}
 	id.Roles = store.NormalizeRoles(c.Roles)
-	if a.isPublisher(id.Roles) {
+	id.Publisher, id.Directory = holdsAny(a.cfg.PublisherRoles, id.Roles), holdsAny(a.cfg.DirectoryRoles, id.Roles)
+	switch {
+	case id.Publisher || id.Directory:
 		id.Kind = KindService
-		id.Publisher = true
 		return id, nil
-	}
-	if c.Login == "" {
-		return Identity{}, &Error{Status: http.StatusForbidden, Code: CodeUnknownEmployee, Detail: "the token names no user and holds no publisher role"}
+	case c.App:
+		return Identity{}, Forbidden("this application's token holds no publisher role (PUBLISHER_ROLES) and no directory role (DIRECTORY_ROLES)")
+	case c.Login == "":
+		return Identity{}, &Error{Status: http.StatusForbidden, Code: CodeUnknownEmployee, Detail: "the token names no user and holds no publisher or directory role"}
 	}
 	return Identity{}, &Error{Status: http.StatusForbidden, Code: CodeUnknownEmployee, Detail: "no employee matches the token's user"}
 }
 
-func (a *Authenticator) isPublisher(roles []string) bool {
+// holdsAny reports whether roles include one of want.
+func holdsAny(want, roles []string) bool {
 	for _, r := range roles {
-		if slices.Contains(a.cfg.PublisherRoles, r) {
+		if slices.Contains(want, r) {
 			return true
 		}
 	}

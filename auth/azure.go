@@ -55,6 +55,11 @@ type AzureConfig struct {
 	// Audiences are the accepted aud values (App ID URI and/or client ID);
 	// a token must name at least one.
 	Audiences []string
+	// TrustEmailClaim accepts the email claim as the login when upn and
+	// preferred_username are absent (AZURE_TRUST_EMAIL_CLAIM). Off by
+	// default: a tenant's users can often set their own email, and so
+	// could name someone else.
+	TrustEmailClaim bool
 	// HTTPClient fetches discovery and keys (default: DefaultFetchTimeout).
 	HTTPClient *http.Client
 	// KeyRefresh is the background refresh interval (DefaultKeyRefresh).
@@ -269,7 +274,7 @@ func (a *Azure) Verify(ctx context.Context, raw string) (Claims, error) {
 	if !slices.ContainsFunc(tok.Audience(), func(aud string) bool { return a.audiences[aud] }) {
 		return Claims{}, invalid("token audience (aud) not accepted")
 	}
-	return azureClaims(tok, a.cfg.Issuer)
+	return azureClaims(tok, a.cfg.Issuer, a.cfg.TrustEmailClaim)
 }
 
 // keyFits reports whether key can verify alg: RSA keys for RS*/PS*, EC keys
@@ -294,13 +299,18 @@ func keyFits(key jwk.Key, alg jwa.SignatureAlgorithm) bool {
 // credentials) have idtyp "app" when the API asks for that optional claim;
 // without it they are the tokens with no scp, no user claim and oid == sub.
 // Their subject is the application ID (azp in v2, appid in v1). A user
-// token must name its user: upn, else preferred_username, else email.
-func azureClaims(tok jwt.Token, issuer string) (Claims, error) {
-	login := firstNonEmpty(stringClaim(tok, "upn"), stringClaim(tok, "preferred_username"), stringClaim(tok, "email"))
+// token must name its user: upn, else preferred_username, else (only with
+// trustEmail) email.
+func azureClaims(tok jwt.Token, issuer string, trustEmail bool) (Claims, error) {
+	login := firstNonEmpty(stringClaim(tok, "upn"), stringClaim(tok, "preferred_username"))
+	email := stringClaim(tok, "email")
+	if trustEmail {
+		login = firstNonEmpty(login, email)
+	}
 	idtyp := strings.ToLower(stringClaim(tok, "idtyp"))
 	oid := stringClaim(tok, "oid")
 	app := idtyp == "app" ||
-		(idtyp == "" && stringClaim(tok, "scp") == "" && login == "" && (oid == "" || oid == tok.Subject()))
+		(idtyp == "" && stringClaim(tok, "scp") == "" && login == "" && email == "" && (oid == "" || oid == tok.Subject()))
 	c := Claims{
 		Name:      stringClaim(tok, "name"),
 		Roles:     listClaim(tok, "roles"),
@@ -312,11 +322,15 @@ func azureClaims(tok jwt.Token, issuer string) (Claims, error) {
 		if c.Subject == "" {
 			return Claims{}, invalid("app-only token names no application (azp, appid)")
 		}
+		c.App = true
 		return c, nil
 	}
 	if login == "" {
-		return Claims{}, &Error{Status: http.StatusForbidden, Code: CodeUnknownEmployee,
-			Detail: "the token names no user (upn, preferred_username or email)"}
+		detail := "the token names no user (upn or preferred_username)"
+		if email != "" {
+			detail += "; its email claim is not trusted unless AZURE_TRUST_EMAIL_CLAIM=true"
+		}
+		return Claims{}, &Error{Status: http.StatusForbidden, Code: CodeUnknownEmployee, Detail: detail}
 	}
 	c.Login, c.Subject = login, login
 	return c, nil

@@ -63,7 +63,8 @@ func TestAzureTokens(t *testing.T) {
 		{"valid v2 (PS256)", bearer(oidctest.Sign(t, ps256, user)), want{employee: 2}},
 		{"valid v1 (sts.windows.net, App ID URI, upn)", bearer(oidctest.Sign(t, iss.RSA, iss.V1User("user3@corp.example"))), want{employee: 3}},
 		{"upn wins over preferred_username", bearer(oidctest.Sign(t, iss.RSA, oidctest.With(user, "upn", "user4@corp.example"))), want{employee: 4}},
-		{"email only", bearer(oidctest.Sign(t, iss.RSA, oidctest.With(user, "preferred_username", nil, "email", "USER5@corp.example"))), want{employee: 5}},
+		{"email only, not trusted (AZURE_TRUST_EMAIL_CLAIM off)", bearer(oidctest.Sign(t, iss.RSA, oidctest.With(user, "preferred_username", nil, "email", "USER5@corp.example"))), want{403, "unknown_employee", 0, ""}},
+		{"email ignored when preferred_username names someone", bearer(oidctest.Sign(t, iss.RSA, oidctest.With(user, "email", "user5@corp.example"))), want{employee: 2}},
 		{"aud list with one accepted", bearer(oidctest.Sign(t, iss.RSA, oidctest.With(user, "aud", []string{"api://other", oidctest.ClientID}))), want{employee: 2}},
 		{"expired within the skew", bearer(oidctest.Sign(t, iss.RSA, oidctest.With(user, "exp", now.Add(-30*time.Second).Unix()))), want{employee: 2}},
 		{"nbf within the skew", bearer(oidctest.Sign(t, iss.RSA, oidctest.With(user, "nbf", now.Add(30*time.Second).Unix()))), want{employee: 2}},
@@ -72,7 +73,8 @@ func TestAzureTokens(t *testing.T) {
 		{"cookie with several cookies and odd spacing", request("Cookie", "theme=dark ;  token="+valid+";x=1"), want{employee: 2}},
 		{"header wins over a cookie of someone else", request("Authorization", "Bearer "+valid, "Cookie", "token="+oidctest.Sign(t, iss.RSA, iss.User("user3@corp.example"))), want{employee: 2}},
 
-		{"app-only without a publisher role", bearer(oidctest.Sign(t, iss.RSA, iss.App("nosy-app"))), want{403, "unknown_employee", 0, ""}},
+		{"app-only without a publisher role", bearer(oidctest.Sign(t, iss.RSA, iss.App("nosy-app"))), want{403, "forbidden", 0, ""}},
+		{"app-only with another role only", bearer(oidctest.Sign(t, iss.RSA, iss.App("nosy-app", "Reports.Read"))), want{403, "forbidden", 0, ""}},
 		{"user token naming no user", bearer(oidctest.Sign(t, iss.RSA, oidctest.With(user, "preferred_username", nil))), want{403, "unknown_employee", 0, ""}},
 		{"unknown user", bearer(oidctest.Sign(t, iss.RSA, iss.User("nobody@corp.example"))), want{403, "unknown_employee", 0, ""}},
 		{"wrong aud", bearer(oidctest.Sign(t, iss.RSA, oidctest.With(user, "aud", "api://another-api"))), want{401, "invalid_token", 0, ""}},
@@ -360,5 +362,29 @@ func TestAzureBackgroundRefresh(t *testing.T) {
 			t.Fatalf("the rotated key after a background refresh: %v", err)
 		}
 		time.Sleep(20 * time.Millisecond) // the fetch was counted before its answer was read
+	}
+}
+
+// TestAzureTrustEmailClaim: with AZURE_TRUST_EMAIL_CLAIM=true, a user token
+// with only an email claim names the employee with that login; upn and
+// preferred_username still win over it.
+func TestAzureTrustEmailClaim(t *testing.T) {
+	iss := oidctest.New(t)
+	az := newAzure(t, iss, newClock(), func(c *auth.AzureConfig) { c.TrustEmailClaim = true })
+	loaded(t, az)
+	a := newAuth(t, az, openStore(t))
+	user := iss.User("user2@corp.example")
+	for _, tt := range []struct {
+		name   string
+		claims map[string]any
+		want   int64
+	}{
+		{"email only", oidctest.With(user, "preferred_username", nil, "email", "USER5@corp.example"), 5},
+		{"preferred_username first", oidctest.With(user, "email", "user5@corp.example"), 2},
+	} {
+		id, err := a.Authenticate(bearer(oidctest.Sign(t, iss.RSA, tt.claims)))
+		if err != nil || id.Employee.ID != tt.want {
+			t.Errorf("%s: %+v %v, want employee %d", tt.name, id.Employee, err, tt.want)
+		}
 	}
 }

@@ -36,6 +36,14 @@ type loginCache struct {
 // while the directory fails.
 const maxStale = 10 * time.Minute
 
+// lookupTimeout bounds a shared directory lookup. It runs on a context of
+// its own, not on the request of whoever asked first: when that client
+// leaves, the others waiting for the same lookup must still get its answer
+// (the key set's refresh works the same way, see jwks.go). The store bounds
+// its calls too; this keeps the lookup's goroutine from outliving a store
+// that does not.
+const lookupTimeout = 10 * time.Second
+
 type cacheEntry struct {
 	emp     store.Employee
 	found   bool
@@ -67,8 +75,11 @@ func (c *loginCache) lookup(ctx context.Context, login string) (store.Employee, 
 		}
 		return e.emp, nil
 	}
-	v, err, _ := c.group.Do(key, func() (any, error) {
-		emp, err := c.dir.EmployeeByLogin(ctx, key)
+	shared := c.group.DoChan(key, func() (any, error) {
+		// Detached from the first caller's cancellation, keeping its values.
+		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
+		defer cancel()
+		emp, err := c.dir.EmployeeByLogin(lctx, key)
 		switch {
 		case err == nil:
 			c.put(key, cacheEntry{emp: emp, found: true, expires: c.now().Add(c.ttl)})
@@ -77,6 +88,16 @@ func (c *loginCache) lookup(ctx context.Context, login string) (store.Employee, 
 		}
 		return emp, err
 	})
+	var (
+		v   any
+		err error
+	)
+	select {
+	case res := <-shared:
+		v, err = res.Val, res.Err
+	case <-ctx.Done():
+		return store.Employee{}, ctx.Err() // this caller left; the lookup goes on for the others
+	}
 	if err != nil {
 		if ok && e.found && !errors.Is(err, store.ErrNotFound) && now.Before(e.expires.Add(maxStale)) {
 			return e.emp, nil

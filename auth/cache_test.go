@@ -1,6 +1,7 @@
 package auth_test
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"sync"
@@ -115,5 +116,62 @@ func TestLoginCacheServesStaleWhileStoreDown(t *testing.T) {
 	dir.down.Store(false)
 	if id, err := a.Authenticate(bearer(tok)); err != nil || id.Employee.ID != 2 {
 		t.Fatalf("store back: %+v %v", id, err)
+	}
+}
+
+// gatedDirectory holds every lookup until released, honouring the lookup's
+// context as a store does.
+type gatedDirectory struct {
+	auth.Directory
+	started chan struct{}
+	release chan struct{}
+}
+
+func (d *gatedDirectory) EmployeeByLogin(ctx context.Context, login string) (store.Employee, error) {
+	d.started <- struct{}{}
+	select {
+	case <-d.release:
+	case <-ctx.Done():
+		return store.Employee{}, ctx.Err()
+	}
+	return d.Directory.EmployeeByLogin(ctx, login)
+}
+
+// TestLoginCacheFirstCallerLeaves: the lookup that concurrent callers share
+// does not run on the first caller's request (issue 14, row 11: when that
+// client disconnected, everyone waiting on the same lookup got
+// context.Canceled and a 500).
+func TestLoginCacheFirstCallerLeaves(t *testing.T) {
+	dir := &gatedDirectory{Directory: openStore(t), started: make(chan struct{}, 1), release: make(chan struct{})}
+	a := newAuth(t, nil, dir)
+	tok, _ := auth.MintHS256([]byte(testSecret), auth.TokenSpec{User: "user2", TTL: time.Hour}, time.Now())
+	first, leave := context.WithCancel(context.Background())
+	firstDone := make(chan error, 1)
+	go func() {
+		_, err := a.Authenticate(bearer(tok).WithContext(first))
+		firstDone <- err
+	}()
+	<-dir.started // the shared lookup runs
+	second := make(chan error, 1)
+	go func() {
+		id, err := a.Authenticate(bearer(tok))
+		if err == nil && id.Employee.ID != 2 {
+			err = fmt.Errorf("resolved to %+v", id.Employee)
+		}
+		second <- err
+	}()
+	time.Sleep(50 * time.Millisecond) // the second caller joins the lookup
+	leave()
+	if err := <-firstDone; !errors.Is(err, context.Canceled) {
+		t.Errorf("first caller: %v, want context.Canceled (it left)", err)
+	}
+	close(dir.release)
+	select {
+	case err := <-second:
+		if err != nil {
+			t.Fatalf("second caller, after the first left: %v; want employee 2", err)
+		}
+	case <-time.After(wait):
+		t.Fatal("second caller got no answer")
 	}
 }

@@ -14,7 +14,8 @@ const Skew = 60 * time.Second
 // Claims are what Herald reads from a verified token, whatever its kind.
 type Claims struct {
 	// Login names the user: HS256 `user`; Azure `upn`, else
-	// `preferred_username`, else `email`. Empty for app-only tokens.
+	// `preferred_username`, else (AzureConfig.TrustEmailClaim) `email`.
+	// Empty for app-only tokens.
 	Login string
 	// Name is the display name (`name`).
 	Name string
@@ -24,6 +25,9 @@ type Claims struct {
 	// ID of an app-only Azure token; otherwise the login.
 	Subject   string
 	ExpiresAt time.Time
+	// App is true for an application's own token (Azure client
+	// credentials): a known caller that is no employee.
+	App bool
 	// Issuer is "hs256" for Herald-secret tokens (session tokens included),
 	// else the external verifier's configured issuer: v1 and v2 Azure tokens
 	// of one tenant are the same caller.

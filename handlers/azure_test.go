@@ -274,7 +274,7 @@ func TestAzureAppTokens(t *testing.T) {
 		{http.MethodGet, "/events", billing, 403, "forbidden"},
 		{http.MethodGet, "/notifications", billing, 403, "forbidden"},
 		{http.MethodPost, "/session", billing, 403, "forbidden"},
-		{http.MethodPost, "/notifications", e.app("nosy-app"), 403, "unknown_employee"},
+		{http.MethodPost, "/notifications", e.app("nosy-app"), 403, "forbidden"},
 		{http.MethodPost, "/notifications", e.user("user2@corp.example"), 403, "forbidden"},
 	} {
 		var b any

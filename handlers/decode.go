@@ -6,17 +6,23 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"mime"
 	"net/http"
+	"reflect"
+	"slices"
 	"strings"
+	"sync"
+	"unicode/utf8"
 )
 
 // MaxBodyBytes bounds request bodies.
 const MaxBodyBytes = 64 << 10
 
 // readJSON reads a JSON request body (415 unless Content-Type is JSON, 413
-// over MaxBodyBytes) and decodes it strictly into dst: unknown fields and
-// trailing data are errors. It returns the raw body.
+// over MaxBodyBytes, 422 unless it is valid UTF-8) and decodes it strictly
+// into dst: unknown fields and trailing data are errors. It returns the raw
+// body.
 func readJSON(w http.ResponseWriter, r *http.Request, dst any) ([]byte, error) {
 	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
 	if err != nil || !(mt == "application/json" || strings.HasPrefix(mt, "application/") && strings.HasSuffix(mt, "+json")) {
@@ -35,6 +41,9 @@ func readJSON(w http.ResponseWriter, r *http.Request, dst any) ([]byte, error) {
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return nil, badRequest("empty request body: a JSON object is required")
 	}
+	if !utf8.Valid(raw) {
+		return nil, invalidUTF8(raw)
+	}
 	dec := json.NewDecoder(bytes.NewReader(raw))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(dst); err != nil {
@@ -43,7 +52,117 @@ func readJSON(w http.ResponseWriter, r *http.Request, dst any) ([]byte, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, badRequest("unexpected data after the JSON object")
 	}
+	if err := exactMembers(raw, reflect.TypeOf(dst), ""); err != nil {
+		return nil, err
+	}
 	return raw, nil
+}
+
+// exactMembers refuses object members whose names match a field of t only
+// when case is ignored: encoding/json takes "Title" or "emAil" for the
+// field, the API document (and any other JSON reader) does not.
+func exactMembers(raw json.RawMessage, t reflect.Type, path string) *httpError {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		var members map[string]json.RawMessage
+		if json.Unmarshal(raw, &members) != nil {
+			return nil // null: nothing to check
+		}
+		fields := jsonFields(t)
+		for _, k := range slices.Sorted(maps.Keys(members)) {
+			name := strings.TrimPrefix(path+"."+k, ".")
+			ft, ok := fields[k]
+			if !ok {
+				return badRequest("unknown field "+name, FieldError{Field: name, Message: "unknown field"})
+			}
+			if err := exactMembers(members[k], ft, name); err != nil {
+				return err
+			}
+		}
+	case reflect.Slice:
+		if e := t.Elem(); e.Kind() == reflect.Struct || e.Kind() == reflect.Pointer {
+			var items []json.RawMessage
+			_ = json.Unmarshal(raw, &items)
+			for i, it := range items {
+				if err := exactMembers(it, e, fmt.Sprintf("%s[%d]", path, i)); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+// jsonFieldsOf caches jsonFields by type.
+var jsonFieldsOf sync.Map // reflect.Type → map[string]reflect.Type
+
+// jsonFields returns the member names encoding/json uses for t's fields,
+// with their types.
+func jsonFields(t reflect.Type) map[string]reflect.Type {
+	if m, ok := jsonFieldsOf.Load(t); ok {
+		return m.(map[string]reflect.Type)
+	}
+	m := make(map[string]reflect.Type)
+	for _, f := range reflect.VisibleFields(t) {
+		if !f.IsExported() || f.Anonymous {
+			continue
+		}
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		switch name {
+		case "-":
+			continue
+		case "":
+			name = f.Name
+		}
+		m[name] = f.Type
+	}
+	jsonFieldsOf.Store(t, m)
+	return m
+}
+
+// invalidUTF8 refuses a body that is not valid UTF-8, naming the fields
+// that hold the bad bytes. encoding/json would quietly replace them in
+// strings, changing the text, and keep them in raw values (data), which
+// then poison every JSON and WebSocket text frame that carries them:
+// browsers close a WebSocket on a frame that is not UTF-8.
+func invalidUTF8(raw []byte) *httpError {
+	fields := badUTF8Fields(raw, "")
+	if len(fields) == 0 {
+		fields = []FieldError{{Field: "body", Message: "must be valid UTF-8"}} // in a key, or outside the values
+	}
+	return &httpError{status: http.StatusUnprocessableEntity, code: CodeInvalidRequest,
+		detail: "the body is not valid UTF-8, as JSON text must be", fields: fields}
+}
+
+// badUTF8Fields returns the paths (to.emails[0], data) of the values of raw
+// that are not valid UTF-8, down to the objects' members and the arrays'
+// elements, sorted by path.
+func badUTF8Fields(raw json.RawMessage, path string) []FieldError {
+	if utf8.Valid(raw) {
+		return nil
+	}
+	var (
+		obj map[string]json.RawMessage
+		arr []json.RawMessage
+		out []FieldError
+	)
+	switch {
+	case path != "data" && json.Unmarshal(raw, &obj) == nil:
+		for _, k := range slices.Sorted(maps.Keys(obj)) {
+			out = append(out, badUTF8Fields(obj[k], strings.TrimPrefix(path+"."+k, "."))...)
+		}
+	case path != "data" && json.Unmarshal(raw, &arr) == nil:
+		for i, v := range arr {
+			out = append(out, badUTF8Fields(v, fmt.Sprintf("%s[%d]", path, i))...)
+		}
+	}
+	if len(out) == 0 && path != "" {
+		out = []FieldError{{Field: path, Message: "must be valid UTF-8"}}
+	}
+	return out
 }
 
 // jsonError turns a decoding error into a 400 naming the field.

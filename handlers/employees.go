@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/go-chi/chi/v5"
@@ -46,7 +47,7 @@ func employeeID(r *http.Request) (int64, error) {
 
 // putEmployee serves PUT /employees/{id}: create or replace a directory entry.
 func (h *Handler) putEmployee(w http.ResponseWriter, r *http.Request) error {
-	if _, err := publisherOnly(r); err != nil {
+	if _, err := directoryOnly(r); err != nil {
 		return err
 	}
 	id, err := employeeID(r)
@@ -80,13 +81,15 @@ func (h *Handler) putEmployee(w http.ResponseWriter, r *http.Request) error {
 func (req *employeeRequest) validate() error {
 	var errs []FieldError
 	add := func(f, m string) { errs = append(errs, FieldError{Field: f, Message: m}) }
-	if strings.TrimSpace(req.Email) == "" && strings.TrimSpace(req.Username) == "" {
+	if req.Email == "" && req.Username == "" {
 		add("email", "an email or a username is required")
 	}
-	if req.Email != "" && !validEmail(strings.TrimSpace(req.Email)) {
+	// Logins are taken as sent: white space anywhere (even around them) is
+	// refused, not trimmed, as the API document says.
+	if req.Email != "" && !validEmail(req.Email) {
 		add("email", "must be an email address")
 	}
-	if u := strings.TrimSpace(req.Username); utf8.RuneCountInString(u) > maxUsername || strings.ContainsAny(u, " \t\r\n\x00") {
+	if u := req.Username; utf8.RuneCountInString(u) > maxUsername || strings.IndexFunc(u, func(r rune) bool { return unicode.IsSpace(r) || r == 0 }) >= 0 {
 		add("username", fmt.Sprintf("at most %d characters, no spaces", maxUsername))
 	}
 	if utf8.RuneCountInString(req.Name) > maxName || strings.ContainsRune(req.Name, 0) {
@@ -109,7 +112,7 @@ func (req *employeeRequest) validate() error {
 // deleteEmployee serves DELETE /employees/{id}: the employee, their inbox and
 // their open streams go.
 func (h *Handler) deleteEmployee(w http.ResponseWriter, r *http.Request) error {
-	if _, err := publisherOnly(r); err != nil {
+	if _, err := directoryOnly(r); err != nil {
 		return err
 	}
 	id, err := employeeID(r)

@@ -85,6 +85,7 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 	acfg := auth.Config{
 		Secret:         []byte(testSecret),
 		PublisherRoles: []string{"Notifications.Publish", "service", "admin"},
+		DirectoryRoles: []string{"Directory.Write", "admin"},
 		Directory:      st,
 	}
 	if o.authConfig != nil {
@@ -145,6 +146,9 @@ func (e *env) admin() string { return e.token("user1") }
 
 // service is an app token: a publisher role and no employee.
 func (e *env) service() string { return e.token("billing-service", "service") }
+
+// directory is an app token that may change the directory (and not publish).
+func (e *env) directory() string { return e.token("hr-sync", "Directory.Write") }
 
 func (e *env) do(method, path, token string, body any, header ...string) (int, http.Header, []byte) {
 	e.t.Helper()

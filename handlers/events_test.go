@@ -355,7 +355,7 @@ func TestServiceOpensNoStream(t *testing.T) {
 func TestDeletedEmployeeStreamEnds(t *testing.T) {
 	e := newEnv(t)
 	s := e.stream("user4")
-	if status, _, body := e.do("DELETE", "/employees/4", e.service(), nil); status != 204 {
+	if status, _, body := e.do("DELETE", "/employees/4", e.directory(), nil); status != 204 {
 		t.Fatalf("delete: %d %s", status, body)
 	}
 	s.WaitClosed(t, wait)

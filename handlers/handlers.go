@@ -41,6 +41,8 @@ type Config struct {
 	// InsecureCookie leaves the Secure attribute off session cookies, for
 	// plain http on localhost (--dev).
 	InsecureCookie bool
+	// Limits are the rate limits (all off when zero).
+	Limits Limits
 }
 
 // Handler serves Herald's HTTP API.
@@ -55,6 +57,7 @@ type Handler struct {
 	demo       *Demo
 	origins    []string
 	metrics    *Metrics
+	limits     limiters
 	draining   atomic.Bool
 	router     chi.Router
 
@@ -75,6 +78,7 @@ func New(cfg Config) *Handler {
 		demo:       cfg.Demo,
 		origins:    cfg.Origins,
 		metrics:    cfg.Metrics,
+		limits:     newLimiters(cfg.Limits),
 
 		insecureCookie: cfg.InsecureCookie,
 	}
@@ -131,15 +135,18 @@ func (h *Handler) routes(origins []string) chi.Router {
 	}
 
 	authn := h.auth.Middleware(h.writeError)
-	// Streams: no timeouts, no compression, no body deadline.
-	r.With(authn).Get("/events", h.events)
-	r.With(authn).Get("/ws", h.ws)
-	// The REST API.
+	// Streams: no timeouts, no compression, no body deadline. Every stream
+	// transport's route takes limitConnects first (CONNECT_RATE counts
+	// stream opens per client IP over all of them).
+	r.With(h.limitConnects, authn).Get("/events", h.events)
+	r.With(h.limitConnects, authn).Get("/ws", h.ws)
+	// The REST API. Routes that change inbox state or preferences take
+	// limitState (STATE_RATE per employee).
 	r.Group(func(r chi.Router) {
 		r.Use(bodyDeadline(30*time.Second), authn)
-		r.Post("/notifications", h.api(h.publish))
+		r.With(h.limitPublishes).Post("/notifications", h.api(h.publish))
 		r.Get("/notifications", h.api(h.inbox))
-		r.Post("/notifications/read", h.api(h.markRead))
+		r.With(h.limitState).Post("/notifications/read", h.api(h.markRead))
 		r.Put("/employees/{id}", h.api(h.putEmployee))
 		r.Delete("/employees/{id}", h.api(h.deleteEmployee))
 		r.Post("/session", h.api(h.createSession))
@@ -190,6 +197,17 @@ func employeeOnly(r *http.Request) (auth.Identity, error) {
 	id, _ := auth.FromContext(r.Context())
 	if id.Kind != auth.KindEmployee {
 		return id, auth.Forbidden("this route is for employees; a service token opens no streams and has no inbox")
+	}
+	return id, nil
+}
+
+// directoryOnly returns the caller if it holds a directory role.
+// Publishing alone does not allow it: a publisher that could give an
+// employee's login to itself could read that inbox.
+func directoryOnly(r *http.Request) (auth.Identity, error) {
+	id, _ := auth.FromContext(r.Context())
+	if !id.Directory {
+		return id, auth.Forbidden("a directory role is required (DIRECTORY_ROLES); publishing alone does not allow changing the directory")
 	}
 	return id, nil
 }

@@ -15,11 +15,12 @@ import (
 // Metrics are Herald's Prometheus collectors, on a registry of their own
 // (no global state). Counters on hot paths are single atomic adds.
 type Metrics struct {
-	reg        *prometheus.Registry
-	published  *prometheus.CounterVec
-	recipients prometheus.Counter
-	requests   *prometheus.CounterVec
-	duration   *prometheus.HistogramVec
+	reg         *prometheus.Registry
+	published   *prometheus.CounterVec
+	recipients  prometheus.Counter
+	requests    *prometheus.CounterVec
+	duration    *prometheus.HistogramVec
+	rateLimited *prometheus.CounterVec
 }
 
 // NewMetrics returns the collectors, with gauges reading hub's live counts
@@ -40,8 +41,11 @@ func NewMetrics(hub *sse.Hub) *Metrics {
 			Name: "herald_http_request_duration_seconds", Help: "HTTP request duration (streams: until they end), by route pattern and method.",
 			Buckets: []float64{.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 10},
 		}, []string{"route", "method"}),
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_rate_limited_total", Help: "Requests refused with 429 rate_limited, by limit (publish, connect, state).",
+		}, []string{"limit"}),
 	}
-	m.reg.MustRegister(m.published, m.recipients, m.requests, m.duration, streamCollector{hub},
+	m.reg.MustRegister(m.published, m.recipients, m.requests, m.duration, m.rateLimited, streamCollector{hub},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_streams_open", Help: "Streams open on this instance."},
 			func() float64 { n, _ := hub.Stats(); return float64(n) }),
@@ -59,15 +63,39 @@ func (m *Metrics) Handler() http.Handler {
 // Registry returns the registry, for collectors added by the wiring.
 func (m *Metrics) Registry() *prometheus.Registry { return m.reg }
 
-// observe records one finished request under its route pattern (never the
-// raw path: IDs would make the label set unbounded).
+// observe records one finished request under its route pattern and
+// method. Every label value comes from a bounded set, whatever a client
+// sends: the router's patterns (never the raw path: IDs would make the
+// label set unbounded; "unmatched" for a path no route serves) and the
+// methods of HTTP (anything else is "other": a client may send any token
+// as a method, and each new one would be a new series, kept forever).
 func (m *Metrics) observe(r *http.Request, status int, seconds float64) {
 	route := "unmatched"
 	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 		route = rc.RoutePattern()
 	}
-	m.requests.WithLabelValues(route, r.Method, strconv.Itoa(status)).Inc()
-	m.duration.WithLabelValues(route, r.Method).Observe(seconds)
+	method := methodLabel(r.Method)
+	m.requests.WithLabelValues(route, method, statusLabel(status)).Inc()
+	m.duration.WithLabelValues(route, method).Observe(seconds)
+}
+
+// methodLabel returns method if it is one of HTTP's, else "other".
+func methodLabel(method string) string {
+	switch method {
+	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
+		http.MethodDelete, http.MethodOptions, http.MethodConnect, http.MethodTrace:
+		return method
+	}
+	return "other"
+}
+
+// statusLabel returns the status as a label: one of the 500 codes HTTP
+// allows (net/http writes nothing else).
+func statusLabel(status int) string {
+	if status < 100 || status > 599 {
+		return "other"
+	}
+	return strconv.Itoa(status)
 }
 
 // Stream metrics are read from the engine's own counters when scraped, so

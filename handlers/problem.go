@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strconv"
@@ -16,6 +17,7 @@ import (
 // Problem codes besides auth's (see auth.Code*).
 const (
 	CodeInvalidRequest     = "invalid_request"
+	CodeConflict           = "conflict"
 	CodeUnsupportedMedia   = "unsupported_media_type"
 	CodeNotFound           = "not_found"
 	CodeRateLimited        = "rate_limited"
@@ -67,6 +69,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	var (
 		ae *auth.Error
 		he *httpError
+		ce *store.ConflictError
 	)
 	switch {
 	case errors.As(err, &ae):
@@ -81,8 +84,12 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		}
 	case errors.Is(err, store.ErrNotFound):
 		p.Status, p.Code, p.Detail = http.StatusNotFound, CodeNotFound, "no such resource"
+	case errors.As(err, &ce):
+		p.Status, p.Code = http.StatusConflict, CodeConflict
+		p.Detail = fmt.Sprintf("%q already names employee %d: a login (username or email) names one employee", ce.Login, ce.Employee)
+		p.Errors = []FieldError{{Field: ce.Field, Message: fmt.Sprintf("already names employee %d", ce.Employee)}}
 	case errors.Is(err, store.ErrConflict):
-		p.Status, p.Code, p.Detail = http.StatusConflict, CodeInvalidRequest, "email or username already belongs to another employee"
+		p.Status, p.Code, p.Detail = http.StatusConflict, CodeConflict, "the email or username already names another employee"
 	case errors.Is(err, store.ErrIdempotencyMismatch):
 		p.Status, p.Code = http.StatusUnprocessableEntity, CodeInvalidRequest
 		p.Detail = "this Idempotency-Key was used for a different request"
@@ -96,6 +103,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		w.Header().Set("Retry-After", "1")
 	case errors.Is(err, sse.ErrInstanceFull):
 		p.Status, p.Code, p.Detail = http.StatusServiceUnavailable, CodeUnavailable, "this instance holds its maximum of streams (MAX_STREAMS); try another instance or later"
+		w.Header().Set("Retry-After", "5")
+	case errors.Is(err, store.ErrOutcomeUnknown):
+		p.Status, p.Code, p.Detail = http.StatusServiceUnavailable, CodeUnavailable, outcomeUnknown(r)
 		w.Header().Set("Retry-After", "5")
 	case errors.Is(err, store.ErrUnavailable):
 		p.Status, p.Code, p.Detail = http.StatusServiceUnavailable, CodeUnavailable, "the store is unavailable; nothing was changed, retry later"
@@ -115,6 +125,20 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 		w.Header().Set("WWW-Authenticate", `Bearer error="invalid_token", error_description="`+quoteSafe(p.Detail)+`"`)
 	}
 	writeProblem(w, p)
+}
+
+// outcomeUnknown explains a 503 after which nobody can know whether the
+// write committed (the store stopped answering with it in flight), and how
+// to retry without a duplicate.
+func outcomeUnknown(r *http.Request) string {
+	const lost = "the store stopped answering while this request was being saved: it may or may not have been saved. "
+	switch {
+	case r.Method != http.MethodPost || r.URL.Path != "/notifications":
+		return lost + "Check before retrying"
+	case r.Header.Get("Idempotency-Key") != "":
+		return lost + "Retry with the same Idempotency-Key: if it was saved, the retry returns the first answer and stores nothing new"
+	}
+	return lost + "A retry may store it twice: publish with an Idempotency-Key to retry safely"
 }
 
 func writeProblem(w http.ResponseWriter, p Problem) {

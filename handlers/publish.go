@@ -247,22 +247,64 @@ func idempotencyKey(r *http.Request) (string, error) {
 	return k, nil
 }
 
-// idempotencyOwner scopes keys to one publisher, so two services cannot
-// collide or read each other's answers.
-func idempotencyOwner(id auth.Identity) string { return id.Issuer + "|" + id.Subject }
+// idempotencyOwner scopes keys to one publisher identity, so two
+// publishers cannot collide or read each other's answers, while one
+// publisher's tokens share its keys however they spell it.
+func idempotencyOwner(id auth.Identity) string { return publisherKey(id) }
 
-// fingerprint identifies a request's meaning: the parsed body re-encoded, so
-// a retry that only changes spacing or key order still matches.
-func fingerprint(req publishRequest) string {
-	if len(req.Data) > 0 {
-		var v any
-		dec := json.NewDecoder(bytes.NewReader(req.Data))
-		dec.UseNumber()
-		if dec.Decode(&v) == nil {
-			req.Data, _ = json.Marshal(v) // maps marshal with sorted keys
-		}
+// publisherKey names a caller as one identity: an employee by their ID
+// (whichever login their token used, in whatever case), a service by its
+// issuer and its subject in canonical form (store.NormalizeLogin). Keys of
+// idempotency and of the publish rate limit.
+func publisherKey(id auth.Identity) string {
+	if id.Kind == auth.KindEmployee {
+		return "employee:" + strconv.FormatInt(id.Employee.ID, 10)
 	}
-	b, _ := json.Marshal(req)
+	return "service:" + id.Issuer + "|" + store.NormalizeLogin(id.Subject)
+}
+
+// fingerprint identifies a request's meaning: the parsed body with its
+// defaults filled in (canonical), re-encoded, so a retry that only changes
+// spacing, key order or spells out a default still matches.
+func fingerprint(req publishRequest) string {
+	b, _ := json.Marshal(req.canonical())
 	sum := sha256.Sum256(b)
 	return hex.EncodeToString(sum[:])
+}
+
+// canonical returns req with every default written out and every empty
+// value in one form: persist absent is true, event absent is
+// "notification", data absent, null or {} is absent, empty target lists are
+// absent, and data's keys are sorted. An optional field added to the
+// request needs its default here too.
+func (req publishRequest) canonical() publishRequest {
+	persist := req.Persist == nil || *req.Persist
+	req.Persist = &persist
+	if req.Event == "" {
+		req.Event = "notification"
+	}
+	if req.To != nil {
+		t := *req.To
+		t.Employees = nilIfEmpty(t.Employees)
+		t.Emails = nilIfEmpty(t.Emails)
+		t.Roles = nilIfEmpty(t.Roles)
+		req.To = &t
+	}
+	var data map[string]any
+	dec := json.NewDecoder(bytes.NewReader(req.Data))
+	dec.UseNumber()
+	switch err := dec.Decode(&data); {
+	case err != nil || len(data) == 0:
+		req.Data = nil
+	default:
+		req.Data, _ = json.Marshal(data) // maps marshal with sorted keys
+	}
+	return req
+}
+
+func nilIfEmpty[T any](s []T) []T {
+	if len(s) == 0 {
+		return nil
+	}
+	return s
 }

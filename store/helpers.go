@@ -7,10 +7,56 @@ import (
 	"time"
 )
 
-// NormalizeLogin returns the form in which emails and usernames are stored
-// and matched: trimmed and lower-cased.
+// NormalizeLogin returns the canonical form of a login (an email or a
+// username), in which logins are stored and compared: without surrounding
+// ASCII white space, and with the ASCII letters A–Z folded to a–z; every
+// other character stays as it is.
+//
+// The folding is ASCII-only on purpose. Unicode case mapping folds
+// look-alikes onto letters (strings.ToLower turns the Kelvin sign U+212A
+// into "k"), so a token for "\u212Aen" would open ken's inbox. SQL folds the
+// same way (SQLite's built-in lower(); PostgreSQL's herald_fold_login, which
+// is translate() over A–Z), and the stores' login tables refuse a value that
+// SQL would fold further, so Go and SQL cannot disagree on what a login is.
 func NormalizeLogin(s string) string {
-	return strings.ToLower(strings.TrimSpace(s))
+	s = strings.Trim(s, " \t\n\v\f\r")
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; 'A' <= c && c <= 'Z' {
+			return foldASCII(s, i)
+		}
+	}
+	return s
+}
+
+// foldASCII folds s's ASCII capitals from byte i on, which is the first.
+func foldASCII(s string, i int) string {
+	b := []byte(s)
+	for ; i < len(b); i++ {
+		if c := b[i]; 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
+}
+
+// Logins returns e's distinct logins (username, then email), each already
+// canonical (see NormalizeLogin).
+func (e Employee) Logins() []string {
+	var out []string
+	for _, l := range []string{e.Username, e.Email} {
+		if l != "" && !slices.Contains(out, l) {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+// LoginField returns which field of e holds login: "username" or "email".
+func (e Employee) LoginField(login string) string {
+	if login == e.Username {
+		return "username"
+	}
+	return "email"
 }
 
 // NormalizeRoles returns roles trimmed, without empties or duplicates, sorted.

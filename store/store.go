@@ -13,6 +13,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"time"
 )
@@ -22,23 +23,51 @@ import (
 var (
 	// ErrNotFound means the addressed row does not exist.
 	ErrNotFound = errors.New("not found")
-	// ErrConflict means a unique field (email, username) belongs to another row.
+	// ErrConflict means a unique field (email, username) belongs to another
+	// row; PutEmployee returns it as a *ConflictError.
 	ErrConflict = errors.New("conflict")
 	// ErrIdempotencyMismatch means an Idempotency-Key was reused for a
 	// different request.
 	ErrIdempotencyMismatch = errors.New("idempotency key reused with a different request")
 	// ErrUnavailable means the database could not be reached or failed; the
-	// operation changed nothing and may be retried.
+	// operation changed nothing and may be retried, unless the error also
+	// carries ErrOutcomeUnknown.
 	ErrUnavailable = errors.New("store unavailable")
+	// ErrOutcomeUnknown means the database stopped answering while a write
+	// was in flight (a statement or its commit sent, no answer back): it may
+	// or may not have been committed. Errors that carry it also carry
+	// ErrUnavailable. A publish retried with the same Idempotency-Key is
+	// safe either way: if the first one committed, its answer comes back.
+	ErrOutcomeUnknown = errors.New("the write may or may not have been committed")
 )
+
+// ConflictError is PutEmployee's refusal: one of the employee's logins
+// already names another employee (as its username or its email).
+type ConflictError struct {
+	// Field is the field of the employee being saved: "username" or "email".
+	Field string
+	// Login is the login in canonical form.
+	Login string
+	// Employee is the ID of the employee the login already names.
+	Employee int64
+}
+
+func (e *ConflictError) Error() string {
+	return fmt.Sprintf("%s %q already names employee %d", e.Field, e.Login, e.Employee)
+}
+
+// Is makes errors.Is(err, ErrConflict) true.
+func (e *ConflictError) Is(target error) bool { return target == ErrConflict }
 
 // IdempotencyTTL is how long a publish answer is kept for retries that carry
 // the same Idempotency-Key.
 const IdempotencyTTL = 24 * time.Hour
 
 // Employee is a person in the directory. IDs come from the organisation's HR
-// system; Email and Username are stored lower-cased and matched
-// case-insensitively; at least one of them is set.
+// system. Email and Username are logins: stored in canonical form
+// (NormalizeLogin: ASCII letters lower-cased) and matched in that form; at
+// least one of them is set, and a login names at most one employee across
+// both columns (one employee's username cannot be another's email).
 type Employee struct {
 	ID        int64
 	Email     string
@@ -200,14 +229,16 @@ type Sink interface {
 // Directory is the employee directory.
 type Directory interface {
 	// PutEmployee creates or replaces an employee; created is true for a new
-	// one. ErrConflict when the email or username belongs to someone else.
+	// one. A *ConflictError (errors.Is ErrConflict) when its email or
+	// username already names someone else, in either column.
 	PutEmployee(ctx context.Context, e Employee) (saved Employee, created bool, err error)
 	// DeleteEmployee removes an employee and their inbox. ErrNotFound if absent.
 	DeleteEmployee(ctx context.Context, id int64) error
 	// Employee returns one employee. ErrNotFound if absent.
 	Employee(ctx context.Context, id int64) (Employee, error)
-	// EmployeeByLogin finds an employee by username, else by email,
-	// case-insensitively. ErrNotFound if nobody matches.
+	// EmployeeByLogin finds the one employee whose username or email is
+	// login, compared in canonical form (NormalizeLogin). ErrNotFound if
+	// nobody matches.
 	EmployeeByLogin(ctx context.Context, login string) (Employee, error)
 	// Employees lists the directory ordered by ID, after the given ID.
 	Employees(ctx context.Context, after int64, limit int) ([]Employee, error)

@@ -82,13 +82,13 @@ func (m *minter) employee(id int64, now time.Time) (string, error) {
 }
 
 // publisher mints the token that publishes and seeds: an HS256 service
-// token when there is a secret, else an RS256 app-only token whose roles
-// hold Notifications.Publish.
+// token when there is a secret, else an RS256 app-only token; either holds
+// a publisher role and a directory role (seeding PUTs employees).
 func (m *minter) publisher(now time.Time) (string, error) {
 	if m.cfg.Secret != "" {
-		return auth.MintHS256([]byte(m.cfg.Secret), auth.TokenSpec{User: "herald-bench", Roles: []string{"service"}, TTL: m.cfg.TTL}, now)
+		return auth.MintHS256([]byte(m.cfg.Secret), auth.TokenSpec{User: "herald-bench", Roles: []string{"service", "Directory.Write"}, TTL: m.cfg.TTL}, now)
 	}
-	b := m.azureBuilder(now).Claim("roles", []string{"Notifications.Publish"}).Claim("azp", "herald-bench")
+	b := m.azureBuilder(now).Claim("roles", []string{"Notifications.Publish", "Directory.Write"}).Claim("azp", "herald-bench")
 	return m.signRS256(b)
 }
 

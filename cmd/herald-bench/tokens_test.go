@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -87,7 +88,7 @@ func TestHS256Tokens(t *testing.T) {
 	}
 	raw, _ = m.publisher(time.Now())
 	c, err = a.Verify(context.Background(), raw)
-	if err != nil || len(c.Roles) != 1 || c.Roles[0] != "service" {
-		t.Fatalf("publisher token: %+v %v, want role service", c, err)
+	if err != nil || strings.Join(c.Roles, ",") != "service,Directory.Write" {
+		t.Fatalf("publisher token: %+v %v, want roles service and Directory.Write", c, err)
 	}
 }

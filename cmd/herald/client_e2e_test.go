@@ -31,7 +31,7 @@ func ptr[T any](v T) *T { return &v }
 func TestClientEndToEnd(t *testing.T) {
 	p := startHerald(t, []string{"serve"}, "JWT_SECRET="+e2eSecret)
 	ctx := t.Context()
-	svc := apiClient(t, p.URL, mint(t, "hr-sync", "service"))
+	svc := apiClient(t, p.URL, mint(t, "hr-sync", "service", "Directory.Write"))
 
 	put, err := svc.PutEmployeeWithResponse(ctx, 21, client.EmployeeInput{
 		Email: ptr("Dora@Corp.Example"), Username: ptr("dora"), Name: ptr("Dora"), Roles: &[]client.Role{"staff"},

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -37,6 +39,19 @@ type config struct {
 	// after about that long (0: never).
 	MaxStreams   int
 	MaxStreamAge time.Duration
+
+	hardening
+}
+
+// hardening is issue 14's part of the configuration (identity and rate
+// limits), kept in one block: see hardeningSettings and loadHardening.
+type hardening struct {
+	DirectoryRoles  []string       // DIRECTORY_ROLES
+	TrustEmailClaim bool           // AZURE_TRUST_EMAIL_CLAIM
+	PublishRate     float64        // PUBLISH_RATE, per second; 0 off
+	ConnectRate     float64        // CONNECT_RATE, per second; 0 off
+	StateRate       float64        // STATE_RATE, per second; 0 off
+	TrustedProxies  []netip.Prefix // TRUSTED_PROXIES
 }
 
 // setting is one configuration variable.
@@ -49,10 +64,12 @@ var settingsOrder = []string{
 	"HTTP_ADDR", "DATABASE_URL", "FRONTEND_URL", "AZURE_ISSUER_BASE_URL", "AZURE_JWKS_URI",
 	"AZURE_AUDIENCE", "JWT_SECRET", "TOKEN_COOKIE", "PUBLISHER_ROLES", "HEARTBEAT_INTERVAL",
 	"LOG_LEVEL", "LOG_FORMAT", "MAX_STREAMS", "MAX_STREAM_AGE",
+	// hardeningSettings, in this order:
+	"DIRECTORY_ROLES", "AZURE_TRUST_EMAIL_CLAIM", "PUBLISH_RATE", "CONNECT_RATE", "STATE_RATE", "TRUSTED_PROXIES",
 }
 
 func newSettings() map[string]*setting {
-	return map[string]*setting{
+	s := map[string]*setting{
 		"HTTP_ADDR":             {def: ":3000", help: "listen address"},
 		"DATABASE_URL":          {def: "sqlite:herald.db", help: "sqlite:PATH (one instance) or postgres://… (several)"},
 		"FRONTEND_URL":          {def: "http://localhost:5173", help: "comma-separated allowed browser origins (CORS, WebSocket Origin)"},
@@ -68,6 +85,57 @@ func newSettings() map[string]*setting {
 		"MAX_STREAMS":           {def: "100000", help: "streams one instance holds at most, every transport counted; beyond, 503"},
 		"MAX_STREAM_AGE":        {def: "1h", help: "streams are ended after this long (±20% jitter) so connections rebalance across instances; 0 never"},
 	}
+	for k, v := range hardeningSettings() {
+		s[k] = v
+	}
+	return s
+}
+
+// hardeningSettings are issue 14's variables (see hardening).
+func hardeningSettings() map[string]*setting {
+	return map[string]*setting{
+		"DIRECTORY_ROLES":         {def: "Directory.Write,admin", help: "roles that may change the employee directory (publishing alone does not)"},
+		"AZURE_TRUST_EMAIL_CLAIM": {def: "false", help: "accept Azure's email claim as the login when upn and preferred_username are absent (users can often edit it)"},
+		"PUBLISH_RATE":            {def: "500", help: "publishes per second per publisher (employee or service), burst twice that; 0 off"},
+		"CONNECT_RATE":            {def: "0", help: "stream opens per second per client IP over every transport, burst twice that; 0 off"},
+		"STATE_RATE":              {def: "20", help: "state changes and preference writes per second per employee, burst twice that; 0 off"},
+		"TRUSTED_PROXIES":         {help: "comma-separated CIDRs of proxies whose X-Forwarded-For names the client IP"},
+	}
+}
+
+// loadHardening parses and checks issue 14's variables; v reads a
+// setting, bad reports a problem.
+func loadHardening(v func(string) string, bad func(env, format string, a ...any)) hardening {
+	var h hardening
+	h.DirectoryRoles = splitList(v("DIRECTORY_ROLES"))
+	trust, err := strconv.ParseBool(v("AZURE_TRUST_EMAIL_CLAIM"))
+	if err != nil {
+		bad("AZURE_TRUST_EMAIL_CLAIM", "%q is not true or false", v("AZURE_TRUST_EMAIL_CLAIM"))
+	}
+	h.TrustEmailClaim = trust
+	for _, r := range []struct {
+		env string
+		dst *float64
+	}{{"PUBLISH_RATE", &h.PublishRate}, {"CONNECT_RATE", &h.ConnectRate}, {"STATE_RATE", &h.StateRate}} {
+		f, err := strconv.ParseFloat(v(r.env), 64)
+		if err != nil || math.IsNaN(f) || f < 0 || f > 1e6 {
+			bad(r.env, "%q is not a rate per second from 0 (off) to 1000000", v(r.env))
+		}
+		*r.dst = f
+	}
+	for _, c := range splitList(v("TRUSTED_PROXIES")) {
+		p, err := netip.ParsePrefix(c)
+		if err != nil {
+			a, aerr := netip.ParseAddr(c) // a single address is its own /32 or /128
+			if aerr != nil {
+				bad("TRUSTED_PROXIES", "%q is not a CIDR like 10.0.0.0/8 or an IP address", c)
+				continue
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		h.TrustedProxies = append(h.TrustedProxies, p.Masked())
+	}
+	return h
 }
 
 func flagName(env string) string { return strings.ToLower(strings.ReplaceAll(env, "_", "-")) }
@@ -124,6 +192,12 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	}
 	for _, o := range splitList(v("FRONTEND_URL")) {
 		u, err := url.Parse(o)
+		if err == nil && strings.Contains(u.Host, "*") {
+			// CORS would honour a wildcard and the WebSocket check would
+			// not: refused, so both compare exact origins.
+			bad("FRONTEND_URL", "%q: wildcard origins are not supported; list every origin, e.g. https://app.example.com,https://admin.example.com", o)
+			continue
+		}
 		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || (u.Path != "" && u.Path != "/") {
 			bad("FRONTEND_URL", "%q is not an origin like https://app.example.com", o)
 			continue
@@ -174,6 +248,7 @@ func loadConfig(args []string, getenv func(string) string, stderr io.Writer) (co
 	} else {
 		cfg.MaxStreamAge = d
 	}
+	cfg.hardening = loadHardening(v, bad)
 	if !cfg.Dev && cfg.JWTSecret == "" && cfg.AzureIssuer == "" {
 		problems = append(problems, "no authentication configured: set JWT_SECRET (HS256 tokens), or AZURE_ISSUER_BASE_URL and AZURE_AUDIENCE (Azure AD tokens), or run with --dev")
 	}

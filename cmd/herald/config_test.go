@@ -70,3 +70,46 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		t.Errorf("--dev without auth: %v", err)
 	}
 }
+
+// TestConfigHardening: issue 14's variables, their defaults and checks.
+func TestConfigHardening(t *testing.T) {
+	cfg, err := loadConfig(nil, env("JWT_SECRET", "s"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Join(cfg.DirectoryRoles, ",") != "Directory.Write,admin" || cfg.TrustEmailClaim ||
+		cfg.PublishRate != 500 || cfg.ConnectRate != 0 || cfg.StateRate != 20 || len(cfg.TrustedProxies) != 0 {
+		t.Fatalf("defaults = %+v", cfg.hardening)
+	}
+	cfg, err = loadConfig([]string{"--state-rate", "0"}, env("JWT_SECRET", "s",
+		"DIRECTORY_ROLES", "HR.Write", "AZURE_TRUST_EMAIL_CLAIM", "1", "PUBLISH_RATE", "2.5", "CONNECT_RATE", "10",
+		"TRUSTED_PROXIES", "10.0.0.0/8, 192.168.1.7,fd00::/8"), io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var proxies []string
+	for _, p := range cfg.TrustedProxies {
+		proxies = append(proxies, p.String())
+	}
+	if strings.Join(cfg.DirectoryRoles, ",") != "HR.Write" || !cfg.TrustEmailClaim || cfg.PublishRate != 2.5 ||
+		cfg.ConnectRate != 10 || cfg.StateRate != 0 || strings.Join(proxies, ",") != "10.0.0.0/8,192.168.1.7/32,fd00::/8" {
+		t.Fatalf("cfg = %+v", cfg.hardening)
+	}
+	for _, tt := range []struct{ name, env, value, want string }{
+		{"email claim not a bool", "AZURE_TRUST_EMAIL_CLAIM", "yes please", "AZURE_TRUST_EMAIL_CLAIM"},
+		{"negative rate", "PUBLISH_RATE", "-1", "PUBLISH_RATE"},
+		{"rate not a number", "CONNECT_RATE", "fast", "CONNECT_RATE"},
+		{"rate with a unit", "STATE_RATE", "20/s", "STATE_RATE"},
+		{"proxy not a CIDR", "TRUSTED_PROXIES", "proxy.internal", "TRUSTED_PROXIES"},
+		// CORS would allow http://evil.example.com with credentials while the
+		// WebSocket check compared literally (issue 14, row 14).
+		{"wildcard origin", "FRONTEND_URL", "http://*.example.com", "wildcard origins are not supported"},
+		{"wildcard origin among others", "FRONTEND_URL", "https://app.example.com,https://*", "wildcard"},
+		{"star", "FRONTEND_URL", "*", "FRONTEND_URL"},
+	} {
+		_, err := loadConfig(nil, env("JWT_SECRET", "s", tt.env, tt.value), io.Discard)
+		if err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("%s: error %v, want one naming %s", tt.name, err, tt.want)
+		}
+	}
+}

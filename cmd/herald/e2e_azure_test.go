@@ -44,7 +44,7 @@ func TestEndToEndAzure(t *testing.T) {
 	p := startHerald(t, []string{"serve"}, azureEnv(iss)...)
 	waitReady(t, p, 200)
 
-	app := oidctest.Sign(t, iss.EC, iss.App("hr-sync-app", "Notifications.Publish"))
+	app := oidctest.Sign(t, iss.EC, iss.App("hr-sync-app", "Notifications.Publish", "Directory.Write"))
 	status, _, out := heraldtest.Do(t, http.MethodPut, p.URL+"/employees/12", app,
 		map[string]any{"email": "ana@corp.example", "name": "Ana"})
 	if status != 201 {
@@ -90,7 +90,7 @@ func TestAzureKeysLateAtStart(t *testing.T) {
 	iss.SetDown(true)
 	p := startHerald(t, []string{"serve"}, append(azureEnv(iss), "JWT_SECRET="+e2eSecret)...)
 	waitReady(t, p, 503)
-	svc := mint(t, "svc", "service")
+	svc := mint(t, "svc", "service", "Directory.Write")
 	if status, _, out := heraldtest.Do(t, http.MethodPut, p.URL+"/employees/3", svc, map[string]any{"username": "cara"}); status != 201 {
 		t.Fatalf("HS256 while the keys are missing: %d %s", status, out)
 	}

@@ -128,7 +128,7 @@ func mint(t *testing.T, user string, roles ...string) string {
 // directory, stream, publish, inbox, read state, then SIGTERM.
 func TestEndToEnd(t *testing.T) {
 	p := startHerald(t, []string{"serve"}, "JWT_SECRET="+e2eSecret, "HEARTBEAT_INTERVAL=1s")
-	svc := mint(t, "hr-sync", "service")
+	svc := mint(t, "hr-sync", "service", "Directory.Write")
 
 	for id, user := range map[int]string{12: "ana", 15: "ben"} {
 		status, _, out := heraldtest.Do(t, "PUT", fmt.Sprintf("%s/employees/%d", p.URL, id), svc,
@@ -279,7 +279,7 @@ func TestCLI(t *testing.T) {
 // TestSendCommand publishes with `herald send` against a running server.
 func TestSendCommand(t *testing.T) {
 	p := startHerald(t, []string{"serve"}, "JWT_SECRET="+e2eSecret)
-	svc := mint(t, "svc", "service")
+	svc := mint(t, "svc", "service", "Directory.Write")
 	heraldtest.Do(t, "PUT", p.URL+"/employees/7", svc, map[string]any{"username": "gil"})
 	s := heraldtest.MustOpenStream(t, p.URL+"/events", mint(t, "gil"))
 	out, err := runCLI(t, []string{"JWT_SECRET=" + e2eSecret, "HERALD_URL=" + p.URL}, "send", "--employee", "7", "--title", "From the CLI", "--data", `{"k":1}`)

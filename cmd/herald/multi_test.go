@@ -27,7 +27,7 @@ func startPair(t *testing.T, dbA, dbB string) (a, b *proc, svc string) {
 	env := []string{"JWT_SECRET=" + e2eSecret, "HEARTBEAT_INTERVAL=1s"}
 	a = startHerald(t, []string{"serve"}, append(env, "DATABASE_URL="+dbA)...)
 	b = startHerald(t, []string{"serve"}, append(env, "DATABASE_URL="+dbB)...)
-	svc = mint(t, "hr-sync", "service")
+	svc = mint(t, "hr-sync", "service", "Directory.Write")
 	for id := 1; id <= 5; id++ {
 		roles := []string{"staff"}
 		if id == 1 {

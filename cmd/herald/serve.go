@@ -53,7 +53,9 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < auth.MinSecretBytes {
 		log.Warn("JWT_SECRET is shorter than 32 bytes; HS256 wants at least 256 bits")
 	}
-	st, err := openStore(ctx, cfg.DatabaseURL, postgres.WithLogger(log))
+	// PostgreSQL unreachable at start: serve (503, /readyz not ready) and
+	// keep trying, rather than exit.
+	st, err := openStore(ctx, cfg.DatabaseURL, postgres.WithLogger(log), postgres.WithRetryStart())
 	if err != nil {
 		return err
 	}
@@ -83,6 +85,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		External:       external,
 		Cookie:         cfg.TokenCookie,
 		PublisherRoles: cfg.PublisherRoles,
+		DirectoryRoles: cfg.DirectoryRoles,
 		Directory:      st,
 	})
 	if err != nil {
@@ -93,6 +96,10 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		Origins: cfg.FrontendURLs,
 		OpenAPI: openapi.YAML, Demo: demo,
 		Ready: ready, InsecureCookie: cfg.Dev,
+		Limits: handlers.Limits{
+			Publish: cfg.PublishRate, Connect: cfg.ConnectRate, State: cfg.StateRate,
+			TrustedProxies: cfg.TrustedProxies,
+		},
 	})
 
 	// The listener goroutine hands committed notifications to the hub; it
@@ -182,7 +189,8 @@ func startAzure(cfg config, log *slog.Logger) (*auth.Azure, error) {
 	}
 	azure, err := auth.NewAzure(auth.AzureConfig{
 		Issuer: cfg.AzureIssuer, JWKSURI: cfg.AzureJWKSURI, Audiences: cfg.AzureAudience,
-		Logger: log.With("component", "azure"),
+		TrustEmailClaim: cfg.TrustEmailClaim,
+		Logger:          log.With("component", "azure"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("AZURE_ISSUER_BASE_URL: %w", err)

@@ -66,13 +66,13 @@ func (e ClosedEventEvent) Valid() bool {
 
 // Defines values for ConflictProblemCode.
 const (
-	ConflictProblemCodeInvalidRequest ConflictProblemCode = "invalid_request"
+	ConflictProblemCodeConflict ConflictProblemCode = "conflict"
 )
 
 // Valid indicates whether the value is a known member of the ConflictProblemCode enum.
 func (e ConflictProblemCode) Valid() bool {
 	switch e {
-	case ConflictProblemCodeInvalidRequest:
+	case ConflictProblemCodeConflict:
 		return true
 	default:
 		return false
@@ -279,6 +279,7 @@ func (e PayloadTooLargeProblemStatus) Valid() bool {
 
 // Defines values for ProblemCode.
 const (
+	ProblemCodeConflict             ProblemCode = "conflict"
 	ProblemCodeForbidden            ProblemCode = "forbidden"
 	ProblemCodeInternal             ProblemCode = "internal"
 	ProblemCodeInvalidRequest       ProblemCode = "invalid_request"
@@ -296,6 +297,8 @@ const (
 // Valid indicates whether the value is a known member of the ProblemCode enum.
 func (e ProblemCode) Valid() bool {
 	switch e {
+	case ProblemCodeConflict:
+		return true
 	case ProblemCodeForbidden:
 		return true
 	case ProblemCodeInternal:
@@ -319,6 +322,36 @@ func (e ProblemCode) Valid() bool {
 	case ProblemCodeUnknownEmployee:
 		return true
 	case ProblemCodeUnsupportedMediaType:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RateLimitedProblemCode.
+const (
+	RateLimitedProblemCodeRateLimited RateLimitedProblemCode = "rate_limited"
+)
+
+// Valid indicates whether the value is a known member of the RateLimitedProblemCode enum.
+func (e RateLimitedProblemCode) Valid() bool {
+	switch e {
+	case RateLimitedProblemCodeRateLimited:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for RateLimitedProblemStatus.
+const (
+	RateLimitedProblemStatusN429 RateLimitedProblemStatus = 429
+)
+
+// Valid indicates whether the value is a known member of the RateLimitedProblemStatus enum.
+func (e RateLimitedProblemStatus) Valid() bool {
+	switch e {
+	case RateLimitedProblemStatusN429:
 		return true
 	default:
 		return false
@@ -417,13 +450,13 @@ func (e TooManyConnectionsProblemCode) Valid() bool {
 
 // Defines values for TooManyConnectionsProblemStatus.
 const (
-	N429 TooManyConnectionsProblemStatus = 429
+	TooManyConnectionsProblemStatusN429 TooManyConnectionsProblemStatus = 429
 )
 
 // Valid indicates whether the value is a known member of the TooManyConnectionsProblemStatus enum.
 func (e TooManyConnectionsProblemStatus) Valid() bool {
 	switch e {
-	case N429:
+	case TooManyConnectionsProblemStatusN429:
 		return true
 	default:
 		return false
@@ -1028,7 +1061,8 @@ type Problem struct {
 	// | `token_expired` | 401 | the token has expired |
 	// | `unknown_employee` | 403 | the token names nobody in the directory |
 	// | `forbidden` | 403 | the caller may not use this route |
-	// | `invalid_request` | 400, 409, 413, 422 | the request is invalid (see `errors`) |
+	// | `invalid_request` | 400, 413, 422 | the request is invalid (see `errors`) |
+	// | `conflict` | 409 | a login (username or email) already names another employee |
 	// | `unsupported_media_type` | 415 | the body is not JSON |
 	// | `not_found` | 404, 405 | no such route, method or resource |
 	// | `rate_limited` | 429 | too many requests |
@@ -1071,7 +1105,8 @@ type Problem struct {
 // | `token_expired` | 401 | the token has expired |
 // | `unknown_employee` | 403 | the token names nobody in the directory |
 // | `forbidden` | 403 | the caller may not use this route |
-// | `invalid_request` | 400, 409, 413, 422 | the request is invalid (see `errors`) |
+// | `invalid_request` | 400, 413, 422 | the request is invalid (see `errors`) |
+// | `conflict` | 409 | a login (username or email) already names another employee |
 // | `unsupported_media_type` | 415 | the body is not JSON |
 // | `not_found` | 404, 405 | no such route, method or resource |
 // | `rate_limited` | 429 | too many requests |
@@ -1139,6 +1174,39 @@ type PublishRequest struct {
 	// Examples: request.approved
 	Type NotificationType `json:"type"`
 }
+
+// RateLimitedProblem defines model for RateLimitedProblem.
+type RateLimitedProblem struct {
+	Code RateLimitedProblemCode `json:"code"`
+
+	// Detail What went wrong, for people.
+	Detail *string `json:"detail,omitempty"`
+
+	// Errors One entry per invalid field (400 and some 413/422).
+	Errors *[]FieldError `json:"errors,omitempty"`
+
+	// Instance The request's path.
+	//
+	// Examples: /notifications
+	Instance *string                  `json:"instance,omitempty"`
+	Status   RateLimitedProblemStatus `json:"status"`
+
+	// Title The HTTP status text.
+	//
+	// Examples: Bad Request
+	Title string `json:"title"`
+
+	// Type Always `about:blank`; `code` says what happened.
+	//
+	// Examples: about:blank
+	Type string `json:"type"`
+}
+
+// RateLimitedProblemCode defines model for RateLimitedProblem.Code.
+type RateLimitedProblemCode string
+
+// RateLimitedProblemStatus defines model for RateLimitedProblem.Status.
+type RateLimitedProblemStatus int
 
 // ReadID A notification id, as the string the API shows or as a number.
 type ReadID struct {
@@ -1501,11 +1569,19 @@ type InternalError = InternalProblem
 // NotFound defines model for NotFound.
 type NotFound = NotFoundProblem
 
+// NotUTF8 defines model for NotUTF8.
+type NotUTF8 = IdempotencyConflictProblem
+
 // PayloadTooLarge defines model for PayloadTooLarge.
 type PayloadTooLarge = PayloadTooLargeProblem
 
+// RateLimited defines model for RateLimited.
+type RateLimited = RateLimitedProblem
+
 // TooManyConnections defines model for TooManyConnections.
-type TooManyConnections = TooManyConnectionsProblem
+type TooManyConnections struct {
+	union json.RawMessage
+}
 
 // Unauthorized defines model for Unauthorized.
 type Unauthorized = UnauthorizedProblem
@@ -2364,6 +2440,68 @@ func (t *WebSocketFrame) UnmarshalJSON(b []byte) error {
 	return err
 }
 
+// AsTooManyConnectionsProblem returns the union data inside the TooManyConnections as a TooManyConnectionsProblem
+func (t TooManyConnections) AsTooManyConnectionsProblem() (TooManyConnectionsProblem, error) {
+	var body TooManyConnectionsProblem
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromTooManyConnectionsProblem overwrites any union data inside the TooManyConnections as the provided TooManyConnectionsProblem
+func (t *TooManyConnections) FromTooManyConnectionsProblem(v TooManyConnectionsProblem) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeTooManyConnectionsProblem performs a merge with any union data inside the TooManyConnections, using the provided TooManyConnectionsProblem
+func (t *TooManyConnections) MergeTooManyConnectionsProblem(v TooManyConnectionsProblem) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+// AsRateLimitedProblem returns the union data inside the TooManyConnections as a RateLimitedProblem
+func (t TooManyConnections) AsRateLimitedProblem() (RateLimitedProblem, error) {
+	var body RateLimitedProblem
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromRateLimitedProblem overwrites any union data inside the TooManyConnections as the provided RateLimitedProblem
+func (t *TooManyConnections) FromRateLimitedProblem(v RateLimitedProblem) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeRateLimitedProblem performs a merge with any union data inside the TooManyConnections, using the provided RateLimitedProblem
+func (t *TooManyConnections) MergeRateLimitedProblem(v RateLimitedProblem) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
+func (t TooManyConnections) MarshalJSON() ([]byte, error) {
+	b, err := t.union.MarshalJSON()
+	return b, err
+}
+
+func (t *TooManyConnections) UnmarshalJSON(b []byte) error {
+	err := t.union.UnmarshalJSON(b)
+	return err
+}
+
 // RequestEditorFn is the function signature for the RequestEditor callback function
 type RequestEditorFn func(ctx context.Context, req *http.Request) error
 
@@ -2466,7 +2604,8 @@ type ClientInterface interface {
 	// DeleteEmployee Delete an employee
 	//
 	// Removes the employee, their inbox and their open streams. A re-created
-	// employee starts a new sequence. Publishers only.
+	// employee starts a new sequence. Callers with a directory role
+	// (`DIRECTORY_ROLES`) only.
 	//
 	// Corresponds with DELETE /employees/{id} (the `DeleteEmployee` operationId).
 	DeleteEmployee(ctx context.Context, id EmployeeID, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2474,9 +2613,12 @@ type ClientInterface interface {
 	// PutEmployeeWithBody Create or replace an employee
 	//
 	// Creates (201) or replaces (200) the directory entry with this id (the
-	// HR system's id). An email or a username is required; both are stored
-	// lower-cased and must not belong to another employee (409). Lookups
-	// see the change at once. Publishers only.
+	// HR system's id). An email or a username is required. Both are logins:
+	// stored with their ASCII letters lower-cased (nothing else is folded),
+	// and neither may name another employee, as its email or as its
+	// username (409 `conflict`, naming the field and the other employee).
+	// Lookups see the change at once. Callers with a directory role
+	// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2486,9 +2628,12 @@ type ClientInterface interface {
 	// PutEmployee Create or replace an employee
 	//
 	// Creates (201) or replaces (200) the directory entry with this id (the
-	// HR system's id). An email or a username is required; both are stored
-	// lower-cased and must not belong to another employee (409). Lookups
-	// see the change at once. Publishers only.
+	// HR system's id). An email or a username is required. Both are logins:
+	// stored with their ASCII letters lower-cased (nothing else is folded),
+	// and neither may name another employee, as its email or as its
+	// username (409 `conflict`, naming the field and the other employee).
+	// Lookups see the change at once. Callers with a directory role
+	// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2613,11 +2758,24 @@ type ClientInterface interface {
 	//
 	// With an `Idempotency-Key`, a retry within 24 h returns the first
 	// answer (status and body) with `Idempotent-Replayed: true` and creates
-	// nothing. Keys are scoped to the publisher; the same key with a
+	// nothing. Keys are scoped to the publisher identity: an employee
+	// (whichever login their token uses, in any case) or a service (its
+	// application, or its token's `user`, in any case). The same key with a
 	// different request is 422. Two requests are the same when their JSON
-	// means the same (spacing and key order do not matter).
+	// means the same: spacing and key order do not matter, and a default
+	// written out is the same as left out (`"persist": true`,
+	// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+	// lists).
 	//
-	// Only callers holding a publisher role may publish.
+	// A 503 says whether the publish may have been stored: when the store
+	// stopped answering with the write in flight, its `detail` says so,
+	// and the same request retried with the same `Idempotency-Key` is never
+	// stored twice (without a key, a retry may be). Otherwise nothing was
+	// stored.
+	//
+	// Only callers holding a publisher role may publish, at most
+	// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+	// that; 429 beyond).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2640,11 +2798,24 @@ type ClientInterface interface {
 	//
 	// With an `Idempotency-Key`, a retry within 24 h returns the first
 	// answer (status and body) with `Idempotent-Replayed: true` and creates
-	// nothing. Keys are scoped to the publisher; the same key with a
+	// nothing. Keys are scoped to the publisher identity: an employee
+	// (whichever login their token uses, in any case) or a service (its
+	// application, or its token's `user`, in any case). The same key with a
 	// different request is 422. Two requests are the same when their JSON
-	// means the same (spacing and key order do not matter).
+	// means the same: spacing and key order do not matter, and a default
+	// written out is the same as left out (`"persist": true`,
+	// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+	// lists).
 	//
-	// Only callers holding a publisher role may publish.
+	// A 503 says whether the publish may have been stored: when the store
+	// stopped answering with the write in flight, its `detail` says so,
+	// and the same request retried with the same `Idempotency-Key` is never
+	// stored twice (without a key, a retry may be). Otherwise nothing was
+	// stored.
+	//
+	// Only callers holding a publisher role may publish, at most
+	// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+	// that; 429 beyond).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2657,7 +2828,9 @@ type ClientInterface interface {
 	// Ids are the caller's own (each employee has their own sequence), so
 	// nobody can touch or learn about another's notifications: ids that
 	// match nothing are ignored and not counted. Marking a read
-	// notification again changes nothing. Employees only.
+	// notification again changes nothing. Employees only, at most
+	// `STATE_RATE` state changes per second each (default 20, with a burst
+	// of twice that; 429 beyond).
 	//
 	// Takes any type of body and a specified content type.
 	//
@@ -2670,7 +2843,9 @@ type ClientInterface interface {
 	// Ids are the caller's own (each employee has their own sequence), so
 	// nobody can touch or learn about another's notifications: ids that
 	// match nothing are ignored and not counted. Marking a read
-	// notification again changes nothing. Employees only.
+	// notification again changes nothing. Employees only, at most
+	// `STATE_RATE` state changes per second each (default 20, with a burst
+	// of twice that; 429 beyond).
 	//
 	// Takes a body of the `application/json` content type.
 	//
@@ -2693,7 +2868,10 @@ type ClientInterface interface {
 	//
 	// 200 when the store answers (and, where configured, the listener and
 	// the key set are up) and the instance is not shutting down; else 503,
-	// so a load balancer sends traffic elsewhere.
+	// so a load balancer sends traffic elsewhere. The checks take at most
+	// 2 s. The 503's `detail` says why (with internal errors and addresses)
+	// only to a caller whose token verifies (any valid token; the
+	// directory is not consulted); others get a generic reason.
 	//
 	// Corresponds with GET /readyz (the `Readyz` operationId).
 	Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2814,7 +2992,8 @@ func (c *Client) DocsRenderer(ctx context.Context, reqEditors ...RequestEditorFn
 // DeleteEmployee Delete an employee
 //
 // Removes the employee, their inbox and their open streams. A re-created
-// employee starts a new sequence. Publishers only.
+// employee starts a new sequence. Callers with a directory role
+// (`DIRECTORY_ROLES`) only.
 //
 // Corresponds with DELETE /employees/{id} (the `DeleteEmployee` operationId).
 func (c *Client) DeleteEmployee(ctx context.Context, id EmployeeID, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -2832,9 +3011,12 @@ func (c *Client) DeleteEmployee(ctx context.Context, id EmployeeID, reqEditors .
 // PutEmployeeWithBody Create or replace an employee
 //
 // Creates (201) or replaces (200) the directory entry with this id (the
-// HR system's id). An email or a username is required; both are stored
-// lower-cased and must not belong to another employee (409). Lookups
-// see the change at once. Publishers only.
+// HR system's id). An email or a username is required. Both are logins:
+// stored with their ASCII letters lower-cased (nothing else is folded),
+// and neither may name another employee, as its email or as its
+// username (409 `conflict`, naming the field and the other employee).
+// Lookups see the change at once. Callers with a directory role
+// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 //
 // Takes any type of body and a specified content type.
 //
@@ -2854,9 +3036,12 @@ func (c *Client) PutEmployeeWithBody(ctx context.Context, id EmployeeID, content
 // PutEmployee Create or replace an employee
 //
 // Creates (201) or replaces (200) the directory entry with this id (the
-// HR system's id). An email or a username is required; both are stored
-// lower-cased and must not belong to another employee (409). Lookups
-// see the change at once. Publishers only.
+// HR system's id). An email or a username is required. Both are logins:
+// stored with their ASCII letters lower-cased (nothing else is folded),
+// and neither may name another employee, as its email or as its
+// username (409 `conflict`, naming the field and the other employee).
+// Lookups see the change at once. Callers with a directory role
+// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3031,11 +3216,24 @@ func (c *Client) ListInbox(ctx context.Context, params *ListInboxParams, reqEdit
 //
 // With an `Idempotency-Key`, a retry within 24 h returns the first
 // answer (status and body) with `Idempotent-Replayed: true` and creates
-// nothing. Keys are scoped to the publisher; the same key with a
+// nothing. Keys are scoped to the publisher identity: an employee
+// (whichever login their token uses, in any case) or a service (its
+// application, or its token's `user`, in any case). The same key with a
 // different request is 422. Two requests are the same when their JSON
-// means the same (spacing and key order do not matter).
+// means the same: spacing and key order do not matter, and a default
+// written out is the same as left out (`"persist": true`,
+// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+// lists).
 //
-// Only callers holding a publisher role may publish.
+// A 503 says whether the publish may have been stored: when the store
+// stopped answering with the write in flight, its `detail` says so,
+// and the same request retried with the same `Idempotency-Key` is never
+// stored twice (without a key, a retry may be). Otherwise nothing was
+// stored.
+//
+// Only callers holding a publisher role may publish, at most
+// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+// that; 429 beyond).
 //
 // Takes any type of body and a specified content type.
 //
@@ -3068,11 +3266,24 @@ func (c *Client) PublishNotificationWithBody(ctx context.Context, params *Publis
 //
 // With an `Idempotency-Key`, a retry within 24 h returns the first
 // answer (status and body) with `Idempotent-Replayed: true` and creates
-// nothing. Keys are scoped to the publisher; the same key with a
+// nothing. Keys are scoped to the publisher identity: an employee
+// (whichever login their token uses, in any case) or a service (its
+// application, or its token's `user`, in any case). The same key with a
 // different request is 422. Two requests are the same when their JSON
-// means the same (spacing and key order do not matter).
+// means the same: spacing and key order do not matter, and a default
+// written out is the same as left out (`"persist": true`,
+// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+// lists).
 //
-// Only callers holding a publisher role may publish.
+// A 503 says whether the publish may have been stored: when the store
+// stopped answering with the write in flight, its `detail` says so,
+// and the same request retried with the same `Idempotency-Key` is never
+// stored twice (without a key, a retry may be). Otherwise nothing was
+// stored.
+//
+// Only callers holding a publisher role may publish, at most
+// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+// that; 429 beyond).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3095,7 +3306,9 @@ func (c *Client) PublishNotification(ctx context.Context, params *PublishNotific
 // Ids are the caller's own (each employee has their own sequence), so
 // nobody can touch or learn about another's notifications: ids that
 // match nothing are ignored and not counted. Marking a read
-// notification again changes nothing. Employees only.
+// notification again changes nothing. Employees only, at most
+// `STATE_RATE` state changes per second each (default 20, with a burst
+// of twice that; 429 beyond).
 //
 // Takes any type of body and a specified content type.
 //
@@ -3118,7 +3331,9 @@ func (c *Client) MarkReadWithBody(ctx context.Context, contentType string, body 
 // Ids are the caller's own (each employee has their own sequence), so
 // nobody can touch or learn about another's notifications: ids that
 // match nothing are ignored and not counted. Marking a read
-// notification again changes nothing. Employees only.
+// notification again changes nothing. Employees only, at most
+// `STATE_RATE` state changes per second each (default 20, with a burst
+// of twice that; 429 beyond).
 //
 // Takes a body of the `application/json` content type.
 //
@@ -3171,7 +3386,10 @@ func (c *Client) OpenapiYAML(ctx context.Context, reqEditors ...RequestEditorFn)
 //
 // 200 when the store answers (and, where configured, the listener and
 // the key set are up) and the instance is not shutting down; else 503,
-// so a load balancer sends traffic elsewhere.
+// so a load balancer sends traffic elsewhere. The checks take at most
+// 2 s. The 503's `detail` says why (with internal errors and addresses)
+// only to a caller whose token verifies (any valid token; the
+// directory is not consulted); others get a generic reason.
 //
 // Corresponds with GET /readyz (the `Readyz` operationId).
 func (c *Client) Readyz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4022,7 +4240,8 @@ type ClientWithResponsesInterface interface {
 	// DeleteEmployeeWithResponse Delete an employee
 	//
 	// Removes the employee, their inbox and their open streams. A re-created
-	// employee starts a new sequence. Publishers only.
+	// employee starts a new sequence. Callers with a directory role
+	// (`DIRECTORY_ROLES`) only.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4032,9 +4251,12 @@ type ClientWithResponsesInterface interface {
 	// PutEmployeeWithBodyWithResponse Create or replace an employee
 	//
 	// Creates (201) or replaces (200) the directory entry with this id (the
-	// HR system's id). An email or a username is required; both are stored
-	// lower-cased and must not belong to another employee (409). Lookups
-	// see the change at once. Publishers only.
+	// HR system's id). An email or a username is required. Both are logins:
+	// stored with their ASCII letters lower-cased (nothing else is folded),
+	// and neither may name another employee, as its email or as its
+	// username (409 `conflict`, naming the field and the other employee).
+	// Lookups see the change at once. Callers with a directory role
+	// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4044,9 +4266,12 @@ type ClientWithResponsesInterface interface {
 	// PutEmployeeWithResponse Create or replace an employee
 	//
 	// Creates (201) or replaces (200) the directory entry with this id (the
-	// HR system's id). An email or a username is required; both are stored
-	// lower-cased and must not belong to another employee (409). Lookups
-	// see the change at once. Publishers only.
+	// HR system's id). An email or a username is required. Both are logins:
+	// stored with their ASCII letters lower-cased (nothing else is folded),
+	// and neither may name another employee, as its email or as its
+	// username (409 `conflict`, naming the field and the other employee).
+	// Lookups see the change at once. Callers with a directory role
+	// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4179,11 +4404,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// With an `Idempotency-Key`, a retry within 24 h returns the first
 	// answer (status and body) with `Idempotent-Replayed: true` and creates
-	// nothing. Keys are scoped to the publisher; the same key with a
+	// nothing. Keys are scoped to the publisher identity: an employee
+	// (whichever login their token uses, in any case) or a service (its
+	// application, or its token's `user`, in any case). The same key with a
 	// different request is 422. Two requests are the same when their JSON
-	// means the same (spacing and key order do not matter).
+	// means the same: spacing and key order do not matter, and a default
+	// written out is the same as left out (`"persist": true`,
+	// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+	// lists).
 	//
-	// Only callers holding a publisher role may publish.
+	// A 503 says whether the publish may have been stored: when the store
+	// stopped answering with the write in flight, its `detail` says so,
+	// and the same request retried with the same `Idempotency-Key` is never
+	// stored twice (without a key, a retry may be). Otherwise nothing was
+	// stored.
+	//
+	// Only callers holding a publisher role may publish, at most
+	// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+	// that; 429 beyond).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4206,11 +4444,24 @@ type ClientWithResponsesInterface interface {
 	//
 	// With an `Idempotency-Key`, a retry within 24 h returns the first
 	// answer (status and body) with `Idempotent-Replayed: true` and creates
-	// nothing. Keys are scoped to the publisher; the same key with a
+	// nothing. Keys are scoped to the publisher identity: an employee
+	// (whichever login their token uses, in any case) or a service (its
+	// application, or its token's `user`, in any case). The same key with a
 	// different request is 422. Two requests are the same when their JSON
-	// means the same (spacing and key order do not matter).
+	// means the same: spacing and key order do not matter, and a default
+	// written out is the same as left out (`"persist": true`,
+	// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+	// lists).
 	//
-	// Only callers holding a publisher role may publish.
+	// A 503 says whether the publish may have been stored: when the store
+	// stopped answering with the write in flight, its `detail` says so,
+	// and the same request retried with the same `Idempotency-Key` is never
+	// stored twice (without a key, a retry may be). Otherwise nothing was
+	// stored.
+	//
+	// Only callers holding a publisher role may publish, at most
+	// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+	// that; 429 beyond).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4223,7 +4474,9 @@ type ClientWithResponsesInterface interface {
 	// Ids are the caller's own (each employee has their own sequence), so
 	// nobody can touch or learn about another's notifications: ids that
 	// match nothing are ignored and not counted. Marking a read
-	// notification again changes nothing. Employees only.
+	// notification again changes nothing. Employees only, at most
+	// `STATE_RATE` state changes per second each (default 20, with a burst
+	// of twice that; 429 beyond).
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4236,7 +4489,9 @@ type ClientWithResponsesInterface interface {
 	// Ids are the caller's own (each employee has their own sequence), so
 	// nobody can touch or learn about another's notifications: ids that
 	// match nothing are ignored and not counted. Marking a read
-	// notification again changes nothing. Employees only.
+	// notification again changes nothing. Employees only, at most
+	// `STATE_RATE` state changes per second each (default 20, with a burst
+	// of twice that; 429 beyond).
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 	//
@@ -4263,7 +4518,10 @@ type ClientWithResponsesInterface interface {
 	//
 	// 200 when the store answers (and, where configured, the listener and
 	// the key set are up) and the instance is not shutting down; else 503,
-	// so a load balancer sends traffic elsewhere.
+	// so a load balancer sends traffic elsewhere. The checks take at most
+	// 2 s. The 503's `detail` says why (with internal errors and addresses)
+	// only to a caller whose token verifies (any valid token; the
+	// directory is not consulted); others get a generic reason.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -4569,6 +4827,8 @@ type PutEmployeeResponse struct {
 	ApplicationProblemJSON413 *PayloadTooLarge
 	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *NotUTF8
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -4617,6 +4877,11 @@ func (r PutEmployeeResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
 // GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r PutEmployeeResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PutEmployeeResponse) GetApplicationProblemJSON422() *NotUTF8 {
+	return r.ApplicationProblemJSON422
 }
 
 // GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -4957,6 +5222,11 @@ type PublishNotificationResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// PublishNotificationResponse429Headers the declared response headers of an HTTP 429 response for PublishNotification
+type PublishNotificationResponse429Headers struct {
+	RetryAfter int
+}
+
 // PublishNotificationResponse503Headers the declared response headers of an HTTP 503 response for PublishNotification
 type PublishNotificationResponse503Headers struct {
 	RetryAfter int
@@ -4981,6 +5251,8 @@ type PublishNotificationResponse struct {
 	ApplicationProblemJSON415 *UnsupportedMediaType
 	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
 	ApplicationProblemJSON422 *IdempotencyConflict
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *RateLimited
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
@@ -4991,6 +5263,8 @@ type PublishNotificationResponse struct {
 	Headers202 *PublishNotificationResponse202Headers
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *PublishNotificationResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PublishNotificationResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *PublishNotificationResponse503Headers
 }
@@ -5033,6 +5307,11 @@ func (r PublishNotificationResponse) GetApplicationProblemJSON415() *Unsupported
 // GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
 func (r PublishNotificationResponse) GetApplicationProblemJSON422() *IdempotencyConflict {
 	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PublishNotificationResponse) GetApplicationProblemJSON429() *RateLimited {
+	return r.ApplicationProblemJSON429
 }
 
 // GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -5079,6 +5358,11 @@ type MarkReadResponse401Headers struct {
 	WWWAuthenticate string
 }
 
+// MarkReadResponse429Headers the declared response headers of an HTTP 429 response for MarkRead
+type MarkReadResponse429Headers struct {
+	RetryAfter int
+}
+
 // MarkReadResponse503Headers the declared response headers of an HTTP 503 response for MarkRead
 type MarkReadResponse503Headers struct {
 	RetryAfter int
@@ -5099,12 +5383,18 @@ type MarkReadResponse struct {
 	ApplicationProblemJSON413 *PayloadTooLarge
 	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
 	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *NotUTF8
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *RateLimited
 	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationProblemJSON503 *Unavailable
 	// Headers401 the parsed response headers for an HTTP 401 response
 	Headers401 *MarkReadResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *MarkReadResponse429Headers
 	// Headers503 the parsed response headers for an HTTP 503 response
 	Headers503 *MarkReadResponse503Headers
 }
@@ -5137,6 +5427,16 @@ func (r MarkReadResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
 // GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
 func (r MarkReadResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
 	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r MarkReadResponse) GetApplicationProblemJSON422() *NotUTF8 {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r MarkReadResponse) GetApplicationProblemJSON429() *RateLimited {
+	return r.ApplicationProblemJSON429
 }
 
 // GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
@@ -5260,6 +5560,11 @@ func (r OpenapiYAMLResponse) ContentType() string {
 	return ""
 }
 
+// ReadyzResponse503Headers the declared response headers of an HTTP 503 response for Readyz
+type ReadyzResponse503Headers struct {
+	RetryAfter int
+}
+
 type ReadyzResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -5269,6 +5574,8 @@ type ReadyzResponse struct {
 	ApplicationProblemJSON500 *InternalError
 	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
 	ApplicationProblemJSON503 *UnavailableProblem
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ReadyzResponse503Headers
 }
 
 // GetJSON200 returns the response for an HTTP 200 `application/json` response
@@ -5609,7 +5916,8 @@ func (c *ClientWithResponses) DocsRendererWithResponse(ctx context.Context, reqE
 // DeleteEmployeeWithResponse Delete an employee
 //
 // Removes the employee, their inbox and their open streams. A re-created
-// employee starts a new sequence. Publishers only.
+// employee starts a new sequence. Callers with a directory role
+// (`DIRECTORY_ROLES`) only.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -5625,9 +5933,12 @@ func (c *ClientWithResponses) DeleteEmployeeWithResponse(ctx context.Context, id
 // PutEmployeeWithBodyWithResponse Create or replace an employee
 //
 // Creates (201) or replaces (200) the directory entry with this id (the
-// HR system's id). An email or a username is required; both are stored
-// lower-cased and must not belong to another employee (409). Lookups
-// see the change at once. Publishers only.
+// HR system's id). An email or a username is required. Both are logins:
+// stored with their ASCII letters lower-cased (nothing else is folded),
+// and neither may name another employee, as its email or as its
+// username (409 `conflict`, naming the field and the other employee).
+// Lookups see the change at once. Callers with a directory role
+// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5643,9 +5954,12 @@ func (c *ClientWithResponses) PutEmployeeWithBodyWithResponse(ctx context.Contex
 // PutEmployeeWithResponse Create or replace an employee
 //
 // Creates (201) or replaces (200) the directory entry with this id (the
-// HR system's id). An email or a username is required; both are stored
-// lower-cased and must not belong to another employee (409). Lookups
-// see the change at once. Publishers only.
+// HR system's id). An email or a username is required. Both are logins:
+// stored with their ASCII letters lower-cased (nothing else is folded),
+// and neither may name another employee, as its email or as its
+// username (409 `conflict`, naming the field and the other employee).
+// Lookups see the change at once. Callers with a directory role
+// (`DIRECTORY_ROLES`) only: publishing alone does not allow it.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5808,11 +6122,24 @@ func (c *ClientWithResponses) ListInboxWithResponse(ctx context.Context, params 
 //
 // With an `Idempotency-Key`, a retry within 24 h returns the first
 // answer (status and body) with `Idempotent-Replayed: true` and creates
-// nothing. Keys are scoped to the publisher; the same key with a
+// nothing. Keys are scoped to the publisher identity: an employee
+// (whichever login their token uses, in any case) or a service (its
+// application, or its token's `user`, in any case). The same key with a
 // different request is 422. Two requests are the same when their JSON
-// means the same (spacing and key order do not matter).
+// means the same: spacing and key order do not matter, and a default
+// written out is the same as left out (`"persist": true`,
+// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+// lists).
 //
-// Only callers holding a publisher role may publish.
+// A 503 says whether the publish may have been stored: when the store
+// stopped answering with the write in flight, its `detail` says so,
+// and the same request retried with the same `Idempotency-Key` is never
+// stored twice (without a key, a retry may be). Otherwise nothing was
+// stored.
+//
+// Only callers holding a publisher role may publish, at most
+// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+// that; 429 beyond).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5841,11 +6168,24 @@ func (c *ClientWithResponses) PublishNotificationWithBodyWithResponse(ctx contex
 //
 // With an `Idempotency-Key`, a retry within 24 h returns the first
 // answer (status and body) with `Idempotent-Replayed: true` and creates
-// nothing. Keys are scoped to the publisher; the same key with a
+// nothing. Keys are scoped to the publisher identity: an employee
+// (whichever login their token uses, in any case) or a service (its
+// application, or its token's `user`, in any case). The same key with a
 // different request is 422. Two requests are the same when their JSON
-// means the same (spacing and key order do not matter).
+// means the same: spacing and key order do not matter, and a default
+// written out is the same as left out (`"persist": true`,
+// `"event": "notification"`, `"data": {}`, `"body": ""`, empty target
+// lists).
 //
-// Only callers holding a publisher role may publish.
+// A 503 says whether the publish may have been stored: when the store
+// stopped answering with the write in flight, its `detail` says so,
+// and the same request retried with the same `Idempotency-Key` is never
+// stored twice (without a key, a retry may be). Otherwise nothing was
+// stored.
+//
+// Only callers holding a publisher role may publish, at most
+// `PUBLISH_RATE` per second each (default 500, with a burst of twice
+// that; 429 beyond).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5864,7 +6204,9 @@ func (c *ClientWithResponses) PublishNotificationWithResponse(ctx context.Contex
 // Ids are the caller's own (each employee has their own sequence), so
 // nobody can touch or learn about another's notifications: ids that
 // match nothing are ignored and not counted. Marking a read
-// notification again changes nothing. Employees only.
+// notification again changes nothing. Employees only, at most
+// `STATE_RATE` state changes per second each (default 20, with a burst
+// of twice that; 429 beyond).
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5883,7 +6225,9 @@ func (c *ClientWithResponses) MarkReadWithBodyWithResponse(ctx context.Context, 
 // Ids are the caller's own (each employee has their own sequence), so
 // nobody can touch or learn about another's notifications: ids that
 // match nothing are ignored and not counted. Marking a read
-// notification again changes nothing. Employees only.
+// notification again changes nothing. Employees only, at most
+// `STATE_RATE` state changes per second each (default 20, with a burst
+// of twice that; 429 beyond).
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
 //
@@ -5928,7 +6272,10 @@ func (c *ClientWithResponses) OpenapiYAMLWithResponse(ctx context.Context, reqEd
 //
 // 200 when the store answers (and, where configured, the listener and
 // the key set are up) and the instance is not shutting down; else 503,
-// so a load balancer sends traffic elsewhere.
+// so a load balancer sends traffic elsewhere. The checks take at most
+// 2 s. The 503's `detail` says why (with internal errors and addresses)
+// only to a caller whose token verifies (any valid token; the
+// directory is not consulted); others get a generic reason.
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -6243,6 +6590,13 @@ func ParsePutEmployeeResponse(rsp *http.Response) (*PutEmployeeResponse, error) 
 			return nil, err
 		}
 		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest NotUTF8
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
 
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
@@ -6610,6 +6964,13 @@ func ParsePublishNotificationResponse(rsp *http.Response) (*PublishNotificationR
 		}
 		response.ApplicationProblemJSON422 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6657,6 +7018,16 @@ func ParsePublishNotificationResponse(rsp *http.Response) (*PublishNotificationR
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers PublishNotificationResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers PublishNotificationResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -6728,6 +7099,20 @@ func ParseMarkReadResponse(rsp *http.Response) (*MarkReadResponse, error) {
 		}
 		response.ApplicationProblemJSON415 = &dest
 
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest NotUTF8
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
 	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
 		var dest InternalError
 		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
@@ -6755,6 +7140,16 @@ func ParseMarkReadResponse(rsp *http.Response) (*MarkReadResponse, error) {
 			headers.WWWAuthenticate = value
 		}
 		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers MarkReadResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
 	case rsp.StatusCode == 503:
 		var headers MarkReadResponse503Headers
 		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
@@ -6857,6 +7252,19 @@ func ParseReadyzResponse(rsp *http.Response) (*ReadyzResponse, error) {
 		}
 		response.ApplicationProblemJSON503 = &dest
 
+	}
+
+	switch {
+	case rsp.StatusCode == 503:
+		var headers ReadyzResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

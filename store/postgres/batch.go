@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
-	"time"
+	"sync/atomic"
 
 	"github.com/corp/herald/store"
 )
@@ -24,8 +24,16 @@ const (
 	// maxPublishBatch and maxBatchBytes bound one batch.
 	maxPublishBatch = 256
 	maxBatchBytes   = 1 << 20
-	// batchTimeout bounds one batch's statement.
-	batchTimeout = 30 * time.Second
+)
+
+// A request's state: queued until a worker takes it into a batch, or until
+// its publisher stops waiting (abandoned). Whoever moves it first decides:
+// an abandoned request is never written; a taken one may be, so its
+// publisher cannot say that nothing was.
+const (
+	queued int32 = iota
+	taken
+	abandoned
 )
 
 // errClosed answers publishes made after Close.
@@ -49,9 +57,8 @@ type publishRequest struct {
 	res  store.PublishResult
 	err  error
 	done chan struct{}
-	// gone is closed by Publish when its caller stops waiting; a request
-	// that has not been written yet is then dropped.
-	gone chan struct{}
+	// state is queued, taken or abandoned (see above).
+	state atomic.Int32
 }
 
 func newBatcher(db *DB) *batcher {
@@ -78,18 +85,30 @@ func (b *batcher) close() {
 	b.refuseQueued()
 }
 
-// publish queues m and waits for its batch.
+// publish queues m and waits for its batch. A request that no worker has
+// taken within the call timeout (the workers are stuck on a database that
+// does not answer) is abandoned, and answered ErrUnavailable: it will not
+// be written. Once taken, it waits for its batch, which is bounded itself.
 func (b *batcher) publish(ctx context.Context, m store.Message, idem *store.Idempotency) (store.PublishResult, error) {
 	r := &publishRequest{m: m, idem: idem, size: len(m.Title) + len(m.Body) + len(m.Data) + 256,
-		done: make(chan struct{}), gone: make(chan struct{})}
-	if err := b.enqueue(ctx, r); err != nil {
-		return store.PublishResult{}, fmt.Errorf("publish: %w", err)
+		done: make(chan struct{})}
+	wait, cancel := context.WithTimeout(ctx, b.db.opts.callTimeout)
+	defer cancel()
+	if err := b.enqueue(wait, r); err != nil {
+		return store.PublishResult{}, wrap(ctx, "publish: queue", err)
+	}
+	select {
+	case <-r.done:
+		return r.res, r.err
+	case <-wait.Done():
+	}
+	if r.state.CompareAndSwap(queued, abandoned) {
+		return store.PublishResult{}, wrap(ctx, "publish: no connection free", wait.Err())
 	}
 	select {
 	case <-r.done:
 		return r.res, r.err
 	case <-ctx.Done():
-		close(r.gone)
 		return store.PublishResult{}, fmt.Errorf("publish: %w", ctx.Err())
 	}
 }
@@ -161,11 +180,9 @@ func (b *batcher) run(batch []*publishRequest) {
 	var live, again []*publishRequest
 	keys := make(map[store.Idempotency]bool)
 	for _, r := range batch {
-		select {
-		case <-r.gone:
-			close(r.done)
+		if !r.state.CompareAndSwap(queued, taken) {
+			close(r.done) // abandoned: its publisher has gone
 			continue
-		default:
 		}
 		if r.idem != nil {
 			k := store.Idempotency{Owner: r.idem.Owner, Key: r.idem.Key}
@@ -177,11 +194,11 @@ func (b *batcher) run(batch []*publishRequest) {
 		}
 		live = append(live, r)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), b.db.opts.callTimeout)
 	defer cancel()
 	if len(live) > 0 {
 		err := b.db.writeBatch(ctx, live)
-		if err != nil && len(live) > 1 && !unavailable(err) {
+		if err != nil && len(live) > 1 && !unavailable(err) && !errors.Is(err, store.ErrOutcomeUnknown) {
 			b.db.log.Warn("a batch of publishes failed; retrying them one by one", "publishes", len(live), "err", err)
 			again = append(live, again...)
 		} else {

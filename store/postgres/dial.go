@@ -20,6 +20,8 @@ const (
 	keepAliveInterval = 5 * time.Second
 	keepAliveCount    = 3
 	userTimeout       = 20 * time.Second
+	// cancelTimeout bounds a cancel request's connection.
+	cancelTimeout = 10 * time.Second
 )
 
 // dialer opens the TCP connections of the pool and of the listener. For the
@@ -81,6 +83,19 @@ func (d *dialer) DialContext(ctx context.Context, network, address string) (net.
 		defer context.AfterFunc(d.stopped, cancel)()
 	}
 	c, err := d.d.DialContext(ctx, network, address)
+	slot, pooled := ctx.Value(dialSlotKey{}).(*dialSlot)
+	switch {
+	case err != nil:
+	case pooled:
+		slot.opened(c) // a pool connection: see bound.go
+	case !d.track:
+		// Neither the pool's nor the listener's: lib/pq's cancel request,
+		// which reads until the server closes. Bound it, so that a server
+		// that never answers does not keep its goroutine forever (lib/pq
+		// sets connect_timeout as its deadline, unless the URL turns that
+		// off).
+		_ = c.SetDeadline(time.Now().Add(cancelTimeout))
+	}
 	if err == nil && d.track {
 		d.mu.Lock()
 		d.current = c

@@ -3,6 +3,7 @@
 package postgres
 
 import (
+	"net"
 	"syscall"
 	"time"
 )
@@ -10,3 +11,7 @@ import (
 // setUserTimeout does nothing where TCP_USER_TIMEOUT does not exist; the
 // keep-alives still notice a vanished server on an idle connection.
 func setUserTimeout(syscall.RawConn, time.Duration) error { return nil }
+
+// closedByPeer cannot peek here; a dead pooled connection then fails its
+// first statement.
+func closedByPeer(net.Conn) bool { return false }

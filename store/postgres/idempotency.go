@@ -16,16 +16,23 @@ import (
 // Without Idempotency-Keys it is one statement. With keys it is one
 // transaction that first claims the keys: a request whose key already holds
 // an answer gets that answer (or ErrIdempotencyMismatch) and publishes
-// nothing. The returned error is the whole batch's.
+// nothing. The returned error is the whole batch's; it carries
+// store.ErrOutcomeUnknown when the statement or the commit was sent and
+// no answer came back (see inFlight). Before that, nothing was written.
 func (db *DB) writeBatch(ctx context.Context, reqs []*publishRequest) error {
 	keyed := false
 	for _, r := range reqs {
 		keyed = keyed || r.idem != nil
 	}
-	if !keyed {
-		return publishRequests(ctx, db.x, reqs)
+	conn, err := db.x.Connx(ctx)
+	if err != nil {
+		return err
 	}
-	tx, err := db.x.BeginTxx(ctx, nil)
+	defer conn.Close()
+	if !keyed {
+		return inFlight(publishRequests(ctx, conn, reqs))
+	}
+	tx, err := conn.BeginTxx(ctx, nil)
 	if err != nil {
 		return err
 	}
@@ -40,7 +47,7 @@ func (db *DB) writeBatch(ctx context.Context, reqs []*publishRequest) error {
 	if err := saveKeys(ctx, tx, fresh); err != nil {
 		return err
 	}
-	return tx.Commit()
+	return inFlight(tx.Commit())
 }
 
 // publishRequests runs publishBatch for reqs and sets their answers.
@@ -65,6 +72,8 @@ func publishRequests(ctx context.Context, q querier, reqs []*publishRequest) err
 // idempotent runs fn in a transaction that first claims idem's key, like
 // writeBatch does for publishes (ephemeral messages use it).
 func (db *DB) idempotent(ctx context.Context, op string, idem *store.Idempotency, fn func(*sqlx.Tx) (store.PublishResult, error)) (store.PublishResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.callTimeout)
+	defer cancel()
 	tx, err := db.x.BeginTxx(ctx, nil)
 	if err != nil {
 		return store.PublishResult{}, wrap(ctx, op, err)
@@ -82,7 +91,7 @@ func (db *DB) idempotent(ctx context.Context, op string, idem *store.Idempotency
 		return store.PublishResult{}, wrap(ctx, op, err)
 	}
 	if err := tx.Commit(); err != nil {
-		return store.PublishResult{}, wrap(ctx, op+": commit", err)
+		return store.PublishResult{}, wrap(ctx, op+": commit", inFlight(err))
 	}
 	return r.res, nil
 }

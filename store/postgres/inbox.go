@@ -98,7 +98,8 @@ func (db *DB) MarkRead(ctx context.Context, employee int64, seqs []int64, all bo
 	}
 	// The count runs on the statement's snapshot, which does not see the
 	// UPDATE's own changes: the rows just marked are subtracted.
-	err := db.x.GetContext(ctx, &res, `
+	err := db.write(ctx, func(q querier) error {
+		return q.GetContext(ctx, &res, `
 		WITH m AS (
 			UPDATE inbox SET read_at = $2 WHERE employee_id = $1 AND read_at IS NULL
 				AND ($3 OR seq = ANY($4::bigint[]))
@@ -106,7 +107,8 @@ func (db *DB) MarkRead(ctx context.Context, employee int64, seqs []int64, all bo
 		)
 		SELECT (SELECT count(*) FROM m) AS marked,
 			(SELECT count(*) FROM inbox WHERE employee_id = $1 AND read_at IS NULL) - (SELECT count(*) FROM m) AS unread`,
-		employee, now(), all, pq.Int64Array(seqs))
+			employee, now(), all, pq.Int64Array(seqs))
+	})
 	if err != nil {
 		return 0, 0, wrap(ctx, "mark read", err)
 	}

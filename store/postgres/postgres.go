@@ -25,6 +25,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/url"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -66,6 +67,27 @@ type options struct {
 	maxConns     int
 	pingInterval time.Duration
 	pingTimeout  time.Duration
+	callTimeout  time.Duration
+	retryStart   bool
+}
+
+// WithCallTimeout bounds every store call (see bound.go; default
+// DefaultCallTimeout).
+func WithCallTimeout(d time.Duration) Option {
+	return func(o *options) {
+		if d > 0 {
+			o.callTimeout = d
+		}
+	}
+}
+
+// WithRetryStart makes Open succeed while PostgreSQL cannot be reached: the
+// store then answers every call with store.ErrUnavailable (and Ping fails)
+// while it retries connecting and migrating in the background, with
+// backoff from 1 s to 30 s, until it works or Close. Errors that retrying
+// cannot fix (a wrong password, a missing database) still fail Open.
+func WithRetryStart() Option {
+	return func(o *options) { o.retryStart = true }
 }
 
 // WithLogger sets the logger of the listener and housekeeping (default: discard).
@@ -110,6 +132,12 @@ type DB struct {
 	batcher   *batcher
 	listening atomic.Bool // a Listen is running
 	listener  listenerState
+	migrated  atomic.Bool // the schema is up to date: calls may connect
+
+	// life ends the background start (WithRetryStart) at Close.
+	life     context.Context
+	stopLife context.CancelFunc
+	starting sync.WaitGroup
 }
 
 // Open connects to the database at rawURL (postgres://… or postgresql://…)
@@ -121,6 +149,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*DB, error) {
 		maxConns:     DefaultMaxConns,
 		pingInterval: DefaultPingInterval,
 		pingTimeout:  DefaultPingTimeout,
+		callTimeout:  DefaultCallTimeout,
 	}
 	for _, f := range opts {
 		f(&o)
@@ -129,22 +158,61 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	connector, err := pq.NewConnector(dsn)
+	pc, err := pq.NewConnector(dsn)
 	if err != nil {
 		return nil, fmt.Errorf("postgres: %s: %w", redact(rawURL), err)
 	}
-	connector.Dialer(newDialer())
-	x := sqlx.NewDb(sql.OpenDB(connector), "postgres")
-	x.SetMaxOpenConns(o.maxConns)
-	x.SetMaxIdleConns(o.maxConns)
-	x.SetConnMaxIdleTime(5 * time.Minute)
-	db := &DB{x: x, dsn: dsn, opts: o, log: o.log}
-	if err := db.Migrate(ctx); err != nil {
-		x.Close()
+	pc.Dialer(newDialer())
+	db := &DB{dsn: dsn, opts: o, log: o.log}
+	db.life, db.stopLife = context.WithCancel(context.Background())
+	db.x = sqlx.NewDb(sql.OpenDB(&connector{pq: pc, timeout: o.callTimeout, ready: db.migrated.Load}), "postgres")
+	db.x.SetMaxOpenConns(o.maxConns)
+	db.x.SetMaxIdleConns(o.maxConns)
+	db.x.SetConnMaxIdleTime(5 * time.Minute)
+	err = db.Migrate(ctx)
+	switch {
+	case err == nil:
+	case o.retryStart && ctx.Err() == nil && errors.Is(err, store.ErrUnavailable):
+		db.log.Warn("PostgreSQL cannot be reached; serving 503 and retrying in the background", "err", err)
+		db.starting.Add(1)
+		go db.retryStart()
+	default:
+		db.stopLife()
+		db.x.Close()
 		return nil, err
 	}
 	db.batcher = newBatcher(db)
 	return db, nil
+}
+
+// retryStart migrates (which connects) until it works or Close, backing
+// off from 1 s to 30 s.
+func (db *DB) retryStart() {
+	defer db.starting.Done()
+	delay := time.Second
+	for attempt := 2; ; attempt++ {
+		t := time.NewTimer(delay)
+		select {
+		case <-db.life.Done():
+			t.Stop()
+			return
+		case <-t.C:
+		}
+		err := db.Migrate(db.life)
+		if err == nil {
+			db.log.Info("PostgreSQL reached; schema up to date", "attempts", attempt)
+			return
+		}
+		if db.life.Err() != nil {
+			return
+		}
+		level := slog.LevelWarn
+		if !errors.Is(err, store.ErrUnavailable) {
+			level = slog.LevelError // retrying will not help; keep saying so
+		}
+		delay = min(delay*2, 30*time.Second)
+		db.log.Log(db.life, level, "PostgreSQL still not usable; retrying", "attempt", attempt, "retry_in", delay, "err", err)
+	}
 }
 
 // connString adds the connection parameters Herald relies on unless the URL
@@ -196,15 +264,19 @@ func (db *DB) Migrate(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("postgres migrations: %w", err)
 	}
-	if _, err := p.Up(ctx); err != nil {
+	// Migrations may take long and run before the store is open for calls.
+	if _, err := p.Up(unbounded(ctx)); err != nil {
 		return wrap(ctx, "postgres migrate", err)
 	}
+	db.migrated.Store(true)
 	return nil
 }
 
 // Close finishes the publishes in flight and closes the connection pool.
 // Stop Listen first (cancel its context).
 func (db *DB) Close() error {
+	db.stopLife()
+	db.starting.Wait()
 	db.batcher.close()
 	return db.x.Close()
 }
@@ -214,6 +286,9 @@ func (db *DB) Close() error {
 // publishes would leave its streams behind, so it is not ready until then,
 // nor while the listener reconnects.
 func (db *DB) Ping(ctx context.Context) error {
+	if !db.migrated.Load() {
+		return fmt.Errorf("ping postgres: %w", errNotMigrated)
+	}
 	var one int
 	if err := db.x.QueryRowContext(ctx, `SELECT 1`).Scan(&one); err != nil {
 		return wrap(ctx, "ping postgres", err)
@@ -225,9 +300,10 @@ func (db *DB) Ping(ctx context.Context) error {
 }
 
 // wrap adds context to err and sorts it: domain errors and the caller's
-// cancellation stay as they are; failures to reach or use the database
-// become store.ErrUnavailable (retry later); errors in what Herald sent
-// (bad SQL, bad data) stay plain, so they surface as internal errors.
+// cancellation stay as they are; failures to reach or use the database,
+// and calls that ran out of time, become store.ErrUnavailable (retry
+// later); errors in what Herald sent (bad SQL, bad data) stay plain, so
+// they surface as internal errors.
 func wrap(ctx context.Context, op string, err error) error {
 	switch {
 	case err == nil:
@@ -235,13 +311,36 @@ func wrap(ctx context.Context, op string, err error) error {
 	case errors.Is(err, store.ErrNotFound), errors.Is(err, store.ErrConflict),
 		errors.Is(err, store.ErrIdempotencyMismatch), errors.Is(err, store.ErrUnavailable):
 		return fmt.Errorf("%s: %w", op, err)
-	case ctx.Err() != nil:
+	case errors.Is(ctx.Err(), context.Canceled):
 		return fmt.Errorf("%s: %w: %w", op, ctx.Err(), err)
-	case unavailable(err):
+	case ctx.Err() != nil, unavailable(err):
 		return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
 	default:
 		return fmt.Errorf("%s: %w", op, err)
 	}
+}
+
+// write runs one write statement (fn) on a connection of its own, so that
+// failing to get a connection (nothing was sent) is told apart from the
+// statement failing on its way (see inFlight). fn returns the database's
+// error as it is.
+func (db *DB) write(ctx context.Context, fn func(q querier) error) error {
+	conn, err := db.x.Connx(ctx)
+	if err != nil {
+		return err
+	}
+	defer conn.Close()
+	return inFlight(fn(conn))
+}
+
+// inFlight marks the error of a write whose statement (or commit) may have
+// reached the server: unless the server itself answered with an error (then
+// nothing was committed), nobody can know whether it was.
+func inFlight(err error) error {
+	if err == nil || pq.As(err) != nil || errors.Is(err, store.ErrOutcomeUnknown) {
+		return err
+	}
+	return fmt.Errorf("%w: %w: %w", store.ErrUnavailable, store.ErrOutcomeUnknown, err)
 }
 
 // unavailable reports whether err means the database could not do the work
@@ -282,6 +381,7 @@ type querier interface {
 var (
 	_ querier = (*sqlx.Tx)(nil)
 	_ querier = (*sqlx.DB)(nil)
+	_ querier = (*sqlx.Conn)(nil)
 )
 
 // noRows turns sql.ErrNoRows into store.ErrNotFound.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/jmoiron/sqlx"
@@ -23,14 +24,31 @@ func (db *DB) Publish(ctx context.Context, m store.Message, idem *store.Idempote
 // Idempotency-Key, the key and its answer, and a message too large for a
 // NOTIFY payload (it waits in ephemeral_messages for a few minutes).
 func (db *DB) PublishEphemeral(ctx context.Context, m store.Message, idem *store.Idempotency) (store.PublishResult, error) {
-	if idem == nil {
-		res, err := sendEphemeral(ctx, db.x, m)
-		return res, wrap(ctx, "publish ephemeral", err)
+	if idem != nil {
+		// In the transaction, a NOTIFY is sent at commit only.
+		return db.idempotent(ctx, "publish ephemeral", idem, func(tx *sqlx.Tx) (store.PublishResult, error) {
+			return sendEphemeral(ctx, tx, m)
+		})
 	}
-	return db.idempotent(ctx, "publish ephemeral", idem, func(tx *sqlx.Tx) (store.PublishResult, error) {
-		return sendEphemeral(ctx, tx, m)
-	})
+	conn, err := db.x.Connx(ctx)
+	if err != nil {
+		return store.PublishResult{}, wrap(ctx, "publish ephemeral", err)
+	}
+	defer conn.Close()
+	res, err := sendEphemeral(ctx, conn, m)
+	var sent notifyError
+	if errors.As(err, &sent) {
+		err = inFlight(sent.err)
+	}
+	return res, wrap(ctx, "publish ephemeral", err)
 }
+
+// notifyError is the failure of an ephemeral message's NOTIFY, which may
+// have reached the server, unlike a failure to resolve its targets.
+type notifyError struct{ err error }
+
+func (e notifyError) Error() string { return "notify: " + e.err.Error() }
+func (e notifyError) Unwrap() error { return e.err }
 
 func sendEphemeral(ctx context.Context, q querier, m store.Message) (store.PublishResult, error) {
 	ta := targetsOf(m.To)
@@ -63,7 +81,7 @@ func sendEphemeral(ctx context.Context, q querier, m store.Message) (store.Publi
 			SELECT pg_notify($1, 'x' || x.id) FROM x`, channel, string(js))
 	}
 	if err != nil {
-		return store.PublishResult{}, fmt.Errorf("notify: %w", err)
+		return store.PublishResult{}, notifyError{err}
 	}
 	return store.PublishResult{Recipients: len(ids), Unknown: ta.unknown(m.To, ids, emails)}, nil
 }

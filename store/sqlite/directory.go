@@ -39,12 +39,14 @@ func (r employeeRow) employee() store.Employee {
 
 func nullable(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
-// PutEmployee creates or replaces an employee.
+// PutEmployee creates or replaces an employee. Writes are serialized
+// (writeMu), so checking the logins and then writing them cannot race.
 func (db *DB) PutEmployee(ctx context.Context, e store.Employee) (store.Employee, bool, error) {
 	e.Email = store.NormalizeLogin(e.Email)
 	e.Username = store.NormalizeLogin(e.Username)
 	e.Roles = store.NormalizeRoles(e.Roles)
 	roles, _ := json.Marshal(e.Roles)
+	logins, _ := json.Marshal(e.Logins())
 	now := store.Millis(time.Now())
 
 	db.writeMu.Lock()
@@ -55,14 +57,8 @@ func (db *DB) PutEmployee(ctx context.Context, e store.Employee) (store.Employee
 	}
 	defer tx.Rollback()
 
-	var clash int
-	err = tx.GetContext(ctx, &clash, `SELECT count(*) FROM employees WHERE id <> ? AND ((email IS NOT NULL AND email = ?) OR (username IS NOT NULL AND username = ?))`,
-		e.ID, nullable(e.Email), nullable(e.Username))
-	if err != nil {
+	if err := loginClash(ctx, tx, e, string(logins)); err != nil {
 		return store.Employee{}, false, wrap("put employee", err)
-	}
-	if clash > 0 {
-		return store.Employee{}, false, wrap("put employee", store.ErrConflict)
 	}
 	var existed int
 	if err := tx.GetContext(ctx, &existed, `SELECT count(*) FROM employees WHERE id = ?`, e.ID); err != nil {
@@ -77,11 +73,15 @@ func (db *DB) PutEmployee(ctx context.Context, e store.Employee) (store.Employee
 	if err != nil {
 		return store.Employee{}, false, wrap("put employee", err)
 	}
-	if _, err := tx.ExecContext(ctx, `DELETE FROM employee_roles WHERE employee_id = ?`, e.ID); err != nil {
-		return store.Employee{}, false, wrap("put employee roles", err)
-	}
-	if _, err := tx.ExecContext(ctx, `INSERT INTO employee_roles (role, employee_id) SELECT value, ? FROM json_each(?)`, e.ID, string(roles)); err != nil {
-		return store.Employee{}, false, wrap("put employee roles", err)
+	for _, q := range []struct{ sql, arg string }{
+		{`DELETE FROM employee_roles WHERE employee_id = ?1`, ""},
+		{`INSERT INTO employee_roles (role, employee_id) SELECT value, ?1 FROM json_each(?2)`, string(roles)},
+		{`DELETE FROM employee_logins WHERE employee_id = ?1`, ""},
+		{`INSERT INTO employee_logins (login, employee_id) SELECT value, ?1 FROM json_each(?2)`, string(logins)},
+	} {
+		if _, err := tx.ExecContext(ctx, q.sql, e.ID, q.arg); err != nil {
+			return store.Employee{}, false, wrap("put employee roles and logins", err)
+		}
 	}
 	var row employeeRow
 	if err := tx.GetContext(ctx, &row, `SELECT `+employeeCols+` FROM employees WHERE id = ?`, e.ID); err != nil {
@@ -92,6 +92,30 @@ func (db *DB) PutEmployee(ctx context.Context, e store.Employee) (store.Employee
 	}
 	db.notifyEmployee(e.ID, false)
 	return row.employee(), existed == 0, nil
+}
+
+// loginClash returns a *store.ConflictError when one of e's logins (a JSON
+// array) already names another employee, in the login table or in either
+// column (a database from before the login table may hold a login twice).
+func loginClash(ctx context.Context, q querier, e store.Employee, logins string) error {
+	var clash []struct {
+		Login    string `db:"login"`
+		Employee int64  `db:"employee_id"`
+	}
+	err := q.SelectContext(ctx, &clash, `
+		WITH mine(login) AS (SELECT value FROM json_each(?1))
+		SELECT login, employee_id FROM employee_logins WHERE login IN mine AND employee_id <> ?2
+		UNION ALL SELECT username, id FROM employees WHERE username IN mine AND id <> ?2
+		UNION ALL SELECT email, id FROM employees WHERE email IN mine AND id <> ?2
+		LIMIT 1`, logins, e.ID)
+	if err != nil {
+		return err
+	}
+	if len(clash) > 0 {
+		c := clash[0]
+		return &store.ConflictError{Field: e.LoginField(c.Login), Login: c.Login, Employee: c.Employee}
+	}
+	return nil
 }
 
 // DeleteEmployee removes an employee, their roles and their inbox.
@@ -119,15 +143,15 @@ func (db *DB) Employee(ctx context.Context, id int64) (store.Employee, error) {
 	return row.employee(), nil
 }
 
-// EmployeeByLogin finds an employee by username, else by email.
+// EmployeeByLogin finds the employee a login (username or email) names.
 func (db *DB) EmployeeByLogin(ctx context.Context, login string) (store.Employee, error) {
 	login = store.NormalizeLogin(login)
 	if login == "" {
 		return store.Employee{}, wrap("find employee", store.ErrNotFound)
 	}
 	var row employeeRow
-	st, err := db.prepared(ctx, db.x, `SELECT `+employeeCols+` FROM employees WHERE username = ?1 OR email = ?1
-		ORDER BY username = ?1 DESC LIMIT 1`)
+	st, err := db.prepared(ctx, db.x, `SELECT `+employeeCols+` FROM employees
+		WHERE id = (SELECT employee_id FROM employee_logins WHERE login = ?1)`)
 	if err == nil {
 		err = st.GetContext(ctx, &row, login)
 	}

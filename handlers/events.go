@@ -13,6 +13,9 @@ import (
 // events serves GET /events, the Server-Sent Events transport: the caller
 // is authenticated here and the stream handed to the engine (sse.Hub).
 func (h *Handler) events(w http.ResponseWriter, r *http.Request) {
+	if !h.checkOrigin(w, r) {
+		return
+	}
 	p, err := streamParams(r)
 	if err == nil {
 		err = h.hub.ServeSSE(w, r, p)

@@ -451,3 +451,22 @@ func TestMaxStreamAge(t *testing.T) {
 		t.Fatalf("after resuming: %+v", m)
 	}
 }
+
+// TestStreamOriginChecked: a page on a foreign origin cannot open a stream
+// with the employee's cookie (it would take one of the employee's places
+// even though CORS keeps the page from reading it); allowed origins, this
+// host and clients without Origin can.
+func TestStreamOriginChecked(t *testing.T) {
+	e := newEnv(t)
+	for _, o := range []string{"https://evil.example", "null"} {
+		_, resp, body := heraldtest.OpenStream(t, e.URL+"/events", e.token("user2"), "Origin", o)
+		if resp.StatusCode != 403 || problem(t, body).Code != "forbidden" {
+			t.Fatalf("Origin %s: %d %s, want 403 forbidden", o, resp.StatusCode, body)
+		}
+	}
+	if n, _ := e.Hub.Stats(); n != 0 {
+		t.Fatalf("%d streams opened for foreign origins", n)
+	}
+	e.stream("user2", "Origin", origin).Close()
+	e.stream("user2").Close()
+}

@@ -10,11 +10,12 @@ import (
 // replay as /events; server → client text frames
 // {"event":"notification","id":"<seq>","data":{…}}.
 func (h *Handler) ws(w http.ResponseWriter, r *http.Request) {
-	// Browsers send cookies on a cross-site WebSocket upgrade, so the Origin
-	// must be one of FRONTEND_URL (or this host) before anything else.
-	if !h.originAllowed(r) {
-		h.writeError(w, r, &httpError{status: http.StatusForbidden, code: "forbidden",
-			detail: "origin " + r.Header.Get("Origin") + " is not allowed (FRONTEND_URL)"})
+	if !h.checkOrigin(w, r) {
+		return
+	}
+	if !strings.EqualFold(r.Header.Get("Upgrade"), "websocket") {
+		h.writeError(w, r, badRequest("not a WebSocket handshake",
+			FieldError{Field: "Upgrade", Message: "must be websocket (open /ws with a WebSocket client)"}))
 		return
 	}
 	p, err := streamParams(r)
@@ -24,6 +25,21 @@ func (h *Handler) ws(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		h.writeError(w, r, err)
 	}
+}
+
+// checkOrigin answers 403 to a browser page whose origin is not allowed.
+// Browsers send cookies with a cross-site stream request (EventSource with
+// credentials, a WebSocket upgrade): CORS keeps such a page from reading
+// an event stream, but not from opening it, and the open stream would take
+// one of the employee's places. So the Origin must be one of FRONTEND_URL
+// (or this host) before anything else.
+func (h *Handler) checkOrigin(w http.ResponseWriter, r *http.Request) bool {
+	if h.originAllowed(r) {
+		return true
+	}
+	h.writeError(w, r, &httpError{status: http.StatusForbidden, code: "forbidden",
+		detail: "origin " + r.Header.Get("Origin") + " is not allowed (FRONTEND_URL)"})
+	return false
 }
 
 // originAllowed accepts requests without an Origin (not a browser; auth is

@@ -117,6 +117,8 @@ func TestWSAuthAndOrigin(t *testing.T) {
 		{"service", []string{"Authorization", "Bearer " + e.service()}, 403, "forbidden"},
 		{"foreign origin", []string{"Authorization", "Bearer " + e.token("user2"), "Origin", "https://evil.example"}, 403, "forbidden"},
 		{"allowed origin, other scheme", []string{"Authorization", "Bearer " + e.token("user2"), "Origin", "http://app.example.com"}, 403, "forbidden"},
+		{"null origin (sandboxed page)", []string{"Authorization", "Bearer " + e.token("user2"), "Origin", "null"}, 403, "forbidden"},
+		{"unparsable origin", []string{"Authorization", "Bearer " + e.token("user2"), "Origin", "https://%zz"}, 403, "forbidden"},
 		{"bad resume", []string{"Authorization", "Bearer " + e.token("user2"), "Last-Event-ID", "x"}, 400, "invalid_request"},
 	}
 	for _, tt := range tests {
@@ -126,6 +128,10 @@ func TestWSAuthAndOrigin(t *testing.T) {
 		}
 	}
 	mustDialWS(t, e, "user2", "", "Origin", origin).CloseNow()
+	// Not a WebSocket handshake: a problem, before any stream opens.
+	if status, _, body := e.do("GET", "/ws", e.token("user2"), nil); status != 400 || problem(t, body).Code != "invalid_request" {
+		t.Fatalf("plain GET /ws: %d %s, want 400 invalid_request", status, body)
+	}
 	c, status, body := dialWS(t, e, "", "Cookie", "token="+e.token("user3"))
 	if c == nil {
 		t.Fatalf("cookie auth: %d %s", status, body)

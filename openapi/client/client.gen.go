@@ -2645,7 +2645,9 @@ type ClientInterface interface {
 	// A Server-Sent Events stream of the caller's notifications. Browsers
 	// use `EventSource` with `withCredentials: true`; the token travels in
 	// the `token` cookie (see `POST /session`), since `EventSource` cannot
-	// send headers. Employees only.
+	// send headers. Employees only. The `Origin` header, when present,
+	// must be one of `FRONTEND_URL` (or Herald's own host): a page on
+	// another origin gets 403 before any stream opens.
 	//
 	// The first bytes are `retry: 3000`, the comment `: connected` and
 	// `id: <position>` (the seq the stream starts after: the newest one, or
@@ -3063,7 +3065,9 @@ func (c *Client) PutEmployee(ctx context.Context, id EmployeeID, body PutEmploye
 // A Server-Sent Events stream of the caller's notifications. Browsers
 // use `EventSource` with `withCredentials: true`; the token travels in
 // the `token` cookie (see `POST /session`), since `EventSource` cannot
-// send headers. Employees only.
+// send headers. Employees only. The `Origin` header, when present,
+// must be one of `FRONTEND_URL` (or Herald's own host): a page on
+// another origin gets 403 before any stream opens.
 //
 // The first bytes are `retry: 3000`, the comment `: connected` and
 // `id: <position>` (the seq the stream starts after: the newest one, or
@@ -4283,7 +4287,9 @@ type ClientWithResponsesInterface interface {
 	// A Server-Sent Events stream of the caller's notifications. Browsers
 	// use `EventSource` with `withCredentials: true`; the token travels in
 	// the `token` cookie (see `POST /session`), since `EventSource` cannot
-	// send headers. Employees only.
+	// send headers. Employees only. The `Origin` header, when present,
+	// must be one of `FRONTEND_URL` (or Herald's own host): a page on
+	// another origin gets 403 before any stream opens.
 	//
 	// The first bytes are `retry: 3000`, the comment `: connected` and
 	// `id: <position>` (the seq the stream starts after: the newest one, or
@@ -5977,7 +5983,9 @@ func (c *ClientWithResponses) PutEmployeeWithResponse(ctx context.Context, id Em
 // A Server-Sent Events stream of the caller's notifications. Browsers
 // use `EventSource` with `withCredentials: true`; the token travels in
 // the `token` cookie (see `POST /session`), since `EventSource` cannot
-// send headers. Employees only.
+// send headers. Employees only. The `Origin` header, when present,
+// must be one of `FRONTEND_URL` (or Herald's own host): a page on
+// another origin gets 403 before any stream opens.
 //
 // The first bytes are `retry: 3000`, the comment `: connected` and
 // `id: <position>` (the seq the stream starts after: the newest one, or

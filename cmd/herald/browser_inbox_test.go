@@ -223,8 +223,8 @@ func TestInboxErrorState(t *testing.T) {
 // TestInboxScreenshots looks at the demo page with the inbox open at a
 // desktop and a phone width, in English and Spanish: the panel stays in the
 // viewport, nothing scrolls sideways, and the header's text is not cut.
-// With HERALD_SCREENSHOTS=dir it writes the pictures there (the README's
-// is handlers/demo/demo.png).
+// With HERALD_SCREENSHOTS=dir it writes the README's pictures there
+// (handlers/demo/demo-desktop.png, demo-phone.png).
 func TestInboxScreenshots(t *testing.T) {
 	ctx := browser(t)
 	p := startHerald(t, []string{"serve", "--dev"}, "JWT_SECRET="+e2eSecret)
@@ -242,10 +242,11 @@ func TestInboxScreenshots(t *testing.T) {
 		name          string
 		width, height int64
 		lang          string
+		picture       bool // one of the README's
 	}{
-		{"desktop", 1280, 800, "en"},
-		{"phone", 390, 844, "en"},
-		{"phone-es", 390, 844, "es"},
+		{"desktop", 1280, 800, "en", true},
+		{"phone", 390, 844, "en", true},
+		{"phone-es", 390, 844, "es", false},
 	} {
 		t.Run(v.name, func(t *testing.T) {
 			if err := chromedp.Do(ctx, chromedp.EmulateViewport(v.width, v.height, chromedp.EmulateScale(2))); err != nil {
@@ -270,7 +271,7 @@ func TestInboxScreenshots(t *testing.T) {
 					t.Errorf("%s: %v", js, got)
 				}
 			}
-			if dir == "" {
+			if dir == "" || !v.picture {
 				return
 			}
 			png, err := chromedp.Run(ctx, chromedp.CaptureScreenshot())

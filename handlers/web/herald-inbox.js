@@ -111,6 +111,8 @@ button { font: inherit; color: inherit; background: none; border: 0; padding: 0;
   border: 1px solid var(--_border); border-radius: var(--_radius); box-shadow: var(--_shadow); overflow: hidden; text-align: start;
   animation: pop .14s ease-out; }
 .panel.start { right: auto; left: 0; }
+.panel:focus { outline: none; }
+@keyframes fade { from { opacity: 0 } }
 @keyframes pop { from { opacity: 0; transform: translateY(-4px) scale(.98) } }
 .head { display: flex; align-items: center; gap: 8px; padding: 14px 12px 12px 18px; border-bottom: 1px solid var(--_border); }
 h2 { margin: 0; font-size: 16px; font-weight: 650; letter-spacing: -.01em; flex: 1; min-width: 0; overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }
@@ -165,7 +167,9 @@ li:hover .archive, li:focus-within .archive, .archive:focus-visible { opacity: 1
 .more { height: 1px; }
 .toast { margin: 8px 12px; padding: 8px 12px; border-radius: 8px; font-size: 13px; color: #b42318; background: #fef3f2; }
 
+.scrim { display: none; }
 @media (max-width: 520px) {
+  .scrim { display: block; position: fixed; inset: 0; z-index: var(--herald-z, 1000); background: rgb(15 23 42 / .32); animation: fade .14s ease-out; }
   .panel, .panel.start { position: fixed; top: var(--_top, 64px); left: 8px; right: 8px; width: auto; max-height: calc(100dvh - var(--_top, 64px) - 8px); }
   .close { display: grid; }
   .head { gap: 4px; padding: 12px 8px 10px 16px; }
@@ -196,7 +200,8 @@ export function defineInbox(herald) {
       const root = this.attachShadow({ mode: "open" });
       root.innerHTML = `<style>${css}</style>
 <button class="bell" part="bell" type="button" aria-haspopup="dialog" aria-expanded="false" aria-controls="panel">${icons.bell}<span class="badge" part="badge" hidden></span></button>
-<div class="panel" part="panel" id="panel" role="dialog" aria-labelledby="title" hidden>
+<div class="scrim" hidden></div>
+<div class="panel" part="panel" id="panel" role="dialog" aria-labelledby="title" tabindex="-1" hidden>
   <div class="head"><h2 id="title"></h2><button class="all" type="button"></button><button class="close" type="button">${icons.close}</button></div>
   <div class="note" role="status" hidden></div>
   <div class="scroll">
@@ -211,12 +216,13 @@ export function defineInbox(herald) {
 <div class="sr" aria-live="polite"></div>`;
       const $ = (s) => root.querySelector(s);
       this.el = {
-        bell: $(".bell"), badge: $(".badge"), panel: $(".panel"), title: $("h2"), all: $(".all"), close: $(".close"),
+        bell: $(".bell"), badge: $(".badge"), panel: $(".panel"), scrim: $(".scrim"), title: $("h2"), all: $(".all"), close: $(".close"),
         note: $(".note"), scroll: $(".scroll"), list: $("ul"), skeleton: $(".skeleton"), empty: $(".empty"),
         error: $(".error"), toast: $(".toast"), more: $(".more"), live: $(".sr[aria-live]"),
       };
       this.el.bell.addEventListener("click", () => this.toggle());
       this.el.close.addEventListener("click", () => this.close(true));
+      this.el.scrim.addEventListener("click", () => this.close(false));
       this.el.all.addEventListener("click", () => this.markAllRead());
       this.el.error.querySelector("button").addEventListener("click", () => this.reload());
       this.el.bell.addEventListener("pointerenter", () => this.prefetch(), { once: true });
@@ -312,20 +318,20 @@ export function defineInbox(herald) {
       if (this.open) return;
       this.open = true;
       this.place();
-      this.el.panel.hidden = false;
+      this.el.panel.hidden = this.el.scrim.hidden = false;
       this.el.bell.setAttribute("aria-expanded", "true");
       document.addEventListener("pointerdown", this.outside, true);
       this.times();
       if (!this.loaded) await this.reload();
       if (!this.open) return;
-      this.focusItem(0) || this.el.panel.querySelector(".all:not(:disabled), .close, button")?.focus();
+      if (!this.focusItem(0)) this.el.panel.focus(); // empty, or an error: Escape still works
       this.markSeen(this.items);
     }
 
     close(refocus) {
       if (!this.open) return;
       this.open = false;
-      this.el.panel.hidden = true;
+      this.el.panel.hidden = this.el.scrim.hidden = true;
       this.el.bell.setAttribute("aria-expanded", "false");
       document.removeEventListener("pointerdown", this.outside, true);
       if (refocus) this.el.bell.focus();
@@ -522,12 +528,21 @@ export function defineInbox(herald) {
       if (!entry) return;
       if (e.target.closest(".archive")) return this.archive(entry.n);
       const event = new CustomEvent("herald-select", { detail: { notification: entry.n }, bubbles: true, composed: true, cancelable: true });
-      if (!this.dispatchEvent(event)) e.preventDefault();
-      if (!entry.n.read) {
-        this.set([entry.n.id], { read: true });
-        // keepalive: the request outlives the page when the link navigates.
-        this.conn.read([entry.n.id], { keepalive: true }).then((c) => this.setCounts(c), () => this.set([entry.n.id], { read: false }));
-      }
+      const follow = this.dispatchEvent(event);
+      const read = entry.n.read ? Promise.resolve() : this.markRead(entry.n);
+      const link = e.target.closest("a");
+      if (!link) return;
+      if (!follow) return e.preventDefault(); // the app routes it itself
+      // A plain click leaves the page: wait (briefly) for the read to be
+      // stored first. A click for a new tab leaves it open anyway.
+      if (e.button !== 0 || e.ctrlKey || e.metaKey || e.shiftKey || e.altKey) return;
+      e.preventDefault();
+      Promise.race([read, new Promise((r) => setTimeout(r, 1000))]).then(() => location.assign(link.href));
+    }
+
+    markRead(n) {
+      this.set([n.id], { read: true });
+      return this.conn.read([n.id]).then((c) => this.setCounts(c), () => this.set([n.id], { read: false }));
     }
 
     async archive(n) {

@@ -167,3 +167,26 @@ func TestHeraldJSForeignOrigin(t *testing.T) {
 		t.Fatalf("the foreign page: %s", got)
 	}
 }
+
+// TestHeraldJSRenewsSession: without a session cookie the status says
+// unauthorized (missing_token); a connect() that brings a session provider
+// makes the cookie at once; when the session expires, the stream's
+// token_expired makes herald.js renew it and resume, nothing lost.
+func TestHeraldJSRenewsSession(t *testing.T) {
+	ctx := browser(t)
+	s := newSite(t)
+	p, svc := startForSite(t, s)
+	navigate(t, ctx, s.clientURL(p.URL, "", ""))
+	waitFor(t, ctx, "unauthorized without a cookie", `conn.status.status === "unauthorized" && conn.status.code === "missing_token"`, `JSON.stringify(conn.status)`)
+
+	eval[any](t, ctx, `window.renewals = 0; window.conn2 = Herald.connect({ url: `+jsString(p.URL)+`,
+		session: async () => { renewals++; return (await fetch("/token?user=ben&ttl=4s")).text(); } })`)
+	waitFor(t, ctx, "live once a session provider came", `conn.status.status === "live" && renewals === 1`, `JSON.stringify([conn.status, renewals])`)
+
+	waitFor(t, ctx, "the session expired", `statuses.some((s) => s.reason === "token_expired")`, `JSON.stringify(statuses)`)
+	publish(t, p.URL, svc, toEmployee(2, "after the expiry"))
+	waitFor(t, ctx, "renewed, resumed", `renewals >= 2 && got.some((n) => n.title === "after the expiry")`, `JSON.stringify([renewals, got, conn.status])`)
+	if got := eval[string](t, ctx, `conn.status.status`); got != "live" && got != "reconnecting" {
+		t.Fatalf("status %q after the renewal", got)
+	}
+}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/corp/herald/auth"
 	"github.com/corp/herald/internal/heraldtest"
 )
 
@@ -239,6 +240,20 @@ func newSite(t *testing.T) *site {
 	}
 	mux.HandleFunc("/client", page(clientPage))
 	mux.HandleFunc("/inbox", page(inboxPage))
+	// /token?user=ben&ttl=4s mints a bearer, as the front end's own sign-in
+	// would hand one out (herald.js's session provider fetches it).
+	mux.HandleFunc("/token", func(w http.ResponseWriter, r *http.Request) {
+		ttl, err := time.ParseDuration(r.URL.Query().Get("ttl"))
+		if err != nil {
+			ttl = 10 * time.Minute
+		}
+		tok, err := auth.MintHS256([]byte(e2eSecret), auth.TokenSpec{User: r.URL.Query().Get("user"), TTL: ttl}, time.Now())
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		fmt.Fprint(w, tok)
+	})
 	mux.HandleFunc("/favicon.ico", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusNoContent) })
 	mux.HandleFunc("/landing", page(`<!doctype html><title>landing</title><h1>landed</h1>`))
 	srv := httptest.NewServer(mux)
@@ -246,7 +261,7 @@ func newSite(t *testing.T) *site {
 	return &site{URL: srv.URL}
 }
 
-// clientPage signs in (POST /session with the query's token), then
+// clientPage signs in (POST /session with the query's token, if any), then
 // connects with the query's transport; ?noes=1 removes EventSource first.
 // What arrives is kept in window.got (notifications), window.states and
 // window.statuses; window.conn is the connection.
@@ -258,7 +273,7 @@ if (q.has("noes")) delete window.EventSource;
 try {
   const Herald = (await import(q.get("herald") + "/herald.js")).default;
   window.Herald = Herald;
-  await Herald.startSession(q.get("token"), { url: q.get("herald") });
+  if (q.get("token")) await Herald.startSession(q.get("token"), { url: q.get("herald") });
   window.conn = Herald.connect({
     url: q.get("herald"), transport: q.get("transport") ?? "auto",
     onNotification: (n) => got.push(n), onState: (s) => states.push(s),

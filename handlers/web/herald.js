@@ -390,18 +390,7 @@ class Stream {
     return { status, transport: this.kind, leader: true, shared: !!this.g.channel, ...extra };
   }
 
-  // start opens the first connection. A tab that has seen no id yet asks
-  // the inbox for the newest one first, so that a stream that drops before
-  // its first event still resumes from where it started.
-  async start() {
-    const gen = ++this.gen;
-    if (!this.g.lastId) {
-      const id = await this.newestId();
-      if (gen !== this.gen || this.stopped) return;
-      if (!this.g.lastId) this.g.lastId = id;
-    }
-    this.open();
-  }
+  start() { this.open(); }
 
   async newestId() {
     for (let i = 0; ; i++) {
@@ -428,13 +417,22 @@ class Stream {
     }
   }
 
-  open() {
+  // open makes a connection. A tab that has seen no id yet asks the inbox
+  // for the newest one first, so that a stream that drops before its first
+  // event still resumes from where it started.
+  async open() {
     clearTimeout(this.timer);
     this.timer = null;
     if (this.stopped) return;
     this.isOpen = false;
     if (this.g.status.status !== "unauthorized") {
       this.g.setStatus(this.status(this.everOpen ? "reconnecting" : "connecting"));
+    }
+    if (!this.g.lastId) {
+      const gen = this.gen;
+      const id = await this.newestId();
+      if (gen !== this.gen || this.stopped) return; // closed, restarted or stopped meanwhile
+      if (!this.g.lastId) this.g.lastId = id;
     }
     try {
       if (this.kind === "ws") this.openWS();
@@ -577,12 +575,13 @@ class Stream {
     return this.kind === "sse" ? !!this.WebSocket() : !!this.EventSource();
   }
 
-  // probe asks the API what a transport cannot say about its failed
+  // probe asks the API (GET /notifications?limit=1, the cheapest call an
+  // employee can make) what a transport cannot say about its failed
   // connect: code, the problem code of a 401 or 403; reachable, whether
   // Herald answered at all.
   async probe() {
     try {
-      await call("GET", "notifications/counts", this.api());
+      await list({ limit: 1 }, this.api());
       return { reachable: true };
     } catch (e) {
       if (isAuth(e)) return { code: e.code ?? String(e.status), reachable: true };

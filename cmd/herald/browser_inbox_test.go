@@ -154,14 +154,14 @@ func TestInboxLanguages(t *testing.T) {
 	eval[any](t, ctx, openBell)
 	waitFor(t, ctx, "the empty state", `!`+shadow+`.querySelector(".empty").hidden`)
 	for js, want := range map[string]string{
-		shadow + `.querySelector("h2").textContent`:                        "Notificaciones",
-		shadow + `.querySelector(".empty strong").textContent`:             "Estás al día",
-		shadow + `.querySelector(".all").textContent`:                      "Marcar todo como leído",
-		shadow + `.querySelector(".bell").getAttribute("aria-label")`:      "Notificaciones",
-		shadow + `.querySelector(".panel").getAttribute("aria-label")`:     "Notificaciones",
-		shadow + `.querySelector(".close").getAttribute("aria-label")`:     "Cerrar",
-		`String(` + shadow + `.querySelector(".all").disabled)`:            "true",
-		`getComputedStyle(` + shadow + `.querySelector(".empty")).display`: "flex",
+		shadow + `.querySelector("h2").textContent`:                                                                    "Notificaciones",
+		shadow + `.querySelector(".empty strong").textContent`:                                                         "Estás al día",
+		shadow + `.querySelector(".all").textContent`:                                                                  "Marcar todo como leído",
+		shadow + `.querySelector(".bell").getAttribute("aria-label")`:                                                  "Notificaciones",
+		shadow + `.getElementById(` + shadow + `.querySelector(".panel").getAttribute("aria-labelledby")).textContent`: "Notificaciones",
+		shadow + `.querySelector(".close").getAttribute("aria-label")`:                                                 "Cerrar",
+		`String(` + shadow + `.querySelector(".all").disabled)`:                                                        "true",
+		`getComputedStyle(` + shadow + `.querySelector(".empty")).display`:                                             "flex",
 	} {
 		if got := eval[string](t, ctx, js); got != want {
 			t.Errorf("%s = %q, want %q", js, got, want)

@@ -276,7 +276,6 @@ export function defineInbox(herald) {
     texts() {
       const t = this.t;
       this.el.title.textContent = t.title;
-      this.el.panel.setAttribute("aria-label", t.title);
       this.el.all.textContent = t.markAll;
       this.el.close.setAttribute("aria-label", t.close);
       this.el.empty.querySelector("strong").textContent = t.empty;
@@ -307,7 +306,7 @@ export function defineInbox(herald) {
       this.el.badge.hidden = n === 0;
       this.el.badge.textContent = n > 99 ? "99+" : String(n);
       this.el.bell.setAttribute("aria-label", this.t.bell(n));
-      this.el.all.disabled = this.counts.unread_count === 0 && !this.items.some((n) => !n.read);
+      this.el.all.disabled = this.counts.unread_count === 0 && !this.items.some((item) => !item.read);
     }
 
     // ---- opening and closing
@@ -350,8 +349,14 @@ export function defineInbox(herald) {
 
     prefetch() { if (!this.loaded && !this.loading) this.reload(); }
 
+    // reload fetches the first page again; reset (another employee signed
+    // in) also forgets what is shown at once.
     async reload(reset) {
-      if (reset) this.setCounts({ unread_count: 0, unseen_count: 0 });
+      if (reset) {
+        this.setCounts({ unread_count: 0, unseen_count: 0 });
+        this.clear();
+        this.arrived = [];
+      }
       this.loaded = false;
       this.next = null;
       this.el.error.hidden = this.el.empty.hidden = true;
@@ -362,15 +367,19 @@ export function defineInbox(herald) {
         if (this.items.length === 0) this.el.error.hidden = false;
         return;
       }
-      for (const { li } of this.byId.values()) li.remove();
-      this.items = [];
-      this.byId.clear();
+      this.clear();
       this.loaded = true;
       this.append(page);
       // What arrived live while the page was on its way, newest last.
       for (const n of this.arrived.splice(0)) this.insert(n);
       if (reset) this.refreshCounts();
       if (this.open) this.markSeen(this.items);
+    }
+
+    clear() {
+      for (const { li } of this.byId.values()) li.remove();
+      this.items = [];
+      this.byId.clear();
     }
 
     async loadMore() {

@@ -119,8 +119,15 @@ export const preferences = (options) => call("GET", "preferences", options);
 /** PUT /preferences: replaces them. */
 export const setPreferences = (prefs, options) => call("PUT", "preferences", { ...options, body: prefs });
 
-/** POST /session: trades a bearer token (Azure or HS256) for the session cookie the stream uses. */
-export const startSession = (token, options) => call("POST", "session", { ...options, token });
+/**
+ * POST /session: trades a bearer token (Azure or HS256) for the session
+ * cookie the stream uses. A stream waiting to retry (its cookie had
+ * expired) retries at once, in whichever tab holds it.
+ */
+export async function startSession(token, options) {
+  await call("POST", "session", { ...options, token });
+  groups.get(baseURL(options?.url))?.sessionStarted();
+}
 /** DELETE /session: clears the session cookie. */
 export const endSession = (options) => call("DELETE", "session", options);
 
@@ -302,7 +309,16 @@ class Group {
         this.reset();
         this.stream?.restart();
         break;
+      case "session":
+        this.stream?.retryNow();
+        break;
     }
+  }
+
+  // sessionStarted: a new session cookie; the stream may retry at once.
+  sessionStarted() {
+    if (this.stream) this.stream.retryNow();
+    else this.post({ k: "session" });
   }
 
   // fromStream delivers what the stream received and relays it.
@@ -378,7 +394,7 @@ class Stream {
     this.gen = 0; // the current connection; handlers of older ones do nothing
     this.attempt = 0; // for the backoff
     this.failed = 0; // connects in a row that failed before opening while the API answered
-    this.online = () => this.timer && this.open();
+    this.online = () => this.retryNow();
     globalThis.addEventListener?.("online", this.online);
   }
 
@@ -600,7 +616,12 @@ class Stream {
   // was waiting to retry without one.
   async nudge() {
     if (!this.timer || this.g.status.status !== "unauthorized") return;
-    if (await this.renew()) this.open();
+    if (await this.renew()) this.retryNow();
+  }
+
+  // retryNow cuts short the wait before a reconnect.
+  retryNow() {
+    if (this.timer) this.open();
   }
 
   close() {

@@ -408,11 +408,14 @@ class Stream {
 
   start() { this.open(); }
 
+  // newestId reads the newest id of the inbox, archived items included
+  // (the inbox leaves them out by default, and they would be replayed).
   async newestId() {
+    const newest = async (query) => (await list({ limit: 1, ...query }, this.api())).notifications[0]?.id ?? "0";
     for (let i = 0; ; i++) {
       try {
-        const page = await list({ limit: 1 }, this.api());
-        return page.notifications[0]?.id ?? "0";
+        const ids = await Promise.all([newest({}), newest({ archived: true })]);
+        return String(Math.max(...ids.map(Number)));
       } catch (e) {
         if (i > 0 || !isAuth(e) || !(await this.renew())) return "";
       }

@@ -3,6 +3,7 @@ package main_test
 import (
 	"context"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -191,4 +192,56 @@ func TestHeraldJSRenewsSession(t *testing.T) {
 	waitFor(t, ctx, "renewed at the next expiry", `renewals === 2`, `JSON.stringify([conn.status, renewals])`)
 	publish(t, p.URL, svc, toEmployee(2, "after the expiry"))
 	waitFor(t, ctx, "resumed", `got.some((n) => n.title === "after the expiry")`, `JSON.stringify([renewals, got, conn.status])`)
+}
+
+// msalStub stands in for @azure/msal-browser in the README's page: a
+// signed-in account whose tokens come from the site's /token.
+const msalStub = `export class PublicClientApplication {
+  async initialize() {}
+  async handleRedirectPromise() { return null; }
+  getActiveAccount() { return { username: "ben" }; }
+  getAllAccounts() { return [this.getActiveAccount()]; }
+  async acquireTokenSilent() {
+    window.tokensIssued = (window.tokensIssued ?? 0) + 1;
+    return { accessToken: await (await fetch("/token?user=ben")).text() };
+  }
+  async loginRedirect() {}
+  async logoutRedirect() {}
+}`
+
+// TestReadmePage serves the README's copy-paste page ("In the browser", "A
+// page") from a front end's origin, with Herald's URL put in and MSAL
+// played by a stub: the bell connects through the session provider at the
+// first try, and counts what is published.
+func TestReadmePage(t *testing.T) {
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(readme), "\n### A page\n")
+	_, page, _ := strings.Cut(section, "```html\n")
+	page, _, ok := strings.Cut(page, "```\n")
+	if !ok || !strings.Contains(page, "<herald-inbox>") {
+		t.Fatalf("no page in the README's \"A page\" section")
+	}
+	ctx := browser(t)
+	s := newSite(t)
+	p, svc := startForSite(t, s)
+	s.handle("/readme", "text/html; charset=utf-8", strings.NewReplacer(
+		"https://herald.example.com", p.URL,
+		"https://esm.sh/@azure/msal-browser@5", "/msal-stub.js",
+	).Replace(page))
+	s.handle("/msal-stub.js", "text/javascript", msalStub)
+
+	navigate(t, ctx, s.URL+"/readme")
+	inbox := `document.querySelector("herald-inbox")`
+	waitFor(t, ctx, "the page's bell is live", inbox+`.conn?.status.status === "live"`, `JSON.stringify(`+inbox+`.conn?.status)`)
+	if n := eval[int](t, ctx, `window.tokensIssued`); n != 1 {
+		t.Fatalf("%d tokens asked for, want 1: the session is made before the first connect", n)
+	}
+	publish(t, p.URL, svc, toEmployee(2, "Hello from the README"))
+	waitFor(t, ctx, "the badge counts it", inbox+`.shadowRoot.querySelector(".badge").textContent === "1"`)
+	if eval[bool](t, ctx, `document.body.classList.contains("offline")`) {
+		t.Fatal("the page says offline while live")
+	}
 }

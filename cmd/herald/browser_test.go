@@ -225,7 +225,18 @@ func waitStreams(t *testing.T, herald string, want int) {
 // same site as Herald, so the session cookie reaches Herald from its
 // pages and only CORS and the Origin check stand in the way). Its pages
 // load herald.js from Herald.
-type site struct{ URL string }
+type site struct {
+	URL string
+	mux *http.ServeMux
+}
+
+// handle serves body at path with the content type.
+func (s *site) handle(path, contentType, body string) {
+	s.mux.HandleFunc(path, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", contentType)
+		fmt.Fprint(w, body)
+	})
+}
 
 // newSite serves the test pages: /client (connect() with the query's
 // options, results on window), /inbox (<herald-inbox>) and /landing.
@@ -258,7 +269,7 @@ func newSite(t *testing.T) *site {
 	mux.HandleFunc("/landing", page(`<!doctype html><title>landing</title><h1>landed</h1>`))
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
-	return &site{URL: srv.URL}
+	return &site{URL: srv.URL, mux: mux}
 }
 
 // clientPage signs in (POST /session with the query's token, if any), then
@@ -377,5 +388,48 @@ func TestBrowserResumesAcrossRestart(t *testing.T) {
 	log := waitText(t, ctx, `document.getElementById("log").textContent`, "#3 after restart")
 	if n := strings.Count(log, "while away"); n != 1 {
 		t.Fatalf("the log has %q %d times, want once:\n%s", "while away", n, log)
+	}
+}
+
+// TestDemoPageTwoTabs: the demo page in two tabs shares one stream; what one
+// tab sends arrives in both; picking another employee in one tab makes
+// both tabs that employee.
+func TestDemoPageTwoTabs(t *testing.T) {
+	browserCtx := browser(t)
+	p := startHerald(t, []string{"serve", "--dev"}, "JWT_SECRET="+e2eSecret)
+	one, _ := newTab(t, browserCtx, "tab 1")
+	navigate(t, one, p.URL+"/")
+	waitText(t, one, `document.getElementById("role").textContent`, "holds the browser")
+	two, _ := newTab(t, browserCtx, "tab 2")
+	navigate(t, two, p.URL+"/")
+	waitText(t, two, `document.getElementById("role").textContent`, "Shared from another tab")
+	waitText(t, two, `document.getElementById("status").textContent`, "Live over SSE")
+	waitStreams(t, p.URL, 1)
+
+	err := chromedp.Do(two,
+		chromedp.SetValue(chromedp.CSS(`#title`), "Sent from tab 2"),
+		chromedp.Click(chromedp.CSS(`#send button[type=submit]`)),
+	)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, tab := range []context.Context{one, two} {
+		waitText(t, tab, `document.getElementById("log").textContent`, "#1 Sent from tab 2")
+	}
+
+	// Tab 1 becomes Ben; tab 2 follows, and Ben's notifications reach both.
+	if err := chromedp.Do(one, chromedp.SetValue(chromedp.CSS(`#user`), "ben")); err != nil {
+		t.Fatal(err)
+	}
+	eval[any](t, one, `document.getElementById("user").dispatchEvent(new Event("change"))`)
+	waitFor(t, two, "tab 2 follows", `document.getElementById("user").value === "ben"`)
+	for _, tab := range []context.Context{one, two} {
+		waitFor(t, tab, "the inbox starts over", badgeText+` === ""`, badgeText)
+	}
+	waitText(t, one, `document.getElementById("status").textContent`, "Live")
+	publish(t, p.URL, mint(t, "ana"), toEmployee(2, "For Ben"))
+	for _, tab := range []context.Context{one, two} {
+		waitText(t, tab, `document.getElementById("log").textContent`, "#1 For Ben")
+		waitFor(t, tab, "Ben's badge", badgeText+` === "1"`, badgeText)
 	}
 }

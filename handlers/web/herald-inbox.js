@@ -205,7 +205,7 @@ export function defineInbox(herald) {
   <div class="head"><h2 id="title"></h2><button class="all" type="button"></button><button class="close" type="button">${icons.close}</button></div>
   <div class="note" role="status" hidden></div>
   <div class="scroll">
-    <ul aria-labelledby="title"></ul>
+    <ul role="list" aria-labelledby="title"></ul>
     <div class="skeleton" aria-hidden="true" hidden>${"<div><i></i><span><i></i><i style=width:60%></i></span></div>".repeat(3)}</div>
     <div class="state empty" hidden>${icons.check}<strong></strong><span></span></div>
     <div class="state error" role="alert" hidden>${icons.alert}<strong></strong><button type="button"></button></div>

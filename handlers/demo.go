@@ -17,6 +17,7 @@ type DemoUser struct {
 	ID        int64
 	Login     string
 	Name      string
+	Roles     []string
 	Publisher bool
 	Token     func() (string, error)
 }
@@ -27,11 +28,12 @@ var demoHTML string
 var demoTemplate = template.Must(template.New("demo").Parse(demoHTML))
 
 type demoView struct {
-	ID        int64  `json:"id"`
-	Login     string `json:"login"`
-	Name      string `json:"name"`
-	Publisher bool   `json:"publisher"`
-	Token     string `json:"token"`
+	ID        int64    `json:"id"`
+	Login     string   `json:"login"`
+	Name      string   `json:"name"`
+	Roles     []string `json:"roles"`
+	Publisher bool     `json:"publisher"`
+	Token     string   `json:"token"`
 }
 
 // demoPage serves the dev-only demo page. It carries freshly minted tokens
@@ -44,7 +46,7 @@ func (h *Handler) demoPage(w http.ResponseWriter, r *http.Request) {
 			h.writeError(w, r, err)
 			return
 		}
-		users = append(users, demoView{ID: u.ID, Login: u.Login, Name: u.Name, Publisher: u.Publisher, Token: tok})
+		users = append(users, demoView{ID: u.ID, Login: u.Login, Name: u.Name, Roles: u.Roles, Publisher: u.Publisher, Token: tok})
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")

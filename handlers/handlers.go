@@ -54,6 +54,7 @@ type Handler struct {
 	maxStreams int
 	ready      func(ctx context.Context) error
 	docs       *docsAssets
+	web        webModules
 	demo       *Demo
 	origins    []string
 	metrics    *Metrics
@@ -75,6 +76,7 @@ func New(cfg Config) *Handler {
 		maxStreams: cfg.MaxStreams,
 		ready:      cfg.Ready,
 		docs:       newDocsAssets(cfg.OpenAPI),
+		web:        newWebModules(),
 		demo:       cfg.Demo,
 		origins:    cfg.Origins,
 		metrics:    cfg.Metrics,
@@ -130,6 +132,9 @@ func (h *Handler) routes(origins []string) chi.Router {
 	r.Get("/openapi.json", h.openAPIJSON)
 	r.Get("/docs", h.docsPage)
 	r.Get("/docs/redoc.standalone.js", h.docsRenderer)
+	// The browser client: herald.js and the <herald-inbox> module it imports.
+	r.Get("/herald.js", h.webClient)
+	r.Get("/herald-inbox.js", h.webClient)
 	if h.demo != nil {
 		r.Get("/", h.demoPage)
 	}

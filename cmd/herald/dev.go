@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"slices"
 	"time"
 
 	"github.com/corp/herald/auth"
@@ -20,8 +21,8 @@ const devTokenTTL = 12 * time.Hour
 // demoEmployees are seeded by --dev.
 var demoEmployees = []store.Employee{
 	{ID: 1, Email: "ana@corp.example", Username: "ana", Name: "Ana Admin", Roles: []string{"admin"}},
-	{ID: 2, Email: "ben@corp.example", Username: "ben", Name: "Ben User"},
-	{ID: 3, Email: "cara@corp.example", Username: "cara", Name: "Cara User"},
+	{ID: 2, Email: "ben@corp.example", Username: "ben", Name: "Ben User", Roles: []string{"support"}},
+	{ID: 3, Email: "cara@corp.example", Username: "cara", Name: "Cara User", Roles: []string{"support"}},
 }
 
 func randomSecret() string {
@@ -39,7 +40,7 @@ func seedDemo(ctx context.Context, st store.Store, secret []byte) (*handlers.Dem
 		}
 		login := e.Username
 		demo.Users = append(demo.Users, handlers.DemoUser{
-			ID: e.ID, Login: login, Name: e.Name, Publisher: len(e.Roles) > 0,
+			ID: e.ID, Login: login, Name: e.Name, Roles: e.Roles, Publisher: slices.Contains(e.Roles, "admin"),
 			Token: func() (string, error) {
 				return auth.MintHS256(secret, auth.TokenSpec{User: login, TTL: devTokenTTL}, time.Now())
 			},
@@ -59,7 +60,7 @@ Herald is running in development mode on %[1]s
   demo page:   %[1]s/   (pick an employee, publish, watch the stream)
   API docs:    %[1]s/docs
 
-Demo employees: 1 ana (admin: may publish), 2 ben, 3 cara. Tokens below last %[2]s.
+Demo employees: 1 ana (admin: may publish), 2 ben and 3 cara (role support). Tokens below last %[2]s.
 To mint more: export JWT_SECRET='%[3]s'; herald token --user ben
 
 # 1. Open Ben's stream (leave it running):

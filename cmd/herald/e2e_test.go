@@ -240,7 +240,7 @@ func TestDevMode(t *testing.T) {
 		t.Fatalf("ben got %+v", m)
 	}
 	status, _, out = heraldtest.Do(t, "GET", p.URL+"/", "", nil)
-	if status != 200 || !strings.Contains(string(out), "EventSource") {
+	if status != 200 || !strings.Contains(string(out), `from "/herald.js"`) || !strings.Contains(string(out), "herald-inbox") {
 		t.Fatalf("demo page: %d %.200s", status, out)
 	}
 }

@@ -1536,6 +1536,9 @@ type EmployeeID = int64
 // IdempotencyKey defines model for IdempotencyKey.
 type IdempotencyKey = string
 
+// IfNoneMatch defines model for IfNoneMatch.
+type IfNoneMatch = string
+
 // InboxBefore defines model for InboxBefore.
 type InboxBefore = int64
 
@@ -1602,6 +1605,18 @@ type StreamEventsParams struct {
 	// LastEventIDHeader Resume after this notification id. `EventSource` sends it by itself
 	// when it reconnects. Wins over `lastEventId`.
 	LastEventIDHeader *LastEventIDHeader `json:"Last-Event-ID,omitempty"`
+}
+
+// BrowserInboxParams defines parameters for BrowserInbox.
+type BrowserInboxParams struct {
+	// IfNoneMatch The `ETag` of the copy the client holds; answered `304` while it is current.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
+// BrowserClientParams defines parameters for BrowserClient.
+type BrowserClientParams struct {
+	// IfNoneMatch The `ETag` of the copy the client holds; answered `304` while it is current.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
 // ListInboxParams defines parameters for ListInbox.
@@ -2728,6 +2743,35 @@ type ClientInterface interface {
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// BrowserInbox The <herald-inbox> element (ES module)
+	//
+	// The custom element `<herald-inbox>`, imported by `herald.js` (import
+	// `herald.js`, not this file): a bell with the unseen count and the
+	// inbox it opens. Served like `herald.js`.
+	//
+	// Corresponds with GET /herald-inbox.js (the `BrowserInbox` operationId).
+	BrowserInbox(ctx context.Context, params *BrowserInboxParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// BrowserClient The browser client (ES module)
+	//
+	// `import { connect } from "https://herald.example.com/herald.js"` (also a
+	// default export `Herald` with the same functions): `connect({ url,
+	// transport, onNotification, onState, onStatus })` opens the employee's
+	// stream (EventSource with credentials, WebSocket fallback, backoff
+	// with jitter, resume from the last id), shares it among the tabs of
+	// the front end's origin (Web Locks and BroadcastChannel), and offers
+	// a helper for each inbox, preference, session and push call. It
+	// imports `herald-inbox.js`, which defines `<herald-inbox>`. See the
+	// README, "In the browser".
+	//
+	// Served as written, gzipped when the client accepts it, with an
+	// `ETag` and `Cache-Control: no-cache` (revalidated on each page load,
+	// `304` while Herald has not changed, so a deploy reaches every page
+	// at once). CORS: the `FRONTEND_URL` origins, as for the API.
+	//
+	// Corresponds with GET /herald.js (the `BrowserClient` operationId).
+	BrowserClient(ctx context.Context, params *BrowserClientParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Metrics Prometheus metrics
 	//
 	// The instance's metrics in the Prometheus text exposition format.
@@ -3158,6 +3202,55 @@ func (c *Client) StreamEvents(ctx context.Context, params *StreamEventsParams, r
 // Corresponds with GET /healthz (the `Healthz` operationId).
 func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewHealthzRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BrowserInbox The <herald-inbox> element (ES module)
+//
+// The custom element `<herald-inbox>`, imported by `herald.js` (import
+// `herald.js`, not this file): a bell with the unseen count and the
+// inbox it opens. Served like `herald.js`.
+//
+// Corresponds with GET /herald-inbox.js (the `BrowserInbox` operationId).
+func (c *Client) BrowserInbox(ctx context.Context, params *BrowserInboxParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBrowserInboxRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// BrowserClient The browser client (ES module)
+//
+// `import { connect } from "https://herald.example.com/herald.js"` (also a
+// default export `Herald` with the same functions): `connect({ url,
+// transport, onNotification, onState, onStatus })` opens the employee's
+// stream (EventSource with credentials, WebSocket fallback, backoff
+// with jitter, resume from the last id), shares it among the tabs of
+// the front end's origin (Web Locks and BroadcastChannel), and offers
+// a helper for each inbox, preference, session and push call. It
+// imports `herald-inbox.js`, which defines `<herald-inbox>`. See the
+// README, "In the browser".
+//
+// Served as written, gzipped when the client accepts it, with an
+// `ETag` and `Cache-Control: no-cache` (revalidated on each page load,
+// `304` while Herald has not changed, so a deploy reaches every page
+// at once). CORS: the `FRONTEND_URL` origins, as for the API.
+//
+// Corresponds with GET /herald.js (the `BrowserClient` operationId).
+func (c *Client) BrowserClient(ctx context.Context, params *BrowserClientParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewBrowserClientRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -3748,6 +3841,90 @@ func NewHealthzRequest(server string) (*http.Request, error) {
 	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
 	if err != nil {
 		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewBrowserInboxRequest constructs an http.Request for the BrowserInbox method
+func NewBrowserInboxRequest(server string, params *BrowserInboxParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/herald-inbox.js")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewBrowserClientRequest constructs an http.Request for the BrowserClient method
+func NewBrowserClientRequest(server string, params *BrowserClientParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/herald.js")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
 	}
 
 	return req, nil
@@ -4373,6 +4550,39 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /healthz (the `Healthz` operationId).
 	HealthzWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*HealthzResponse, error)
+
+	// BrowserInboxWithResponse The <herald-inbox> element (ES module)
+	//
+	// The custom element `<herald-inbox>`, imported by `herald.js` (import
+	// `herald.js`, not this file): a bell with the unseen count and the
+	// inbox it opens. Served like `herald.js`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /herald-inbox.js (the `BrowserInbox` operationId).
+	BrowserInboxWithResponse(ctx context.Context, params *BrowserInboxParams, reqEditors ...RequestEditorFn) (*BrowserInboxResponse, error)
+
+	// BrowserClientWithResponse The browser client (ES module)
+	//
+	// `import { connect } from "https://herald.example.com/herald.js"` (also a
+	// default export `Herald` with the same functions): `connect({ url,
+	// transport, onNotification, onState, onStatus })` opens the employee's
+	// stream (EventSource with credentials, WebSocket fallback, backoff
+	// with jitter, resume from the last id), shares it among the tabs of
+	// the front end's origin (Web Locks and BroadcastChannel), and offers
+	// a helper for each inbox, preference, session and push call. It
+	// imports `herald-inbox.js`, which defines `<herald-inbox>`. See the
+	// README, "In the browser".
+	//
+	// Served as written, gzipped when the client accepts it, with an
+	// `ETag` and `Cache-Control: no-cache` (revalidated on each page load,
+	// `304` while Herald has not changed, so a deploy reaches every page
+	// at once). CORS: the `FRONTEND_URL` origins, as for the API.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /herald.js (the `BrowserClient` operationId).
+	BrowserClientWithResponse(ctx context.Context, params *BrowserClientParams, reqEditors ...RequestEditorFn) (*BrowserClientResponse, error)
 
 	// MetricsWithResponse Prometheus metrics
 	//
@@ -5076,6 +5286,104 @@ func (r HealthzResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r HealthzResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// BrowserInboxResponse200Headers the declared response headers of an HTTP 200 response for BrowserInbox
+type BrowserInboxResponse200Headers struct {
+	CacheControl string
+	ETag         string
+}
+
+// BrowserInboxResponse304Headers the declared response headers of an HTTP 304 response for BrowserInbox
+type BrowserInboxResponse304Headers struct {
+	ETag string
+}
+
+type BrowserInboxResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *BrowserInboxResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *BrowserInboxResponse304Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r BrowserInboxResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BrowserInboxResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BrowserInboxResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BrowserInboxResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// BrowserClientResponse200Headers the declared response headers of an HTTP 200 response for BrowserClient
+type BrowserClientResponse200Headers struct {
+	CacheControl string
+	ETag         string
+}
+
+// BrowserClientResponse304Headers the declared response headers of an HTTP 304 response for BrowserClient
+type BrowserClientResponse304Headers struct {
+	ETag string
+}
+
+type BrowserClientResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *BrowserClientResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *BrowserClientResponse304Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r BrowserClientResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r BrowserClientResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r BrowserClientResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r BrowserClientResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -6082,6 +6390,51 @@ func (c *ClientWithResponses) HealthzWithResponse(ctx context.Context, reqEditor
 	return ParseHealthzResponse(rsp)
 }
 
+// BrowserInboxWithResponse The <herald-inbox> element (ES module)
+//
+// The custom element `<herald-inbox>`, imported by `herald.js` (import
+// `herald.js`, not this file): a bell with the unseen count and the
+// inbox it opens. Served like `herald.js`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /herald-inbox.js (the `BrowserInbox` operationId).
+func (c *ClientWithResponses) BrowserInboxWithResponse(ctx context.Context, params *BrowserInboxParams, reqEditors ...RequestEditorFn) (*BrowserInboxResponse, error) {
+	rsp, err := c.BrowserInbox(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBrowserInboxResponse(rsp)
+}
+
+// BrowserClientWithResponse The browser client (ES module)
+//
+// `import { connect } from "https://herald.example.com/herald.js"` (also a
+// default export `Herald` with the same functions): `connect({ url,
+// transport, onNotification, onState, onStatus })` opens the employee's
+// stream (EventSource with credentials, WebSocket fallback, backoff
+// with jitter, resume from the last id), shares it among the tabs of
+// the front end's origin (Web Locks and BroadcastChannel), and offers
+// a helper for each inbox, preference, session and push call. It
+// imports `herald-inbox.js`, which defines `<herald-inbox>`. See the
+// README, "In the browser".
+//
+// Served as written, gzipped when the client accepts it, with an
+// `ETag` and `Cache-Control: no-cache` (revalidated on each page load,
+// `304` while Herald has not changed, so a deploy reaches every page
+// at once). CORS: the `FRONTEND_URL` origins, as for the API.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /herald.js (the `BrowserClient` operationId).
+func (c *ClientWithResponses) BrowserClientWithResponse(ctx context.Context, params *BrowserClientParams, reqEditors ...RequestEditorFn) (*BrowserClientResponse, error) {
+	rsp, err := c.BrowserClient(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseBrowserClientResponse(rsp)
+}
+
 // MetricsWithResponse Prometheus metrics
 //
 // The instance's metrics in the Prometheus text exposition format.
@@ -6787,6 +7140,98 @@ func ParseHealthzResponse(rsp *http.Response) (*HealthzResponse, error) {
 		}
 		response.ApplicationProblemJSON500 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseBrowserInboxResponse parses an HTTP response from a BrowserInboxWithResponse call
+func ParseBrowserInboxResponse(rsp *http.Response) (*BrowserInboxResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BrowserInboxResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers BrowserInboxResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers BrowserInboxResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		response.Headers304 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseBrowserClientResponse parses an HTTP response from a BrowserClientWithResponse call
+func ParseBrowserClientResponse(rsp *http.Response) (*BrowserClientResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &BrowserClientResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers BrowserClientResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers BrowserClientResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		response.Headers304 = &headers
 	}
 
 	return response, nil

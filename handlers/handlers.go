@@ -65,6 +65,7 @@ type Handler struct {
 	metrics    *Metrics
 	park       bool
 	draining   atomic.Bool
+	readiness  readiness
 	// base is the context of parked streams (they outlive their request);
 	// Shutdown cancels it and waits for them (parked).
 	base       context.Context

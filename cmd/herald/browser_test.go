@@ -130,16 +130,23 @@ func TestDemoPageInBrowser(t *testing.T) {
 	waitText(t, ctx, `document.getElementById("unread").textContent`, "0")
 }
 
-// TestBrowserResumesAcrossRestart: Herald restarts under an open page; a
-// notification published before the browser is back is replayed when
-// EventSource reconnects by itself with Last-Event-ID (a fresh connect would
-// not get it: it was stored before the connect).
+// TestBrowserResumesAcrossRestart: Herald (--dev, its generated secret)
+// restarts under an open page; a notification published before the browser
+// is back is replayed when EventSource reconnects by itself with
+// Last-Event-ID (a fresh connect would not get it: it was stored before the
+// connect). Then Herald comes back with a new secret: the page, refused,
+// reloads itself with fresh tokens and is live again.
 func TestBrowserResumesAcrossRestart(t *testing.T) {
 	ctx := browser(t)
-	db := "DATABASE_URL=sqlite:" + t.TempDir() + "/restart.db"
-	secret := "JWT_SECRET=" + e2eSecret
-	p := startHerald(t, []string{"serve", "--dev"}, db, secret)
-	ana := mint(t, "ana")
+	dir := t.TempDir()
+	db := "DATABASE_URL=sqlite:" + dir + "/restart.db"
+	p := startHerald(t, []string{"serve", "--dev"}, db)
+	kept, err := os.ReadFile(dir + "/restart.db.jwt-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	secret := "JWT_SECRET=" + strings.TrimSpace(string(kept))
+	ana := mintWith(t, secret, "ana")
 
 	if err := chromedp.Do(ctx, chromedp.Navigate(p.URL+"/")); err != nil {
 		t.Fatal(err)
@@ -161,7 +168,22 @@ func TestBrowserResumesAcrossRestart(t *testing.T) {
 	<-p.exited
 	p.exited <- nil
 	addr := strings.TrimPrefix(p.URL, "http://")
-	p2 := startHerald(t, []string{"serve", "--dev"}, db, secret, "HTTP_ADDR="+addr)
+	p2 := startHerald(t, []string{"serve", "--dev"}, db, "HTTP_ADDR="+addr)
 	publish(p2.URL, "while away")
 	waitText(t, ctx, `document.getElementById("log").textContent`, "notification 2: while away")
+
+	// A new database, so a new secret: the page's tokens are refused.
+	p2.cmd.Process.Signal(os.Interrupt)
+	<-p2.exited
+	p2.exited <- nil
+	other := t.TempDir()
+	p3 := startHerald(t, []string{"serve", "--dev"}, "DATABASE_URL=sqlite:"+other+"/new.db", "HTTP_ADDR="+addr)
+	kept, err = os.ReadFile(other + "/new.db.jwt-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ana = mintWith(t, "JWT_SECRET="+strings.TrimSpace(string(kept)), "ana")
+	waitText(t, ctx, `document.getElementById("status").textContent`, "live")
+	publish(p3.URL, "after a new secret")
+	waitText(t, ctx, `document.getElementById("log").textContent`, "after a new secret")
 }

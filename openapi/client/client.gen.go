@@ -610,10 +610,20 @@ type Employee struct {
 	CreatedAt Timestamp `json:"created_at"`
 
 	// Email Absent when the employee has none.
+	//
+	// Examples: ana@corp.example
 	Email *string `json:"email,omitempty"`
-	ID    int64   `json:"id"`
-	Name  string  `json:"name"`
-	Roles []Role  `json:"roles"`
+
+	// ID The HR system's id.
+	//
+	// Examples: 12
+	ID int64 `json:"id"`
+
+	// Name The display name (empty when none was given).
+	//
+	// Examples: Ana
+	Name  string `json:"name"`
+	Roles []Role `json:"roles"`
 
 	// UpdatedAt RFC 3339, UTC, with milliseconds.
 	//
@@ -621,6 +631,8 @@ type Employee struct {
 	UpdatedAt Timestamp `json:"updated_at"`
 
 	// Username Absent when the employee has none.
+	//
+	// Examples: ana
 	Username *string `json:"username,omitempty"`
 }
 
@@ -1522,7 +1534,7 @@ type StreamWebSocketParams struct {
 	// Upgrade The WebSocket handshake (RFC 6455).
 	Upgrade StreamWebSocketParamsUpgrade `json:"Upgrade"`
 
-	// Origin A browser's origin; it must be one of `FRONTEND_URL`.
+	// Origin A browser's origin; it must be one of `FRONTEND_URL` or Herald's own.
 	Origin *string `json:"Origin,omitempty"`
 }
 
@@ -2627,8 +2639,9 @@ type ClientInterface interface {
 
 	// CreateSession Exchange a bearer token for a session cookie
 	//
-	// For browsers signed in with Azure AD: send the access token as
-	// `Authorization: Bearer`, get back a short-lived session cookie
+	// For browsers that hold a bearer token (an Azure AD access token, or an
+	// HS256 token): send it as `Authorization: Bearer`, get back a
+	// short-lived session cookie
 	// (HttpOnly, SameSite=Lax, Secure unless the server runs with `--dev`)
 	// that `EventSource` and `fetch` with credentials send by themselves.
 	// Call it again before the cookie expires. Employees only: a service
@@ -2642,8 +2655,9 @@ type ClientInterface interface {
 	// The same stream as `GET /events` over a WebSocket, for clients that
 	// cannot use `EventSource`: same authentication (the `token` cookie or
 	// an `Authorization: Bearer` header), same rooms, queues and replay.
-	// The `Origin` header, when present, must be one of `FRONTEND_URL`.
-	// Employees only.
+	// The `Origin` header, when present, must be one of `FRONTEND_URL` or
+	// Herald's own origin (a page it serves, directly or through a proxy
+	// that passes `Host`). Employees only.
 	//
 	// The server sends text frames, each one JSON object (`WebSocketFrame`):
 	//
@@ -2655,8 +2669,11 @@ type ClientInterface interface {
 	//
 	// Resume with `?lastEventId=N` (the `id` of the last frame received).
 	// The server pings every `HEARTBEAT_INTERVAL`, and closes with code
-	// **4001** when the token expires (reconnect with a fresh one). The
-	// client sends nothing; frames it sends are ignored.
+	// **4001** when the token expires (reconnect with a fresh one), **1012**
+	// when the instance shuts down and **1013** when the client reads too
+	// slowly (reconnect and resume), **1008** when the employee is removed.
+	// The client sends nothing: a data frame from it closes the connection
+	// with 1008.
 	//
 	// Corresponds with GET /ws (the `StreamWebSocket` operationId).
 	StreamWebSocket(ctx context.Context, params *StreamWebSocketParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -3093,8 +3110,9 @@ func (c *Client) DeleteSession(ctx context.Context, reqEditors ...RequestEditorF
 
 // CreateSession Exchange a bearer token for a session cookie
 //
-// For browsers signed in with Azure AD: send the access token as
-// `Authorization: Bearer`, get back a short-lived session cookie
+// For browsers that hold a bearer token (an Azure AD access token, or an
+// HS256 token): send it as `Authorization: Bearer`, get back a
+// short-lived session cookie
 // (HttpOnly, SameSite=Lax, Secure unless the server runs with `--dev`)
 // that `EventSource` and `fetch` with credentials send by themselves.
 // Call it again before the cookie expires. Employees only: a service
@@ -3118,8 +3136,9 @@ func (c *Client) CreateSession(ctx context.Context, reqEditors ...RequestEditorF
 // The same stream as `GET /events` over a WebSocket, for clients that
 // cannot use `EventSource`: same authentication (the `token` cookie or
 // an `Authorization: Bearer` header), same rooms, queues and replay.
-// The `Origin` header, when present, must be one of `FRONTEND_URL`.
-// Employees only.
+// The `Origin` header, when present, must be one of `FRONTEND_URL` or
+// Herald's own origin (a page it serves, directly or through a proxy
+// that passes `Host`). Employees only.
 //
 // The server sends text frames, each one JSON object (`WebSocketFrame`):
 //
@@ -3131,8 +3150,11 @@ func (c *Client) CreateSession(ctx context.Context, reqEditors ...RequestEditorF
 //
 // Resume with `?lastEventId=N` (the `id` of the last frame received).
 // The server pings every `HEARTBEAT_INTERVAL`, and closes with code
-// **4001** when the token expires (reconnect with a fresh one). The
-// client sends nothing; frames it sends are ignored.
+// **4001** when the token expires (reconnect with a fresh one), **1012**
+// when the instance shuts down and **1013** when the client reads too
+// slowly (reconnect and resume), **1008** when the employee is removed.
+// The client sends nothing: a data frame from it closes the connection
+// with 1008.
 //
 // Corresponds with GET /ws (the `StreamWebSocket` operationId).
 func (c *Client) StreamWebSocket(ctx context.Context, params *StreamWebSocketParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -4137,8 +4159,9 @@ type ClientWithResponsesInterface interface {
 
 	// CreateSessionWithResponse Exchange a bearer token for a session cookie
 	//
-	// For browsers signed in with Azure AD: send the access token as
-	// `Authorization: Bearer`, get back a short-lived session cookie
+	// For browsers that hold a bearer token (an Azure AD access token, or an
+	// HS256 token): send it as `Authorization: Bearer`, get back a
+	// short-lived session cookie
 	// (HttpOnly, SameSite=Lax, Secure unless the server runs with `--dev`)
 	// that `EventSource` and `fetch` with credentials send by themselves.
 	// Call it again before the cookie expires. Employees only: a service
@@ -4154,8 +4177,9 @@ type ClientWithResponsesInterface interface {
 	// The same stream as `GET /events` over a WebSocket, for clients that
 	// cannot use `EventSource`: same authentication (the `token` cookie or
 	// an `Authorization: Bearer` header), same rooms, queues and replay.
-	// The `Origin` header, when present, must be one of `FRONTEND_URL`.
-	// Employees only.
+	// The `Origin` header, when present, must be one of `FRONTEND_URL` or
+	// Herald's own origin (a page it serves, directly or through a proxy
+	// that passes `Host`). Employees only.
 	//
 	// The server sends text frames, each one JSON object (`WebSocketFrame`):
 	//
@@ -4167,8 +4191,11 @@ type ClientWithResponsesInterface interface {
 	//
 	// Resume with `?lastEventId=N` (the `id` of the last frame received).
 	// The server pings every `HEARTBEAT_INTERVAL`, and closes with code
-	// **4001** when the token expires (reconnect with a fresh one). The
-	// client sends nothing; frames it sends are ignored.
+	// **4001** when the token expires (reconnect with a fresh one), **1012**
+	// when the instance shuts down and **1013** when the client reads too
+	// slowly (reconnect and resume), **1008** when the employee is removed.
+	// The client sends nothing: a data frame from it closes the connection
+	// with 1008.
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5782,8 +5809,9 @@ func (c *ClientWithResponses) DeleteSessionWithResponse(ctx context.Context, req
 
 // CreateSessionWithResponse Exchange a bearer token for a session cookie
 //
-// For browsers signed in with Azure AD: send the access token as
-// `Authorization: Bearer`, get back a short-lived session cookie
+// For browsers that hold a bearer token (an Azure AD access token, or an
+// HS256 token): send it as `Authorization: Bearer`, get back a
+// short-lived session cookie
 // (HttpOnly, SameSite=Lax, Secure unless the server runs with `--dev`)
 // that `EventSource` and `fetch` with credentials send by themselves.
 // Call it again before the cookie expires. Employees only: a service
@@ -5805,8 +5833,9 @@ func (c *ClientWithResponses) CreateSessionWithResponse(ctx context.Context, req
 // The same stream as `GET /events` over a WebSocket, for clients that
 // cannot use `EventSource`: same authentication (the `token` cookie or
 // an `Authorization: Bearer` header), same rooms, queues and replay.
-// The `Origin` header, when present, must be one of `FRONTEND_URL`.
-// Employees only.
+// The `Origin` header, when present, must be one of `FRONTEND_URL` or
+// Herald's own origin (a page it serves, directly or through a proxy
+// that passes `Host`). Employees only.
 //
 // The server sends text frames, each one JSON object (`WebSocketFrame`):
 //
@@ -5818,8 +5847,11 @@ func (c *ClientWithResponses) CreateSessionWithResponse(ctx context.Context, req
 //
 // Resume with `?lastEventId=N` (the `id` of the last frame received).
 // The server pings every `HEARTBEAT_INTERVAL`, and closes with code
-// **4001** when the token expires (reconnect with a fresh one). The
-// client sends nothing; frames it sends are ignored.
+// **4001** when the token expires (reconnect with a fresh one), **1012**
+// when the instance shuts down and **1013** when the client reads too
+// slowly (reconnect and resume), **1008** when the employee is removed.
+// The client sends nothing: a data frame from it closes the connection
+// with 1008.
 //
 // Returns a wrapper object for the known response body format(s).
 //

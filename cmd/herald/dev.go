@@ -211,5 +211,5 @@ curl -H 'Authorization: Bearer %[5]s' %[1]s/notifications
 JWT_SECRET='%[3]s' HERALD_URL=%[1]s %[7]s send --employee 2 --title 'Hello again'
 JWT_SECRET='%[3]s' %[7]s token --user cara
 
-`, base, devTokenTTL, cfg.JWTSecret, ana, ben, where, cliCommand(), survive)
+`, base, fmt.Sprintf("%.0f hours", devTokenTTL.Hours()), cfg.JWTSecret, ana, ben, where, cliCommand(), survive)
 }

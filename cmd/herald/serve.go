@@ -106,22 +106,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		return err
 	}
 	defer app.close()
-	// The store's listener hands committed notifications to the hub; it
-	// ends when listenCtx does, after the HTTP server has stopped.
-	listenCtx, stopListening := context.WithCancel(context.Background())
-	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := st.Listen(listenCtx, startSink{Fanout: handlers.NewFanout(app.hub, app.authn, log), hub: app.hub}); err != nil {
-			log.Error("store listener stopped", "err", err)
-		}
-	})
-	wg.Go(func() {
-		compactAfterBursts(listenCtx, defaultBurstPolicy, func() int { n, _ := app.hub.Stats(); return n }, log)
-	})
-	defer func() {
-		stopListening()
-		wg.Wait()
-	}()
+	defer app.background(st, log)() // stopped after the HTTP server
 
 	// Accept requests once the listener is up, so the first publishes reach
 	// the first streams; a store that is down at start does not block it
@@ -133,9 +118,14 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.Dev {
 		printDevBanner(stdout, cfg, ln.Addr(), tlsConfig != nil, app.demo)
 	}
+	return serveUntil(ctx, srv, ln, app, log)
+}
+
+// serveUntil serves on ln until ctx ends, then shuts down gracefully.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, app *app, log *slog.Logger) error {
 	served := make(chan error, 1)
 	go func() {
-		if tlsConfig != nil {
+		if srv.TLSConfig != nil {
 			served <- srv.ServeTLS(ln, "", "")
 		} else {
 			served <- srv.Serve(ln)
@@ -266,6 +256,26 @@ func wire(ctx context.Context, cfg config, st store.Store, log *slog.Logger) (*a
 		Ready:            ready, InsecureCookie: cfg.Dev,
 	})
 	return a, nil
+}
+
+// background starts what runs beside the HTTP server: the store's
+// listener, which hands committed notifications to the hub, and the memory
+// compactor. The returned function ends them and waits.
+func (a *app) background(st store.Store, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		if err := st.Listen(ctx, startSink{Fanout: handlers.NewFanout(a.hub, a.authn, log), hub: a.hub}); err != nil {
+			log.Error("store listener stopped", "err", err)
+		}
+	})
+	wg.Go(func() {
+		compactAfterBursts(ctx, defaultBurstPolicy, func() int { n, _ := a.hub.Stats(); return n }, log)
+	})
+	return func() {
+		cancel()
+		wg.Wait()
+	}
 }
 
 // startSink is the store's sink with one difference: a resync with no

@@ -14,8 +14,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/chromedp"
 	"github.com/coder/websocket"
 
+	"github.com/corp/herald/internal/heraldtest"
 	"github.com/corp/herald/sse"
 )
 
@@ -208,5 +210,54 @@ func TestNginxInFront(t *testing.T) {
 	resp2.Body.Close()
 	if resp2.StatusCode == 502 || resp2.StatusCode == 504 || strings.Contains(string(b), "<center>nginx") {
 		t.Fatalf("/socket.io/ through nginx: %d %s", resp2.StatusCode, b)
+	}
+}
+
+// TestNginxInBrowser: Chromium opens a page through nginx (the README's
+// configuration, HTTP/2 over TLS) and, from that page, an EventSource and
+// a WebSocket with the page's own origin; both get a notification.
+func TestNginxInBrowser(t *testing.T) {
+	nginxBinary(t)
+	ctx := browser(t, chromedp.Flag("ignore-certificate-errors", true))
+	certFile, keyFile, _ := testCert(t)
+	p := startHerald(t, []string{"serve"}, "JWT_SECRET="+e2eSecret)
+	addr := startNginx(t, strings.TrimPrefix(p.URL, "http://"), certFile, keyFile)
+	svc := mint(t, "svc", "service")
+	if status, _, out := heraldtest.Do(t, "PUT", p.URL+"/employees/1", svc, map[string]any{"username": "ann"}); status != 201 {
+		t.Fatalf("PUT employee: %d %s", status, out)
+	}
+	ann := mint(t, "ann")
+	if err := chromedp.Do(ctx, chromedp.Navigate("https://"+addr+"/healthz")); err != nil {
+		t.Fatal(err)
+	}
+	open := `(() => {
+		document.cookie = "token=` + ann + `; path=/; Secure; SameSite=Lax";
+		window.got = [];
+		const es = new EventSource("/events");
+		es.addEventListener("notification", (e) => got.push("sse:" + JSON.parse(e.data).title));
+		es.onopen = () => got.push("sse-open");
+		const ws = new WebSocket("wss://" + location.host + "/ws");
+		ws.onopen = () => got.push("ws-open");
+		ws.onmessage = (e) => got.push("ws:" + JSON.parse(e.data).data.title);
+		ws.onclose = (e) => got.push("ws-closed:" + e.code);
+		return true;
+	})()`
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](open)); err != nil {
+		t.Fatal(err)
+	}
+	waitText(t, ctx, `got.join(" ")`, "sse-open")
+	waitText(t, ctx, `got.join(" ")`, "ws-open")
+	status, _, out := heraldtest.Do(t, "POST", p.URL+"/notifications", svc,
+		map[string]any{"to": map[string]any{"employees": []int{1}}, "type": "t", "title": "via nginx"})
+	if status != 201 {
+		t.Fatalf("publish: %d %s", status, out)
+	}
+	waitText(t, ctx, `got.join(" ")`, "sse:via nginx")
+	waitText(t, ctx, `got.join(" ")`, "ws:via nginx")
+	// A stream never finishes, so it has no timing entry; the page's own
+	// request shows the protocol the browser speaks to nginx.
+	proto, err := chromedp.Run(ctx, chromedp.Evaluate[string](`performance.getEntriesByType("navigation")[0].nextHopProtocol`))
+	if err != nil || proto != "h2" {
+		t.Errorf("the page came through nginx over %q (%v), want h2", proto, err)
 	}
 }

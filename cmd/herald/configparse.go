@@ -24,9 +24,10 @@ type parser struct {
 // The parsers below are the table's vocabulary; each error message says
 // what a good value looks like.
 
-func address(dst *string) parser {
-	return parser{kind: "addr", set: func(s string) error {
-		if err := checkAddress(s); err != nil {
+// checked stores the text in dst once check accepts it.
+func checked(kind string, dst *string, check func(string) error) parser {
+	return parser{kind: kind, set: func(s string) error {
+		if err := check(s); err != nil {
 			return err
 		}
 		*dst = s
@@ -34,16 +35,15 @@ func address(dst *string) parser {
 	}}
 }
 
+func address(dst *string) parser { return checked("addr", dst, checkAddress) }
+
 func optionalAddress(dst *string) parser {
-	p := address(dst)
-	p.set = func(s string) error {
+	return checked("addr", dst, func(s string) error {
 		if s == "" {
-			*dst = ""
 			return nil
 		}
-		return address(dst).set(s)
-	}
-	return p
+		return checkAddress(s)
+	})
 }
 
 func checkAddress(s string) error {
@@ -121,15 +121,7 @@ func issuerURL(dst *string) parser {
 	}}
 }
 
-func httpURL(dst *string) parser {
-	return parser{kind: "url", set: func(s string) error {
-		if err := checkHTTPURL(s); err != nil {
-			return err
-		}
-		*dst = s
-		return nil
-	}}
-}
+func httpURL(dst *string) parser { return checked("url", dst, checkHTTPURL) }
 
 func checkHTTPURL(s string) error {
 	if s == "" {

@@ -94,6 +94,21 @@ func (c *h2Client) openStream(t *testing.T, url, token string) (<-chan sse.Messa
 	return msgs, resp.Proto
 }
 
+// expectEach waits for a notification whose data holds want on every stream.
+func expectEach(t *testing.T, streams []<-chan sse.Message, want string) {
+	t.Helper()
+	for i, s := range streams {
+		select {
+		case m := <-s:
+			if !strings.Contains(m.Data, want) {
+				t.Fatalf("stream %d got %+v, want %q", i, m, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("stream %d: no %q within 10s", i, want)
+		}
+	}
+}
+
 // TestStreamsShareOneHTTP2Connection: with TLS_CERT_FILE/TLS_KEY_FILE, and
 // with H2C on a plain listener, several SSE streams and the publishes run
 // over one HTTP/2 connection, and every stream gets its notifications.
@@ -132,16 +147,7 @@ func TestStreamsShareOneHTTP2Connection(t *testing.T) {
 			if status != 201 {
 				t.Fatalf("publish: %d %s", status, body)
 			}
-			for i, s := range streams {
-				select {
-				case m := <-s:
-					if !strings.Contains(m.Data, "over h2") {
-						t.Fatalf("stream %d got %+v", i, m)
-					}
-				case <-time.After(10 * time.Second):
-					t.Fatalf("stream %d: no notification within 10s", i)
-				}
-			}
+			expectEach(t, streams, "over h2")
 			if n := c.dials.Load(); n != 1 {
 				t.Fatalf("%d TCP connections for 5 streams and 3 requests, want 1 (HTTP/2 multiplexing)", n)
 			}

@@ -181,16 +181,7 @@ func TestNginxInFront(t *testing.T) {
 	if status != 201 {
 		t.Fatalf("publish through nginx: %d %s", status, body)
 	}
-	for i, s := range []<-chan sse.Message{s1, s2} {
-		select {
-		case m := <-s:
-			if !strings.Contains(m.Data, "through nginx") {
-				t.Fatalf("stream %d got %+v", i, m)
-			}
-		case <-time.After(10 * time.Second):
-			t.Fatalf("stream %d: nothing through nginx within 10s", i)
-		}
-	}
+	expectEach(t, []<-chan sse.Message{s1, s2}, "through nginx")
 	_, frame, err := ws.Read(ctx)
 	if err != nil || !strings.Contains(string(frame), "through nginx") {
 		t.Fatalf("WebSocket through nginx: %s %v", frame, err)

@@ -5,24 +5,41 @@ LDFLAGS := -X main.version=$(VERSION)
 # The API document's Node tools (see lint-openapi, generate).
 NODE_TOOLS := openapi/node_modules/.package-lock.json
 
-.PHONY: run test build vet fuzz bench clean generate lint-openapi
+.PHONY: help run test build vet fuzz bench clean generate lint-openapi test-parts
+.DEFAULT_GOAL := help
 
-## run: the service on embedded SQLite in development mode (demo employees, printed curl commands)
+## help: this list of targets
+help:
+	@echo 'Herald: make TARGET'
+	@echo
+	@awk '/^## [a-z-]+: /{ sub(/^## /, ""); n = index($$0, ": "); printf "  %-14s %s\n", substr($$0, 1, n-1), substr($$0, n+2); next } /^## /{ sub(/^## /, ""); printf "  %-14s %s\n", "", $$0 }' $(MAKEFILE_LIST)
+	@echo
+	@echo 'Variables: GO (go), FUZZTIME (10s), TEST_DATABASE_URL (PostgreSQL tests), CI=true (tests never skip), BENCH_* (see README, Benchmarks).'
+
+## run: Herald on embedded SQLite in development mode: demo employees, demo page, printed commands
 run:
 	$(GO) run -ldflags "$(LDFLAGS)" ./cmd/herald serve --dev
 
-## test: vet, formatting, the race-enabled test suite, and short fuzz runs
-test: vet
+## test: gofmt, go vet, the race-enabled tests (both stream modes), short fuzz runs
+test: vet test-parts
 	$(GO) test -race -count=1 ./...
 	$(GO) test -race -count=1 ./handlers -args -goroutine-streams
 	$(MAKE) fuzz FUZZTIME=5s
+	@$(MAKE) --no-print-directory test-parts
 
-## build: the binary in bin/
+# test-parts says which tests skip here for want of a part, and how to run them.
+test-parts:
+	@if [ -z "$$TEST_DATABASE_URL" ]; then echo "make test: TEST_DATABASE_URL is not set: the PostgreSQL tests skip (e.g. TEST_DATABASE_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'; see README, Development)"; fi
+	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || echo "make test: no Chromium: the browser tests skip (apt-get install chromium)"
+	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || echo "make test: no nginx: the reverse-proxy test skips (apt-get install nginx)"
+
+## build: the binary, bin/herald
 build:
 	$(GO) build -ldflags "$(LDFLAGS)" -o bin/herald ./cmd/herald
 
+## vet: gofmt (lists files to format) and go vet
 vet:
-	@test -z "$$(gofmt -l . | tee /dev/stderr)" || (echo "gofmt: the files above need formatting" && exit 1)
+	@unformatted="$$(gofmt -l .)"; if [ -n "$$unformatted" ]; then echo "$$unformatted" >&2; echo "gofmt: the files above need formatting (gofmt -w FILE)" >&2; exit 1; fi
 	$(GO) vet ./...
 
 FUZZTIME ?= 10s
@@ -39,6 +56,7 @@ fuzz:
 bench:
 	GO=$(GO) cmd/herald-bench/bench.sh
 
+## clean: remove bin/
 clean:
 	rm -rf bin
 

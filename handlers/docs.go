@@ -69,7 +69,7 @@ const docsPage = `<!doctype html>
 </head>
 <body style="margin:0">
 <noscript>This page needs JavaScript. The API document is at <a href="openapi.yaml">openapi.yaml</a> (also as <a href="openapi.json">JSON</a>).</noscript>
-<redoc spec-url="openapi.json" required-props-first="true" expand-responses="200,201,202" path-in-middle-panel="true"></redoc>
+<redoc spec-url="openapi.json" required-props-first="true" expand-responses="200,201,202" path-in-middle-panel="true" json-sample-expand-level="all"></redoc>
 <script src="docs/redoc.standalone.js"></script>
 </body>
 </html>

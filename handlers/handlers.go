@@ -60,6 +60,7 @@ type Handler struct {
 	metrics    *Metrics
 	limits     limiters
 	draining   atomic.Bool
+	readiness  readiness
 	router     chi.Router
 
 	// insecureCookie: session cookies without Secure (--dev).

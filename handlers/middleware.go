@@ -67,8 +67,10 @@ func (h *Handler) accessLog(next http.Handler) http.Handler {
 		sw := &statusWriter{ResponseWriter: w}
 		next.ServeHTTP(sw, r)
 		h.metrics.observe(r, sw.status, time.Since(start).Seconds())
-		level := slog.LevelDebug // one line per request would drown a busy instance's info log
-		if sw.status >= 500 {
+		// One line per request would drown a busy instance's info log; a
+		// failing /readyz, polled by balancers, logs its changes itself.
+		level := slog.LevelDebug
+		if sw.status >= 500 && r.URL.Path != "/readyz" {
 			level = slog.LevelWarn
 		}
 		h.log.LogAttrs(r.Context(), level, "http",

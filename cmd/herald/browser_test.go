@@ -44,10 +44,10 @@ func chromium(t *testing.T) string {
 	return ""
 }
 
-// browser starts headless Chromium for the test and returns its first tab.
-// Each tab's console errors and uncaught exceptions are logged if the test
-// fails.
-func browser(t *testing.T) context.Context {
+// browser starts headless Chromium for the test, with extra options, and
+// returns its first tab. Each tab's console errors and uncaught exceptions
+// are logged if the test fails.
+func browser(t *testing.T, extra ...chromedp.ExecAllocatorOption) context.Context {
 	t.Helper()
 	opts := append(chromedp.DefaultExecAllocatorOptions[:],
 		chromedp.ExecPath(chromium(t)),
@@ -61,6 +61,7 @@ func browser(t *testing.T) context.Context {
 	)
 	// The browser lives as long as the context of its first run: the test,
 	// with a bound so that a hung test does not keep it forever.
+	opts = append(opts, extra...)
 	bound, cancelBound := context.WithTimeout(context.Background(), 3*time.Minute)
 	actx, cancelAlloc := chromedp.NewExecAllocator(bound, opts...)
 	ctx, cancel := chromedp.NewContext(actx)
@@ -389,6 +390,33 @@ func TestBrowserResumesAcrossRestart(t *testing.T) {
 	if n := strings.Count(log, "while away"); n != 1 {
 		t.Fatalf("the log has %q %d times, want once:\n%s", "while away", n, log)
 	}
+}
+
+// TestDemoPageRecoversFromNewSecret: the page's tokens are refused when
+// Herald comes back with another secret (a new database in --dev); the
+// page reloads itself, gets fresh tokens, and is live again.
+func TestDemoPageRecoversFromNewSecret(t *testing.T) {
+	ctx := browser(t)
+	p := startHerald(t, []string{"serve", "--dev"}, "DATABASE_URL=sqlite:"+t.TempDir()+"/one.db")
+	navigate(t, ctx, p.URL+"/")
+	waitText(t, ctx, `document.getElementById("status").textContent`, "Live")
+
+	p.cmd.Process.Signal(os.Interrupt)
+	<-p.exited
+	p.exited <- nil
+	dir := t.TempDir()
+	p2 := startHerald(t, []string{"serve", "--dev"}, "DATABASE_URL=sqlite:"+dir+"/two.db",
+		"HTTP_ADDR="+strings.TrimPrefix(p.URL, "http://"))
+	kept, err := os.ReadFile(dir + "/two.db.jwt-secret")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ana := mintWith(t, "JWT_SECRET="+strings.TrimSpace(string(kept)), "ana")
+	// The page reloads itself: read it without assuming it is there.
+	text := func(id string) string { return `(document.getElementById("` + id + `") || {}).textContent || ""` }
+	waitText(t, ctx, text("status"), "Live")
+	publish(t, p2.URL, ana, toEmployee(1, "after a new secret"))
+	waitText(t, ctx, text("log"), "after a new secret")
 }
 
 // TestDemoPageTwoTabs: the demo page in two tabs shares one stream; what one

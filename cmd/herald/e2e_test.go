@@ -113,11 +113,17 @@ func runCLI(t *testing.T, env []string, args ...string) (string, error) {
 
 func mint(t *testing.T, user string, roles ...string) string {
 	t.Helper()
+	return mintWith(t, "JWT_SECRET="+e2eSecret, user, roles...)
+}
+
+// mintWith mints a token with secret ("JWT_SECRET=…").
+func mintWith(t *testing.T, secret, user string, roles ...string) string {
+	t.Helper()
 	args := []string{"token", "--user", user, "--ttl", "10m"}
 	for _, r := range roles {
 		args = append(args, "--role", r)
 	}
-	out, err := runCLI(t, []string{"JWT_SECRET=" + e2eSecret}, args...)
+	out, err := runCLI(t, []string{secret}, args...)
 	if err != nil {
 		t.Fatalf("herald token: %v %s", err, out)
 	}
@@ -288,5 +294,70 @@ func TestSendCommand(t *testing.T) {
 	}
 	if m := s.MustNext(t, 10*time.Second); !strings.Contains(m.Data, "From the CLI") {
 		t.Fatalf("stream got %+v", m)
+	}
+}
+
+// TestDevSecretSurvivesRestart: --dev without JWT_SECRET keeps its generated
+// secret beside the database (mode 0600), so a token printed at one start
+// works after a restart, and the banner's commands run as printed.
+func TestDevSecretSurvivesRestart(t *testing.T) {
+	dir := t.TempDir()
+	db := "DATABASE_URL=sqlite:" + filepath.Join(dir, "dev.db")
+	p := startHerald(t, []string{"serve", "--dev"}, db)
+	banner := waitBanner(t, p)
+	fi, err := os.Stat(filepath.Join(dir, "dev.db.jwt-secret"))
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("secret file: %v %v, want mode 0600", fi, err)
+	}
+	ben := regexp.MustCompile(`Bearer ([A-Za-z0-9_.-]+)`).FindAllStringSubmatch(banner, -1)[0][1]
+
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	if err := <-p.exited; err != nil {
+		t.Fatalf("exit: %v", err)
+	}
+	p.exited <- nil
+	p2 := startHerald(t, []string{"serve", "--dev"}, db)
+	banner = waitBanner(t, p2)
+	s := heraldtest.MustOpenStream(t, p2.URL+"/events", ben) // a token of the first start
+
+	// Every printed command that publishes or mints runs as printed.
+	for _, line := range strings.Split(banner, "\n") {
+		if !strings.HasPrefix(line, "curl -X POST") && !strings.Contains(line, " send ") && !strings.Contains(line, " token ") {
+			continue
+		}
+		if _, err := exec.LookPath("curl"); err != nil && strings.HasPrefix(line, "curl") {
+			t.Logf("no curl here: not running %q", line)
+			continue
+		}
+		out, err := exec.Command("sh", "-c", line).CombinedOutput()
+		if err != nil {
+			t.Fatalf("the banner's %q: %v\n%s", line, err, out)
+		}
+	}
+	for want := range strings.SplitSeq("Hello Ben,Hello again", ",") {
+		if _, err := exec.LookPath("curl"); err != nil && want == "Hello Ben" {
+			continue
+		}
+		if m := s.MustNext(t, 10*time.Second); !strings.Contains(m.Data, want) {
+			t.Fatalf("ben's stream got %+v, want %q", m, want)
+		}
+	}
+}
+
+// waitBanner returns --dev's banner once it is printed.
+func waitBanner(t *testing.T, p *proc) string {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		p.mu.Lock()
+		banner := p.stdout.String()
+		p.mu.Unlock()
+		if strings.Contains(banner, " token ") {
+			return banner
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no banner:\n%s", banner)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }

@@ -20,7 +20,7 @@ var version = ""
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := run(ctx, os.Args[1:], os.Getenv, os.Stdin, os.Stdout, os.Stderr)
+	err := run(ctx, os.Args[1:], env{getenv: os.Getenv, stdin: os.Stdin, stdout: os.Stdout, stderr: os.Stderr})
 	stop()
 	if err != nil && !errors.Is(err, flag.ErrHelp) {
 		fmt.Fprintln(os.Stderr, "herald:", err)
@@ -28,49 +28,45 @@ func main() {
 	}
 }
 
-const usage = `Usage: herald [command] [flags]
-
-Commands:
-  serve       run the service (default)
-  migrate     apply database migrations and exit
-  token       mint an HS256 token (needs JWT_SECRET)
-  send        publish a notification through a running Herald
-  employees   list, put, delete or import directory entries
-  version     print the version
-
-Run "herald COMMAND -h" for a command's flags.
-`
+// env is the process as a command sees it.
+type env struct {
+	getenv func(string) string
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
 
 // run is the whole program; main only wires the process to it.
-func run(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	cmd := "serve"
-	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
-		cmd, args = args[0], args[1:]
+func run(ctx context.Context, args []string, e env) error {
+	if len(args) == 0 {
+		return commands()[0].exec(ctx, e, nil)
 	}
-	switch cmd {
-	case "serve":
-		cfg, err := loadConfig(args, getenv, stderr)
-		if err != nil {
-			return err
+	switch args[0] {
+	case "-h", "-help", "--help":
+		printUsage(e.stdout)
+		return flag.ErrHelp
+	case "help":
+		return helpCmd(ctx, e, args[1:])
+	}
+	if args[0][0] == '-' { // herald --dev: serve's flags
+		return commands()[0].exec(ctx, e, args)
+	}
+	for _, c := range commands() {
+		if c.name == args[0] {
+			return c.exec(ctx, e, args[1:])
 		}
-		return serve(ctx, cfg, stdout, stderr)
-	case "migrate":
-		return migrateCmd(ctx, args, getenv, stdout, stderr)
-	case "token":
-		return tokenCmd(args, getenv, stdout, stderr)
-	case "send":
-		return sendCmd(ctx, args, getenv, stdout, stderr)
-	case "employees":
-		return employeesCmd(ctx, args, getenv, stdin, stdout, stderr)
-	case "version":
-		fmt.Fprintln(stdout, "herald", buildVersion())
-		return nil
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return nil
 	}
-	fmt.Fprint(stderr, usage)
-	return fmt.Errorf("unknown command %q", cmd)
+	printUsage(e.stderr)
+	return fmt.Errorf("unknown command %q (the commands are listed above)", args[0])
+}
+
+// helpCmd serves "herald help [COMMAND [SUBCOMMAND]]".
+func helpCmd(ctx context.Context, e env, args []string) error {
+	if len(args) == 0 {
+		printUsage(e.stdout)
+		return flag.ErrHelp
+	}
+	return run(ctx, append(args, "-h"), e)
 }
 
 func buildVersion() string {

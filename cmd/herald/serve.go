@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/corp/herald/auth"
@@ -17,12 +22,40 @@ import (
 	"github.com/corp/herald/sse"
 	"github.com/corp/herald/store"
 	"github.com/corp/herald/store/postgres"
-	"github.com/corp/herald/store/sqlite"
 )
 
 // shutdownTimeout bounds a graceful stop (SIGTERM): in-flight publishes
 // finish, streams are closed so clients reconnect elsewhere.
 const shutdownTimeout = 10 * time.Second
+
+// maxHTTP2Streams is how many streams one HTTP/2 connection may carry at
+// once. A browser needs a few; a proxy speaking h2c to Herald carries many
+// browsers' streams on each connection (it opens another beyond this).
+const maxHTTP2Streams = 1000
+
+func serveCommand() *command {
+	return &command{
+		name: "serve", summary: "run the service (the default command)",
+		usage: "herald [serve] [flags]",
+		about: `Runs Herald. Each setting comes from its environment variable or its flag (a
+flag wins over the environment); the list below gives both, with defaults.
+Herald refuses to start, naming what to set, when neither JWT_SECRET nor
+Azure AD is configured, unless --dev is given.`,
+		example: `go run ./cmd/herald serve --dev      # what make run does: demo employees, demo page, printed commands
+JWT_SECRET="$(openssl rand -base64 32)" DATABASE_URL=sqlite:/var/lib/herald/herald.db herald serve
+herald serve --http-addr :8443 --tls-cert-file cert.pem --tls-key-file key.pem --jwt-secret "$JWT_SECRET"`,
+		run: serveCmd,
+	}
+}
+
+func serveCmd(ctx context.Context, c *command, e env, args []string) error {
+	fs := c.flagSet()
+	cfg, err := loadConfig(fs, args, e.getenv, func(fs *flag.FlagSet, args []string) error { return c.parse(e, fs, args) })
+	if err != nil {
+		return err
+	}
+	return serve(ctx, cfg, e.stdout, e.stderr)
+}
 
 func newLogger(cfg config, w io.Writer) *slog.Logger {
 	opts := &slog.HandlerOptions{Level: cfg.LogLevel}
@@ -32,55 +65,185 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	return slog.New(slog.NewTextHandler(w, opts))
 }
 
-// openStore opens the store a DATABASE_URL names; pgOpts configure a
-// PostgreSQL store.
-func openStore(ctx context.Context, dsn string, pgOpts ...postgres.Option) (store.Store, error) {
-	switch {
-	case strings.HasPrefix(dsn, "sqlite:"):
-		return sqlite.Open(ctx, dsn)
-	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
-		return postgres.Open(ctx, dsn, pgOpts...)
-	}
-	return nil, fmt.Errorf("DATABASE_URL: unsupported scheme in %q", dsn)
-}
-
 // serve runs Herald until ctx ends, then shuts down gracefully.
 func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	log := newLogger(cfg, stderr)
-	if cfg.Dev && cfg.JWTSecret == "" {
-		cfg.JWTSecret = randomSecret()
+	// Bind first: a busy address stops the start before anything is
+	// created or migrated.
+	ln, err := listen(cfg.HTTPAddr, "HTTP_ADDR")
+	if err != nil {
+		return err
+	}
+	defer ln.Close()
+	var tlsConfig *tls.Config
+	if cfg.TLSCertFile != "" {
+		if tlsConfig, err = newTLSConfig(cfg.TLSCertFile, cfg.TLSKeyFile, log); err != nil {
+			return err
+		}
+	}
+	if cfg.DebugAddr != "" {
+		dln, err := listen(cfg.DebugAddr, "DEBUG_ADDR")
+		if err != nil {
+			return err
+		}
+		defer serveDebug(dln, log)()
+	}
+	if cfg.Dev {
+		if err := prepareDev(&cfg, ln.Addr(), log); err != nil {
+			return err
+		}
 	}
 	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < auth.MinSecretBytes {
 		log.Warn("JWT_SECRET is shorter than 32 bytes; HS256 wants at least 256 bits")
 	}
 	// PostgreSQL unreachable at start: serve (503, /readyz not ready) and
 	// keep trying, rather than exit.
-	st, err := openStore(ctx, cfg.DatabaseURL, postgres.WithLogger(log), postgres.WithRetryStart())
+	st, err := openStore(ctx, cfg.DatabaseURL, log, postgres.WithRetryStart())
 	if err != nil {
 		return err
 	}
 	defer st.Close()
 
-	var demo *handlers.Demo
-	if cfg.Dev {
-		if demo, err = seedDemo(ctx, st, []byte(cfg.JWTSecret)); err != nil {
-			return err
-		}
-	}
-	hub := sse.NewHub(sse.WithHeartbeat(cfg.Heartbeat), sse.WithGoroutines(cfg.GoroutineStreams),
-		sse.WithMaxInstanceStreams(cfg.MaxStreams), sse.WithMaxAge(cfg.MaxStreamAge),
-		sse.WithSource(handlers.Source{Store: st}), sse.WithLogger(log.With("component", "streams")))
-	azure, err := startAzure(cfg, log)
+	app, err := wire(ctx, cfg, st, log)
 	if err != nil {
 		return err
+	}
+	defer app.close()
+	defer app.background(st, log)() // stopped after the HTTP server
+
+	// Accept requests once the listener is up, so the first publishes reach
+	// the first streams; a store that is down at start does not block it
+	// (readyz says so, and streams catch up).
+	waitReady(ctx, st, 10*time.Second, log)
+
+	srv := newServer(cfg, app.handler, tlsConfig, log)
+	log.Info("listening", "addr", ln.Addr().String(), "store", storeKind(cfg.DatabaseURL), "protocols", srv.Protocols.String(), "version", buildVersion())
+	if cfg.Dev {
+		printDevBanner(stdout, cfg, ln.Addr(), tlsConfig != nil, app.demo)
+	}
+	return serveUntil(ctx, srv, ln, app, log)
+}
+
+// serveUntil serves on ln until ctx ends, then shuts down gracefully.
+func serveUntil(ctx context.Context, srv *http.Server, ln net.Listener, app *app, log *slog.Logger) error {
+	served := make(chan error, 1)
+	go func() {
+		if srv.TLSConfig != nil {
+			served <- srv.ServeTLS(ln, "", "")
+		} else {
+			served <- srv.Serve(ln)
+		}
+	}()
+	select {
+	case err := <-served:
+		return fmt.Errorf("http server: %w", err)
+	case <-ctx.Done():
+	}
+	shutdown(srv, app, log)
+	return nil
+}
+
+// listen binds addr; its errors name the variable that set it and what to do.
+func listen(addr, variable string) (net.Listener, error) {
+	ln, err := net.Listen("tcp", addr)
+	if err == nil {
+		return ln, nil
+	}
+	flagName := "--" + strings.ToLower(strings.ReplaceAll(variable, "_", "-"))
+	hint := ""
+	switch {
+	case errors.Is(err, syscall.EADDRINUSE):
+		host, port, _ := net.SplitHostPort(addr)
+		next, _ := strconv.Atoi(port)
+		hint = fmt.Sprintf(": another process listens there; stop it, or set %s (or %s) to a free address, e.g. %s=%s",
+			variable, flagName, variable, net.JoinHostPort(host, strconv.Itoa(next+1)))
+	case errors.Is(err, syscall.EACCES):
+		hint = fmt.Sprintf(": ports below 1024 need privileges; set %s to a higher port, e.g. :3000", variable)
+	case errors.Is(err, syscall.EADDRNOTAVAIL):
+		hint = fmt.Sprintf(": this machine has no such address; set %s to one of its addresses, or :PORT for all", variable)
+	}
+	return nil, fmt.Errorf("%s=%s: cannot listen: %w%s", variable, addr, err, hint)
+}
+
+// newServer returns the HTTP server: HTTP/1.1 always, HTTP/2 over TLS, and
+// cleartext HTTP/2 (h2c) when H2C is on.
+func newServer(cfg config, h http.Handler, tlsConfig *tls.Config, log *slog.Logger) *http.Server {
+	var p http.Protocols
+	p.SetHTTP1(true)
+	switch {
+	case tlsConfig != nil:
+		p.SetHTTP2(true)
+	case cfg.H2C:
+		p.SetUnencryptedHTTP2(true)
+	}
+	return &http.Server{
+		Handler:           h,
+		Protocols:         &p,
+		TLSConfig:         tlsConfig,
+		HTTP2:             &http.HTTP2Config{MaxConcurrentStreams: maxHTTP2Streams},
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+		// No ReadTimeout/WriteTimeout: they would cut streams. Streams set a
+		// deadline per write; REST bodies get a per-request read deadline.
+	}
+}
+
+// shutdown stops srv and app gracefully (SIGTERM): not ready, no new
+// connections, streams closed, in-flight requests finished.
+func shutdown(srv *http.Server, app *app, log *slog.Logger) {
+	log.Info("shutting down")
+	app.handler.Drain()
+	ctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+	defer cancel()
+	// Shutdown stops accepting and waits for in-flight requests; streams
+	// never finish by themselves, so the hub ends them (clients reconnect
+	// elsewhere and replay).
+	shut := make(chan error, 1)
+	go func() { shut <- srv.Shutdown(ctx) }()
+	app.hub.Close()
+	if err := <-shut; err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+		srv.Close()
+	}
+	if err := app.handler.Shutdown(ctx); err != nil {
+		log.Warn("shutdown incomplete", "err", err)
+	}
+	log.Info("stopped")
+}
+
+// app is what serve wires between the store and the HTTP server.
+type app struct {
+	hub     *sse.Hub
+	authn   *auth.Authenticator
+	handler *handlers.Handler
+	demo    *handlers.Demo
+	close   func()
+}
+
+// wire builds the hub, the authenticator and the handlers on st.
+func wire(ctx context.Context, cfg config, st store.Store, log *slog.Logger) (*app, error) {
+	a := &app{close: func() {}}
+	a.hub = sse.NewHub(sse.WithHeartbeat(cfg.Heartbeat), sse.WithGoroutines(cfg.GoroutineStreams),
+		sse.WithMaxInstanceStreams(cfg.MaxStreams), sse.WithMaxAge(cfg.MaxStreamAge),
+		sse.WithSource(handlers.Source{Store: st}), sse.WithLogger(log.With("component", "streams")))
+	if cfg.Dev {
+		var err error
+		if a.demo, err = seedDemo(ctx, st, []byte(cfg.JWTSecret)); err != nil {
+			return nil, err
+		}
+	}
+	azure, err := startAzure(cfg, log)
+	if err != nil {
+		return nil, err
 	}
 	var external auth.TokenVerifier
 	var ready func(context.Context) error
 	if azure != nil {
-		defer azure.Close() // stops the key loader and background refresh
+		a.close = azure.Close // stops the key loader and background refresh
 		external, ready = azure, azure.Ready
 	}
-	authn, err := auth.New(auth.Config{
+	a.authn, err = auth.New(auth.Config{
 		Secret:         []byte(cfg.JWTSecret),
 		External:       external,
 		Cookie:         cfg.TokenCookie,
@@ -89,95 +252,54 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 		Directory:      st,
 	})
 	if err != nil {
-		return err
+		a.close()
+		return nil, err
 	}
-	h := handlers.New(handlers.Config{
-		Store: st, Hub: hub, Auth: authn, Logger: log,
+	a.handler = handlers.New(handlers.Config{
+		Store: st, Hub: a.hub, Auth: a.authn, Logger: log,
 		Origins: cfg.FrontendURLs,
-		OpenAPI: openapi.YAML, Demo: demo,
+		OpenAPI: openapi.YAML, Demo: a.demo,
 		Ready: ready, InsecureCookie: cfg.Dev,
 		Limits: handlers.Limits{
 			Publish: cfg.PublishRate, Connect: cfg.ConnectRate, State: cfg.StateRate,
 			TrustedProxies: cfg.TrustedProxies,
 		},
 	})
+	return a, nil
+}
 
-	// The listener goroutine hands committed notifications to the hub; it
-	// ends when listenCtx does, after the HTTP server has stopped.
-	listenCtx, stopListening := context.WithCancel(context.Background())
+// background starts what runs beside the HTTP server: the store's
+// listener, which hands committed notifications to the hub, and the memory
+// compactor. The returned function ends them and waits.
+func (a *app) background(st store.Store, log *slog.Logger) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		if err := st.Listen(listenCtx, handlers.NewFanout(hub, authn, log)); err != nil {
+	wg.Go(func() {
+		if err := st.Listen(ctx, startSink{Fanout: handlers.NewFanout(a.hub, a.authn, log), hub: a.hub}); err != nil {
 			log.Error("store listener stopped", "err", err)
 		}
-	}()
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		compactAfterBursts(listenCtx, defaultBurstPolicy, func() int { n, _ := hub.Stats(); return n }, log)
-	}()
-	defer func() {
-		stopListening()
+	})
+	wg.Go(func() {
+		compactAfterBursts(ctx, defaultBurstPolicy, func() int { n, _ := a.hub.Stats(); return n }, log)
+	})
+	return func() {
+		cancel()
 		wg.Wait()
-	}()
+	}
+}
 
-	// Accept requests once the listener is up, so the first publishes reach
-	// the first streams; a store that is down at start does not block it
-	// (readyz says so, and streams catch up).
-	waitReady(ctx, st, 10*time.Second, log)
+// startSink is the store's sink with one difference: a resync with no
+// stream open does nothing. The first LISTEN of every start resyncs, and
+// with nobody connected there is nothing to catch up (or to log).
+type startSink struct {
+	*handlers.Fanout
+	hub *sse.Hub
+}
 
-	ln, err := net.Listen("tcp", cfg.HTTPAddr)
-	if err != nil {
-		return fmt.Errorf("listen on %s: %w", cfg.HTTPAddr, err)
+func (s startSink) Resync() {
+	if n, _ := s.hub.Stats(); n > 0 {
+		s.Fanout.Resync()
 	}
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
-		// No ReadTimeout/WriteTimeout: they would cut streams. Streams set a
-		// deadline per write; REST bodies get a per-request read deadline.
-	}
-	log.Info("listening", "addr", ln.Addr().String(), "store", storeKind(cfg.DatabaseURL), "version", buildVersion())
-	if cfg.Dev {
-		printDevBanner(stdout, ln.Addr().String(), cfg.JWTSecret, demo)
-	}
-	served := make(chan error, 1)
-	go func() { served <- srv.Serve(ln) }()
-	if cfg.DebugAddr != "" {
-		stopDebug, err := serveDebug(cfg.DebugAddr, log)
-		if err != nil {
-			return err
-		}
-		defer stopDebug()
-	}
-
-	select {
-	case err := <-served:
-		return fmt.Errorf("http server: %w", err)
-	case <-ctx.Done():
-	}
-	log.Info("shutting down")
-	h.Drain()
-	shutdownCtx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-	defer cancel()
-	// Shutdown stops accepting and waits for in-flight requests; streams
-	// never finish by themselves, so the hub ends them (clients reconnect
-	// elsewhere and replay).
-	shut := make(chan error, 1)
-	go func() { shut <- srv.Shutdown(shutdownCtx) }()
-	hub.Close()
-	if err := <-shut; err != nil {
-		log.Warn("shutdown incomplete", "err", err)
-		srv.Close()
-	}
-	if err := h.Shutdown(shutdownCtx); err != nil {
-		log.Warn("shutdown incomplete", "err", err)
-	}
-	log.Info("stopped")
-	return nil
 }
 
 // startAzure starts the Azure AD verifier when AZURE_ISSUER_BASE_URL is set

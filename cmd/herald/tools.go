@@ -3,320 +3,248 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	"github.com/corp/herald/auth"
-	"github.com/corp/herald/store"
 )
 
-func envOr(getenv func(string) string, key, def string) string {
-	if v := getenv(key); v != "" {
-		return v
-	}
-	return def
-}
-
-// listFlag collects a repeatable flag.
+// listFlag collects a repeatable flag; commas separate several values too.
 type listFlag []string
 
 func (l *listFlag) String() string     { return strings.Join(*l, ",") }
 func (l *listFlag) Set(v string) error { *l = append(*l, splitList(v)...); return nil }
 
-// migrateCmd applies the embedded migrations to DATABASE_URL.
-func migrateCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("herald migrate", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dsn := fs.String("database-url", envOr(getenv, "DATABASE_URL", "sqlite:herald.db"), "database to migrate ($DATABASE_URL)")
-	if err := fs.Parse(args); err != nil {
+func migrateCommand() *command {
+	return &command{
+		name: "migrate", summary: "apply database migrations and exit",
+		usage: "herald migrate [--database-url URL]",
+		about: `Applies the embedded schema migrations to DATABASE_URL and exits. herald serve
+does this at start too; run it alone to migrate before a deploy. On PostgreSQL
+an advisory lock makes instances that migrate at once take turns.`,
+		example: `DATABASE_URL='postgres://herald@db.internal:5432/herald?sslmode=require' herald migrate`,
+		run:     migrateCmd,
+	}
+}
+
+func migrateCmd(ctx context.Context, c *command, e env, args []string) error {
+	fs := c.flagSet()
+	cfg, err := c.parseConfig(e, fs, args)
+	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, *dsn)
+	if err := c.noArgs(fs); err != nil {
+		return err
+	}
+	st, err := openStore(ctx, cfg.DatabaseURL, nil)
 	if err != nil {
 		return err
 	}
 	defer st.Close()
-	fmt.Fprintln(stdout, "migrations applied to", storeKind(*dsn), "store")
+	fmt.Fprintf(e.stdout, "migrations applied to %s\n", describeDatabase(cfg.DatabaseURL))
 	return nil
 }
 
-// tokenCmd mints an HS256 token with JWT_SECRET.
-func tokenCmd(args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("herald token", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	user := fs.String("user", "", "the user claim: a username or email of the directory (required)")
-	name := fs.String("name", "", "the name claim")
-	ttl := fs.Duration("ttl", time.Hour, "lifetime")
-	secret := fs.String("secret", getenv("JWT_SECRET"), "signing secret ($JWT_SECRET)")
+func tokenCommand() *command {
+	return &command{
+		name: "token", summary: "mint an HS256 token signed with JWT_SECRET",
+		usage: "herald token --user LOGIN [--role ROLE]... [--name NAME] [--ttl DURATION]",
+		about: `Prints an HS256 token that a Herald with the same JWT_SECRET accepts, as a
+bearer token or in the token cookie. --user is a username or email of the
+directory. A role listed in the server's PUBLISHER_ROLES lets the token
+publish; a --user that names nobody but holds such a role is a service
+(it publishes and opens no streams).`,
+		example: `export JWT_SECRET="$(cat herald.db.jwt-secret)"   # the server's secret; this file is what --dev made
+herald token --user ben                          # ben opens streams and reads his inbox
+herald token --user billing --role service       # a service that publishes
+curl -N -H "Authorization: Bearer $(herald token --user ben)" http://localhost:3000/events`,
+		run: tokenCmd,
+	}
+}
+
+func tokenCmd(_ context.Context, c *command, e env, args []string) error {
+	fs := c.flagSet()
+	user := fs.String("user", "", "the `LOGIN` (user claim): a username or email of the directory; required")
+	name := fs.String("name", "", "the `NAME` claim, shown to people")
+	ttl := fs.Duration("ttl", time.Hour, "how long the token is valid")
 	var roles listFlag
-	fs.Var(&roles, "role", "a role (rol claim); repeat or comma-separate for several")
-	if err := fs.Parse(args); err != nil {
+	fs.Var(&roles, "role", "a `ROLE` (rol claim); repeat it or separate roles with commas")
+	cfg, err := c.parseConfig(e, fs, args)
+	if err != nil {
+		return err
+	}
+	if err := c.noArgs(fs); err != nil {
 		return err
 	}
 	if *user == "" {
-		return errors.New("token: --user is required")
+		return errors.New("token: --user is required (a username or email of the directory, e.g. --user ben)")
 	}
-	if *secret == "" {
-		return errors.New("token: set JWT_SECRET (or --secret) to the server's secret")
+	if cfg.JWTSecret == "" {
+		return errors.New("token: set JWT_SECRET (or --jwt-secret) to the server's secret")
 	}
-	tok, err := auth.MintHS256([]byte(*secret), auth.TokenSpec{User: *user, Name: *name, Roles: roles, TTL: *ttl}, time.Now())
+	if *ttl <= 0 {
+		return fmt.Errorf("token: --ttl %s: give a positive duration, e.g. 1h", *ttl)
+	}
+	tok, err := auth.MintHS256([]byte(cfg.JWTSecret), auth.TokenSpec{User: *user, Name: *name, Roles: roles, TTL: *ttl}, time.Now())
 	if err != nil {
-		return err
+		return fmt.Errorf("token: %w", err)
 	}
-	fmt.Fprintln(stdout, tok)
+	fmt.Fprintln(e.stdout, tok)
 	return nil
 }
 
-// sendCmd publishes through a running Herald's API, as a service would.
-func sendCmd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("herald send", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	base := fs.String("url", envOr(getenv, "HERALD_URL", "http://localhost:3000"), "Herald's base URL ($HERALD_URL)")
-	token := fs.String("token", getenv("HERALD_TOKEN"), "bearer token ($HERALD_TOKEN); default: a service token minted with JWT_SECRET")
-	var employees, emails, roles listFlag
-	fs.Var(&employees, "employee", "target employee ID (repeatable)")
-	fs.Var(&emails, "email", "target email (repeatable)")
-	fs.Var(&roles, "role", "target role (repeatable)")
-	all := fs.Bool("all", false, "target everyone")
-	typ := fs.String("type", "message", "notification type")
-	title := fs.String("title", "", "title (required)")
-	body := fs.String("body", "", "body")
-	data := fs.String("data", "", "data: a JSON object")
-	ephemeral := fs.Bool("ephemeral", false, "do not store: deliver to open streams only")
-	event := fs.String("event", "", "SSE event name of an ephemeral message")
-	idem := fs.String("idempotency-key", "", "Idempotency-Key header")
-	if err := fs.Parse(args); err != nil {
+func sendCommand() *command {
+	return &command{
+		name: "send", summary: "publish a notification through a running Herald",
+		usage: "herald send --title TEXT (--employee ID | --email ADDR | --role ROLE | --all)... [flags]",
+		about: `Publishes a notification with POST /notifications, as a service would, and
+prints Herald's answer. The token is HERALD_TOKEN (--token), else a
+five-minute service token minted with JWT_SECRET and the first of
+PUBLISHER_ROLES. Targets may be combined and repeated.`,
+		example: `export HERALD_URL=http://localhost:3000 JWT_SECRET="$(cat herald.db.jwt-secret)"   # the server's secret
+herald send --employee 2 --title 'Hello Ben' --data '{"from":"ana"}'
+herald send --role admin --title 'Deploy at 18:00' --idempotency-key deploy-1800
+herald send --all --ephemeral --event typing --title 'ana is typing'`,
+		run: sendCmd,
+	}
+}
+
+// sendFlags are herald send's own flags.
+type sendFlags struct {
+	employees, emails, roles listFlag
+	all, ephemeral           bool
+	typ, title, body, data   string
+	event, idempotencyKey    string
+}
+
+func sendCmd(ctx context.Context, c *command, e env, args []string) error {
+	fs := c.flagSet()
+	var f sendFlags
+	fs.Var(&f.employees, "employee", "a target employee `ID` (repeatable)")
+	fs.Var(&f.emails, "email", "a target employee's `EMAIL` (repeatable)")
+	fs.Var(&f.roles, "role", "a target `ROLE`: everyone who holds it (repeatable)")
+	fs.BoolVar(&f.all, "all", false, "target everyone")
+	fs.StringVar(&f.typ, "type", "message", "the notification's `TYPE`, [a-z0-9_.-]")
+	fs.StringVar(&f.title, "title", "", "the `TEXT` of the title; required")
+	fs.StringVar(&f.body, "body", "", "the body `TEXT`")
+	fs.StringVar(&f.data, "data", "", "a `JSON` object for the receiving app, e.g. '{\"id\":7}'")
+	fs.BoolVar(&f.ephemeral, "ephemeral", false, "do not store: deliver to open streams only")
+	fs.StringVar(&f.event, "event", "", "the SSE event `NAME` of an ephemeral message")
+	fs.StringVar(&f.idempotencyKey, "idempotency-key", "", "the Idempotency-Key header: a retry with the same `KEY` creates nothing")
+	cfg, err := c.parseConfig(e, fs, args)
+	if err != nil {
 		return err
 	}
-	if *token == "" {
-		secret := getenv("JWT_SECRET")
-		if secret == "" {
-			return errors.New("send: set --token (or HERALD_TOKEN), or JWT_SECRET to mint a service token")
-		}
-		role := "service"
-		if r := splitList(envOr(getenv, "PUBLISHER_ROLES", "service")); len(r) > 0 {
-			role = r[0]
-		}
-		t, err := auth.MintHS256([]byte(secret), auth.TokenSpec{User: "herald-cli", Roles: []string{role}, TTL: 5 * time.Minute}, time.Now())
-		if err != nil {
-			return err
-		}
-		*token = t
+	if err := c.noArgs(fs); err != nil {
+		return err
 	}
-	req := map[string]any{"type": *typ, "title": *title}
-	to := map[string]any{}
-	if len(employees) > 0 {
-		ids := make([]int64, 0, len(employees))
-		for _, e := range employees {
-			id, err := strconv.ParseInt(e, 10, 64)
-			if err != nil {
-				return fmt.Errorf("send: --employee %q is not an ID", e)
-			}
-			ids = append(ids, id)
-		}
-		to["employees"] = ids
-	}
-	if len(emails) > 0 {
-		to["emails"] = emails
-	}
-	if len(roles) > 0 {
-		to["roles"] = roles
-	}
-	if *all {
-		to["all"] = true
-	}
-	req["to"] = to
-	if *body != "" {
-		req["body"] = *body
-	}
-	if *data != "" {
-		req["data"] = json.RawMessage(*data)
-	}
-	if *ephemeral {
-		req["persist"] = false
-		if *event != "" {
-			req["event"] = *event
-		}
-	}
-	payload, err := json.Marshal(req)
+	payload, err := f.request()
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
+	}
+	token := cfg.HeraldToken
+	if token == "" {
+		if token, err = serviceToken(cfg); err != nil {
+			return err
+		}
 	}
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, strings.TrimSuffix(*base, "/")+"/notifications", bytes.NewReader(payload))
-	if err != nil {
-		return err
-	}
-	hr.Header.Set("Content-Type", "application/json")
-	hr.Header.Set("Authorization", "Bearer "+*token)
-	if *idem != "" {
-		hr.Header.Set("Idempotency-Key", *idem)
-	}
-	resp, err := http.DefaultClient.Do(hr)
+	url := strings.TrimSuffix(cfg.HeraldURL, "/") + "/notifications"
+	hr, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(payload))
 	if err != nil {
 		return fmt.Errorf("send: %w", err)
 	}
+	hr.Header.Set("Content-Type", "application/json")
+	hr.Header.Set("Authorization", "Bearer "+token)
+	if f.idempotencyKey != "" {
+		hr.Header.Set("Idempotency-Key", f.idempotencyKey)
+	}
+	resp, err := http.DefaultClient.Do(hr)
+	if err != nil {
+		return fmt.Errorf("send: %w (is Herald running at %s? set HERALD_URL or --url)", err, cfg.HeraldURL)
+	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	fmt.Fprint(stdout, string(out))
+	fmt.Fprint(e.stdout, string(out))
 	if resp.StatusCode >= 300 {
 		return fmt.Errorf("send: %s", resp.Status)
 	}
 	return nil
 }
 
-// employeesCmd manages the directory directly in DATABASE_URL. A running
-// instance sees the change when its lookup cache expires (30 s); the HTTP
-// API (PUT/DELETE /employees/{id}) takes effect at once.
-func employeesCmd(ctx context.Context, args []string, getenv func(string) string, stdin io.Reader, stdout, stderr io.Writer) error {
-	const help = "usage: herald employees list|put|delete|import [flags]"
-	if len(args) == 0 {
-		return errors.New(help)
+// request checks the flags and builds the publish body.
+func (f *sendFlags) request() ([]byte, error) {
+	if f.title == "" {
+		return nil, errors.New("--title is required")
 	}
-	sub, args := args[0], args[1:]
-	fs := flag.NewFlagSet("herald employees "+sub, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	dsn := fs.String("database-url", envOr(getenv, "DATABASE_URL", "sqlite:herald.db"), "database ($DATABASE_URL)")
-	var (
-		id                    = fs.Int64("id", 0, "employee ID (put, delete)")
-		email, username, name = fs.String("email", "", "email (put)"), fs.String("username", "", "username (put)"), fs.String("name", "", "name (put)")
-		roles                 listFlag
-	)
-	fs.Var(&roles, "roles", "comma-separated roles (put)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	st, err := openStore(ctx, *dsn)
-	if err != nil {
-		return err
-	}
-	defer st.Close()
-	switch sub {
-	case "list":
-		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-		fmt.Fprintln(tw, "ID\tEMAIL\tUSERNAME\tNAME\tROLES")
-		for after := int64(0); ; {
-			page, err := st.Employees(ctx, after, 500)
-			if err != nil {
-				return err
+	to := map[string]any{}
+	if len(f.employees) > 0 {
+		ids := make([]int64, 0, len(f.employees))
+		for _, s := range f.employees {
+			id, err := strconv.ParseInt(s, 10, 64)
+			if err != nil || id <= 0 {
+				return nil, fmt.Errorf("--employee %q is not an employee ID (a positive whole number)", s)
 			}
-			for _, e := range page {
-				fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\n", e.ID, e.Email, e.Username, e.Name, strings.Join(e.Roles, ","))
-			}
-			if len(page) < 500 {
-				break
-			}
-			after = page[len(page)-1].ID
+			ids = append(ids, id)
 		}
-		return tw.Flush()
-	case "put":
-		if *id <= 0 || (*email == "" && *username == "") {
-			return errors.New("employees put: --id and --email or --username are required")
-		}
-		e, created, err := st.PutEmployee(ctx, store.Employee{ID: *id, Email: *email, Username: *username, Name: *name, Roles: roles})
-		if err != nil {
-			return err
-		}
-		verb := "updated"
-		if created {
-			verb = "created"
-		}
-		fmt.Fprintf(stdout, "%s employee %d (%s)\n", verb, e.ID, firstNonEmpty(e.Username, e.Email))
-		return nil
-	case "delete":
-		if *id <= 0 {
-			return errors.New("employees delete: --id is required")
-		}
-		if err := st.DeleteEmployee(ctx, *id); err != nil {
-			return err
-		}
-		fmt.Fprintf(stdout, "deleted employee %d\n", *id)
-		return nil
-	case "import":
-		return importEmployees(ctx, st, fs.Args(), stdin, stdout)
+		to["employees"] = ids
 	}
-	return errors.New(help)
+	if len(f.emails) > 0 {
+		to["emails"] = f.emails
+	}
+	if len(f.roles) > 0 {
+		to["roles"] = f.roles
+	}
+	if f.all {
+		to["all"] = true
+	}
+	if len(to) == 0 {
+		return nil, errors.New("no target: give --employee, --email, --role or --all")
+	}
+	req := map[string]any{"to": to, "type": f.typ, "title": f.title}
+	if f.body != "" {
+		req["body"] = f.body
+	}
+	if f.data != "" {
+		const hint = `give a JSON object, quoted for the shell: --data '{"request_id":481}'`
+		if !json.Valid([]byte(f.data)) {
+			return nil, fmt.Errorf("--data %q is not JSON: %s", f.data, hint)
+		}
+		if d := bytes.TrimSpace([]byte(f.data)); d[0] != '{' {
+			return nil, fmt.Errorf("--data %q is JSON but not an object: %s", f.data, hint)
+		}
+		req["data"] = json.RawMessage(f.data)
+	}
+	if f.ephemeral {
+		req["persist"] = false
+		if f.event != "" {
+			req["event"] = f.event
+		}
+	} else if f.event != "" {
+		return nil, errors.New("--event names an ephemeral message's event: add --ephemeral")
+	}
+	return json.Marshal(req)
 }
 
-// importEmployees reads CSV with a header row naming columns id, email,
-// username, name, roles (roles separated by ';'), and puts each row.
-func importEmployees(ctx context.Context, st store.Store, args []string, stdin io.Reader, stdout io.Writer) error {
-	if len(args) != 1 {
-		return errors.New("employees import: name one CSV file, or - for standard input")
+// serviceToken mints a short-lived token for herald send with JWT_SECRET.
+func serviceToken(cfg config) (string, error) {
+	if cfg.JWTSecret == "" {
+		return "", errors.New("send: set HERALD_TOKEN (or --token), or JWT_SECRET to mint a service token")
 	}
-	in := stdin
-	if args[0] != "-" {
-		f, err := os.Open(args[0])
-		if err != nil {
-			return err
-		}
-		defer f.Close()
-		in = f
+	role := "service"
+	if len(cfg.PublisherRoles) > 0 {
+		role = cfg.PublisherRoles[0]
 	}
-	r := csv.NewReader(in)
-	r.TrimLeadingSpace = true
-	header, err := r.Read()
+	t, err := auth.MintHS256([]byte(cfg.JWTSecret), auth.TokenSpec{User: "herald-cli", Roles: []string{role}, TTL: 5 * time.Minute}, time.Now())
 	if err != nil {
-		return fmt.Errorf("employees import: read header: %w", err)
+		return "", fmt.Errorf("send: %w", err)
 	}
-	col := map[string]int{}
-	for i, h := range header {
-		col[strings.ToLower(strings.TrimSpace(h))] = i
-	}
-	if _, ok := col["id"]; !ok {
-		return errors.New("employees import: the header needs an id column")
-	}
-	get := func(rec []string, name string) string {
-		if i, ok := col[name]; ok && i < len(rec) {
-			return strings.TrimSpace(rec[i])
-		}
-		return ""
-	}
-	n := 0
-	for line := 2; ; line++ {
-		rec, err := r.Read()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("employees import: line %d: %w", line, err)
-		}
-		id, err := strconv.ParseInt(get(rec, "id"), 10, 64)
-		if err != nil || id <= 0 {
-			return fmt.Errorf("employees import: line %d: id %q is not a positive integer", line, get(rec, "id"))
-		}
-		var roles []string
-		for _, r := range strings.Split(get(rec, "roles"), ";") {
-			if r = strings.TrimSpace(r); r != "" {
-				roles = append(roles, r)
-			}
-		}
-		e := store.Employee{ID: id, Email: get(rec, "email"), Username: get(rec, "username"), Name: get(rec, "name"), Roles: roles}
-		if _, _, err := st.PutEmployee(ctx, e); err != nil {
-			return fmt.Errorf("employees import: line %d: %w", line, err)
-		}
-		n++
-	}
-	fmt.Fprintf(stdout, "imported %d employees\n", n)
-	return nil
-}
-
-func firstNonEmpty(s ...string) string {
-	for _, v := range s {
-		if v != "" {
-			return v
-		}
-	}
-	return ""
+	return t, nil
 }

@@ -668,10 +668,20 @@ type Employee struct {
 	CreatedAt Timestamp `json:"created_at"`
 
 	// Email Absent when the employee has none.
+	//
+	// Examples: ana@corp.example
 	Email *string `json:"email,omitempty"`
-	ID    int64   `json:"id"`
-	Name  string  `json:"name"`
-	Roles []Role  `json:"roles"`
+
+	// ID The HR system's id.
+	//
+	// Examples: 12
+	ID int64 `json:"id"`
+
+	// Name The display name (empty when none was given).
+	//
+	// Examples: Ana
+	Name  string `json:"name"`
+	Roles []Role `json:"roles"`
 
 	// UpdatedAt RFC 3339, UTC, with milliseconds.
 	//
@@ -679,6 +689,8 @@ type Employee struct {
 	UpdatedAt Timestamp `json:"updated_at"`
 
 	// Username Absent when the employee has none.
+	//
+	// Examples: ana
 	Username *string `json:"username,omitempty"`
 }
 
@@ -1649,7 +1661,7 @@ type StreamWebSocketParams struct {
 	// Upgrade The WebSocket handshake (RFC 6455).
 	Upgrade StreamWebSocketParamsUpgrade `json:"Upgrade"`
 
-	// Origin A browser's origin; it must be one of `FRONTEND_URL`.
+	// Origin A browser's origin; it must be one of `FRONTEND_URL` or Herald's own.
 	Origin *string `json:"Origin,omitempty"`
 }
 
@@ -2931,8 +2943,9 @@ type ClientInterface interface {
 
 	// CreateSession Exchange a bearer token for a session cookie
 	//
-	// For browsers signed in with Azure AD: send the access token as
-	// `Authorization: Bearer`, get back a short-lived session cookie
+	// For browsers that hold a bearer token (an Azure AD access token, or an
+	// HS256 token): send it as `Authorization: Bearer`, get back a
+	// short-lived session cookie
 	// (HttpOnly, SameSite=Lax, Secure unless the server runs with `--dev`)
 	// that `EventSource` and `fetch` with credentials send by themselves.
 	// Call it again before the cookie expires. Employees only: a service
@@ -2946,8 +2959,9 @@ type ClientInterface interface {
 	// The same stream as `GET /events` over a WebSocket, for clients that
 	// cannot use `EventSource`: same authentication (the `token` cookie or
 	// an `Authorization: Bearer` header), same rooms, queues and replay.
-	// The `Origin` header, when present, must be one of `FRONTEND_URL`.
-	// Employees only.
+	// The `Origin` header, when present, must be one of `FRONTEND_URL` or
+	// Herald's own origin (a page it serves, directly or through a proxy
+	// that passes `Host`). Employees only.
 	//
 	// The server sends text frames, each one JSON object (`WebSocketFrame`):
 	//
@@ -2958,8 +2972,9 @@ type ClientInterface interface {
 	//   replay stops at 1,000.
 	//
 	// Resume with `?lastEventId=N` (the `id` of the last frame received).
-	// The server pings every `HEARTBEAT_INTERVAL`; a client that has not
-	// answered (any frame) by the next ping is dropped. The client sends
+	// The server pings every `HEARTBEAT_INTERVAL`; a client that leaves the
+	// pings unanswered (any frame answers) for a heartbeat interval, and at
+	// least 5 s, is dropped. The client sends
 	// nothing else; data frames it sends are ignored (and counted in
 	// `herald_stream_client_messages_ignored_total`).
 	//
@@ -3520,8 +3535,9 @@ func (c *Client) DeleteSession(ctx context.Context, reqEditors ...RequestEditorF
 
 // CreateSession Exchange a bearer token for a session cookie
 //
-// For browsers signed in with Azure AD: send the access token as
-// `Authorization: Bearer`, get back a short-lived session cookie
+// For browsers that hold a bearer token (an Azure AD access token, or an
+// HS256 token): send it as `Authorization: Bearer`, get back a
+// short-lived session cookie
 // (HttpOnly, SameSite=Lax, Secure unless the server runs with `--dev`)
 // that `EventSource` and `fetch` with credentials send by themselves.
 // Call it again before the cookie expires. Employees only: a service
@@ -3545,8 +3561,9 @@ func (c *Client) CreateSession(ctx context.Context, reqEditors ...RequestEditorF
 // The same stream as `GET /events` over a WebSocket, for clients that
 // cannot use `EventSource`: same authentication (the `token` cookie or
 // an `Authorization: Bearer` header), same rooms, queues and replay.
-// The `Origin` header, when present, must be one of `FRONTEND_URL`.
-// Employees only.
+// The `Origin` header, when present, must be one of `FRONTEND_URL` or
+// Herald's own origin (a page it serves, directly or through a proxy
+// that passes `Host`). Employees only.
 //
 // The server sends text frames, each one JSON object (`WebSocketFrame`):
 //
@@ -3557,8 +3574,9 @@ func (c *Client) CreateSession(ctx context.Context, reqEditors ...RequestEditorF
 //     replay stops at 1,000.
 //
 // Resume with `?lastEventId=N` (the `id` of the last frame received).
-// The server pings every `HEARTBEAT_INTERVAL`; a client that has not
-// answered (any frame) by the next ping is dropped. The client sends
+// The server pings every `HEARTBEAT_INTERVAL`; a client that leaves the
+// pings unanswered (any frame answers) for a heartbeat interval, and at
+// least 5 s, is dropped. The client sends
 // nothing else; data frames it sends are ignored (and counted in
 // `herald_stream_client_messages_ignored_total`).
 //
@@ -4755,8 +4773,9 @@ type ClientWithResponsesInterface interface {
 
 	// CreateSessionWithResponse Exchange a bearer token for a session cookie
 	//
-	// For browsers signed in with Azure AD: send the access token as
-	// `Authorization: Bearer`, get back a short-lived session cookie
+	// For browsers that hold a bearer token (an Azure AD access token, or an
+	// HS256 token): send it as `Authorization: Bearer`, get back a
+	// short-lived session cookie
 	// (HttpOnly, SameSite=Lax, Secure unless the server runs with `--dev`)
 	// that `EventSource` and `fetch` with credentials send by themselves.
 	// Call it again before the cookie expires. Employees only: a service
@@ -4772,8 +4791,9 @@ type ClientWithResponsesInterface interface {
 	// The same stream as `GET /events` over a WebSocket, for clients that
 	// cannot use `EventSource`: same authentication (the `token` cookie or
 	// an `Authorization: Bearer` header), same rooms, queues and replay.
-	// The `Origin` header, when present, must be one of `FRONTEND_URL`.
-	// Employees only.
+	// The `Origin` header, when present, must be one of `FRONTEND_URL` or
+	// Herald's own origin (a page it serves, directly or through a proxy
+	// that passes `Host`). Employees only.
 	//
 	// The server sends text frames, each one JSON object (`WebSocketFrame`):
 	//
@@ -4784,8 +4804,9 @@ type ClientWithResponsesInterface interface {
 	//   replay stops at 1,000.
 	//
 	// Resume with `?lastEventId=N` (the `id` of the last frame received).
-	// The server pings every `HEARTBEAT_INTERVAL`; a client that has not
-	// answered (any frame) by the next ping is dropped. The client sends
+	// The server pings every `HEARTBEAT_INTERVAL`; a client that leaves the
+	// pings unanswered (any frame answers) for a heartbeat interval, and at
+	// least 5 s, is dropped. The client sends
 	// nothing else; data frames it sends are ignored (and counted in
 	// `herald_stream_client_messages_ignored_total`).
 	//
@@ -6666,8 +6687,9 @@ func (c *ClientWithResponses) DeleteSessionWithResponse(ctx context.Context, req
 
 // CreateSessionWithResponse Exchange a bearer token for a session cookie
 //
-// For browsers signed in with Azure AD: send the access token as
-// `Authorization: Bearer`, get back a short-lived session cookie
+// For browsers that hold a bearer token (an Azure AD access token, or an
+// HS256 token): send it as `Authorization: Bearer`, get back a
+// short-lived session cookie
 // (HttpOnly, SameSite=Lax, Secure unless the server runs with `--dev`)
 // that `EventSource` and `fetch` with credentials send by themselves.
 // Call it again before the cookie expires. Employees only: a service
@@ -6689,8 +6711,9 @@ func (c *ClientWithResponses) CreateSessionWithResponse(ctx context.Context, req
 // The same stream as `GET /events` over a WebSocket, for clients that
 // cannot use `EventSource`: same authentication (the `token` cookie or
 // an `Authorization: Bearer` header), same rooms, queues and replay.
-// The `Origin` header, when present, must be one of `FRONTEND_URL`.
-// Employees only.
+// The `Origin` header, when present, must be one of `FRONTEND_URL` or
+// Herald's own origin (a page it serves, directly or through a proxy
+// that passes `Host`). Employees only.
 //
 // The server sends text frames, each one JSON object (`WebSocketFrame`):
 //
@@ -6701,8 +6724,9 @@ func (c *ClientWithResponses) CreateSessionWithResponse(ctx context.Context, req
 //     replay stops at 1,000.
 //
 // Resume with `?lastEventId=N` (the `id` of the last frame received).
-// The server pings every `HEARTBEAT_INTERVAL`; a client that has not
-// answered (any frame) by the next ping is dropped. The client sends
+// The server pings every `HEARTBEAT_INTERVAL`; a client that leaves the
+// pings unanswered (any frame answers) for a heartbeat interval, and at
+// least 5 s, is dropped. The client sends
 // nothing else; data frames it sends are ignored (and counted in
 // `herald_stream_client_messages_ignored_total`).
 //

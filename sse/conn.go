@@ -116,6 +116,7 @@ type httpConn struct {
 	rc      *http.ResponseController
 	wake    chan struct{} // capacity 1: a pending wake-up
 	aborted atomic.Bool
+	writing atomic.Bool // a write is in progress (see abort)
 }
 
 func newHTTPConn(w http.ResponseWriter) *httpConn {
@@ -125,6 +126,8 @@ func newHTTPConn(w http.ResponseWriter) *httpConn {
 func (c *httpConn) tryWrite([]byte) (bool, *End) { return false, nil }
 
 func (c *httpConn) write(bufs [][]byte) *End {
+	c.writing.Store(true)
+	defer c.writing.Store(false)
 	err := armWriteDeadline(&c.aborted, c.rc.SetWriteDeadline)
 	if err != nil && !errors.Is(err, http.ErrNotSupported) {
 		return EndError
@@ -147,9 +150,15 @@ func (c *httpConn) schedule() {
 	}
 }
 
+// abort fails a write in progress. An idle stream's deadline is left
+// alone: on HTTP/2 a passed deadline resets the stream at once, and the
+// ending (event: closed) could no longer be written. A write that starts
+// after abort sees aborted and fails by itself (armWriteDeadline).
 func (c *httpConn) abort() {
 	c.aborted.Store(true)
-	_ = c.rc.SetWriteDeadline(longAgo)
+	if c.writing.Load() {
+		_ = c.rc.SetWriteDeadline(longAgo)
+	}
 }
 
 func (c *httpConn) close(final []byte) {

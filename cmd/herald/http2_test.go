@@ -128,7 +128,7 @@ func TestStreamsShareOneHTTP2Connection(t *testing.T) {
 			p := startHerald(t, []string{"serve"}, append([]string{"JWT_SECRET=" + e2eSecret}, tt.env...)...)
 			base := tt.scheme + strings.TrimPrefix(p.URL, "http")
 			c := newH2Client(tt.tls)
-			svc := mint(t, "svc", "service")
+			svc := mint(t, "svc", "service", "Directory.Write")
 			for id, user := range map[int]string{1: "ann", 2: "bob"} {
 				if status, proto, body := c.do(t, "PUT", fmt.Sprintf("%s/employees/%d", base, id), svc, `{"username":"`+user+`"}`); status != 201 || proto != "HTTP/2.0" {
 					t.Fatalf("PUT employee %d: %d %s %s", id, status, proto, body)

@@ -144,7 +144,7 @@ func TestNginxInFront(t *testing.T) {
 	addr := startNginx(t, strings.TrimPrefix(p.URL, "http://"), certFile, keyFile)
 	base := "https://" + addr
 	c := newH2Client(&tls.Config{RootCAs: pool})
-	svc := mint(t, "svc", "service")
+	svc := mint(t, "svc", "service", "Directory.Write")
 	if status, proto, body := c.do(t, "PUT", base+"/employees/1", svc, `{"username":"ann"}`); status != 201 || proto != "HTTP/2.0" {
 		t.Fatalf("PUT through nginx: %d %s %s", status, proto, body)
 	}
@@ -213,7 +213,7 @@ func TestNginxInBrowser(t *testing.T) {
 	certFile, keyFile, _ := testCert(t)
 	p := startHerald(t, []string{"serve"}, "JWT_SECRET="+e2eSecret)
 	addr := startNginx(t, strings.TrimPrefix(p.URL, "http://"), certFile, keyFile)
-	svc := mint(t, "svc", "service")
+	svc := mint(t, "svc", "service", "Directory.Write")
 	if status, _, out := heraldtest.Do(t, "PUT", p.URL+"/employees/1", svc, map[string]any{"username": "ann"}); status != 201 {
 		t.Fatalf("PUT employee: %d %s", status, out)
 	}

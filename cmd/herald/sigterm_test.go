@@ -28,7 +28,7 @@ func TestSIGTERMLosesNoAcknowledgedPublish(t *testing.T) {
 func sigtermUnderLoad(t *testing.T, dsn string) {
 	env := []string{"JWT_SECRET=" + e2eSecret, "DATABASE_URL=" + dsn}
 	p := startHerald(t, []string{"serve"}, env...)
-	svc := mint(t, "svc", "service")
+	svc := mint(t, "svc", "service", "Directory.Write")
 	if status, _, out := heraldtest.Do(t, "PUT", p.URL+"/employees/1", svc, map[string]any{"username": "ann"}); status != 201 {
 		t.Fatalf("PUT employee: %d %s", status, out)
 	}

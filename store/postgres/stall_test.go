@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"net/url"
+	"sync"
 	"testing"
 	"time"
 
@@ -32,6 +33,20 @@ func TestStalledServerBoundsEveryCall(t *testing.T) {
 	if _, err := db.Publish(ctx, m, nil); err != nil {
 		t.Fatal(err)
 	}
+	// Warm the pool with several connections, so the publish below finds
+	// an idle one (and sends its statement) even when the listener's or
+	// the housekeeping's work holds another at that moment: without a
+	// pooled connection it would dial, fail before sending anything, and
+	// rightly say that nothing was written.
+	var warm sync.WaitGroup
+	for range 4 {
+		warm.Go(func() {
+			if _, err := db.Inbox(ctx, store.InboxQuery{Employee: 1, Limit: 1}); err != nil {
+				t.Error(err)
+			}
+		})
+	}
+	warm.Wait()
 
 	proxy.Stall()
 	t.Cleanup(proxy.Restore) // before the proxy closes, so cleanups do not hang

@@ -71,13 +71,17 @@ type Issuer struct {
 func New(tb testing.TB) *Issuer {
 	tb.Helper()
 	iss := &Issuer{V1: "https://sts.windows.net/" + Tenant + "/"}
-	iss.srv = httptest.NewServer(http.HandlerFunc(iss.serve))
-	tb.Cleanup(iss.srv.Close)
-	iss.URL = iss.srv.URL + "/" + Tenant + "/v2.0"
-	iss.JWKSURI = iss.srv.URL + "/" + Tenant + "/discovery/v2.0/keys"
+	// Every field is set before the server starts: a request may arrive
+	// at once (a client of an earlier test still polling this address).
+	iss.srv = httptest.NewUnstartedServer(http.HandlerFunc(iss.serve))
+	base := "http://" + iss.srv.Listener.Addr().String()
+	iss.URL = base + "/" + Tenant + "/v2.0"
+	iss.JWKSURI = base + "/" + Tenant + "/discovery/v2.0/keys"
 	iss.RSA = NewKey(tb, "rsa-1", jwa.RS256)
 	iss.EC = NewKey(tb, "ec-1", jwa.ES256)
 	iss.Publish(iss.RSA, iss.EC)
+	iss.srv.Start()
+	tb.Cleanup(iss.srv.Close)
 	return iss
 }
 

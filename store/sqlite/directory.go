@@ -49,6 +49,7 @@ func (db *DB) PutEmployee(ctx context.Context, e store.Employee) (store.Employee
 
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	defer db.boundWALLocked()
 	tx, err := db.x.BeginTxx(ctx, nil)
 	if err != nil {
 		return store.Employee{}, false, wrap("put employee", err)
@@ -98,6 +99,7 @@ func (db *DB) PutEmployee(ctx context.Context, e store.Employee) (store.Employee
 func (db *DB) DeleteEmployee(ctx context.Context, id int64) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	defer db.boundWALLocked()
 	res, err := db.x.ExecContext(ctx, `DELETE FROM employees WHERE id = ?`, id)
 	if err != nil {
 		return wrap("delete employee", err)

@@ -33,10 +33,15 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 }
 
 // openStore opens the store a DATABASE_URL names; pgOpts configure a
-// PostgreSQL store.
-func openStore(ctx context.Context, dsn string, pgOpts ...postgres.Option) (store.Store, error) {
+// PostgreSQL store. serving takes SQLite's instance lock: only herald serve
+// does, so a second server on one file refuses to start while the CLI
+// commands still work beside a running one.
+func openStore(ctx context.Context, dsn string, serving bool, pgOpts ...postgres.Option) (store.Store, error) {
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
+		if serving {
+			return sqlite.Open(ctx, dsn, sqlite.InstanceLock())
+		}
 		return sqlite.Open(ctx, dsn)
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		return postgres.Open(ctx, dsn, pgOpts...)
@@ -53,7 +58,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	if cfg.JWTSecret != "" && len(cfg.JWTSecret) < auth.MinSecretBytes {
 		log.Warn("JWT_SECRET is shorter than 32 bytes; HS256 wants at least 256 bits")
 	}
-	st, err := openStore(ctx, cfg.DatabaseURL, postgres.WithLogger(log))
+	st, err := openStore(ctx, cfg.DatabaseURL, true, postgres.WithLogger(log))
 	if err != nil {
 		return err
 	}

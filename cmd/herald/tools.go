@@ -41,7 +41,7 @@ func migrateCmd(ctx context.Context, args []string, getenv func(string) string, 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	st, err := openStore(ctx, *dsn)
+	st, err := openStore(ctx, *dsn, false)
 	if err != nil {
 		return err
 	}
@@ -197,7 +197,7 @@ func employeesCmd(ctx context.Context, args []string, getenv func(string) string
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	st, err := openStore(ctx, *dsn)
+	st, err := openStore(ctx, *dsn, false)
 	if err != nil {
 		return err
 	}

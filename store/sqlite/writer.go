@@ -16,13 +16,13 @@ import (
 
 // Group commit. With synchronous=FULL every commit waits for the disk, and
 // committing each publish on its own was most of the server's CPU under
-// load. One writer goroutine, owned by the DB and ended by Close, takes
-// whatever requests are waiting, runs them in one BEGIN IMMEDIATE
-// transaction, each inside its own SAVEPOINT (a publish that fails is
-// rolled back alone and the others commit), commits once, hands the
-// deliveries to the sink in commit order and then answers the callers.
-// Under low load a batch holds one request and costs what a lone
-// transaction would.
+// load. One writer goroutine, owned by the DB and ended by Close, takes the
+// first request waiting, then every request that waits while it writes, in
+// one BEGIN IMMEDIATE transaction (each request but the first inside its
+// own SAVEPOINT, so a publish that fails is rolled back alone and the
+// others commit), commits once, hands the deliveries to the sink in commit
+// order and then answers the callers. Under low load a batch holds one
+// request and costs what a lone transaction would.
 //
 // Since one goroutine writes every publish and delivers each batch before it
 // starts the next, seqs are assigned, committed and delivered in one order.
@@ -36,15 +36,15 @@ const (
 	// maxBatch bounds the requests of one transaction.
 	maxBatch = 256
 	// maxBatchCopies bounds the inbox rows one transaction writes: the
-	// writer commits once it has written that many, and the next
-	// requests start the next batch. A single publish to more recipients
-	// runs alone.
+	// writer commits once it has written that many, and the requests
+	// still waiting start the next batch. A single publish to more
+	// recipients runs alone.
 	maxBatchCopies = 20_000
 	// maxWaiting bounds the requests queued for the writer; beyond it
 	// callers block, each with its own context.
 	maxWaiting = 1024
-	// batchTimeout bounds one batch's transaction.
-	batchTimeout = 30 * time.Second
+	// truncateTimeout bounds one attempt to truncate the WAL.
+	truncateTimeout = 10 * time.Second
 	// walRetry spaces out attempts to truncate the WAL that readers kept
 	// from completing.
 	walRetry = 100 * time.Millisecond
@@ -174,81 +174,61 @@ func (w *writer) enqueue(ctx context.Context, r *request) error {
 	}
 }
 
-// run writes batches until close. pending holds requests taken from the
-// queue but not yet run (a batch that reached maxBatchCopies leaves the rest
-// for the next one), oldest first.
+// run writes batches until close.
 func (w *writer) run() {
 	defer close(w.stopped)
-	pending := make([]*request, 0, maxBatch)
 	for {
-		if len(pending) == 0 {
-			select {
-			case <-w.quit: // before any queued request: Close refuses those
-				return
-			default:
-			}
-			select {
-			case <-w.quit:
-				return
-			case r := <-w.reqs:
-				pending = append(pending, r)
-			}
+		select {
+		case <-w.quit: // before any queued request: Close refuses those
+			return
+		default:
 		}
-	fill:
-		for len(pending) < maxBatch {
-			select {
-			case r := <-w.reqs:
-				pending = append(pending, r)
-			default:
-				break fill
-			}
+		select {
+		case <-w.quit:
+			return
+		case r := <-w.reqs:
+			w.db.runBatch(r, w.reqs)
 		}
-		n := w.db.runBatch(pending)
-		pending = pending[:copy(pending, pending[n:])]
 	}
 }
 
-// runBatch writes a prefix of pending in one transaction, hands the
-// deliveries to the sink and answers the callers. It returns how many
-// requests of pending it consumed (ran, or dropped because their callers
-// had given up).
-func (db *DB) runBatch(pending []*request) int {
+// runBatch writes first, and then what waits on more, in one transaction,
+// until more runs dry or the batch reaches its bounds (what is left stays
+// queued for the next batch); then it hands the deliveries to the sink and
+// answers the callers. Requests that arrive while the batch is being
+// written join it before it commits.
+func (db *DB) runBatch(first *request, more <-chan *request) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	defer db.boundWALLocked()
-	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
-	defer cancel()
+	// No deadline: the driver watches a context that can end with a
+	// goroutine per statement, which cost more than the statement. SQLite's
+	// busy timeout bounds the waits for other processes' locks.
+	ctx := context.Background()
 
-	b := &batch{db: db, savepoints: len(pending) > 1}
+	b := &batch{db: db}
 	tx, err := db.x.BeginTxx(ctx, nil)
 	if err != nil {
-		for _, r := range pending {
-			if r.take() {
-				b.members = append(b.members, r)
-			}
+		if first.take() {
+			b.members = append(b.members, first)
 		}
 		b.fail(unavailable("begin", err))
-		return len(pending)
+		return
 	}
 	defer tx.Rollback()
 	b.tx = tx
-	n := 0
-	for _, r := range pending {
-		if b.copies >= maxBatchCopies {
-			break
-		}
-		n++
+	for r := first; r != nil; r = b.next(more) {
 		if !r.take() {
 			continue // never started: its caller was answered
 		}
 		if err := b.add(ctx, r); err != nil {
 			b.fail(err)
-			return n
+			return
 		}
 	}
 	if err := tx.Commit(); err != nil {
 		b.fail(unavailable("commit", err))
-		return n
+		return
 	}
 	if db.afterCommit != nil {
 		db.afterCommit(b.titles())
@@ -257,27 +237,43 @@ func (db *DB) runBatch(pending []*request) int {
 	for _, r := range b.members {
 		close(r.done)
 	}
-	return n
 }
 
 // batch is one transaction of the writer.
 type batch struct {
-	db         *DB
-	tx         *sqlx.Tx
-	savepoints bool // one SAVEPOINT per request; without, any error rolls back the batch
-	members    []*request
-	copies     int                   // inbox rows written
-	stmts      map[string]*sqlx.Stmt // the DB's prepared statements bound to tx
+	db      *DB
+	tx      *sqlx.Tx
+	members []*request
+	copies  int                   // inbox rows written
+	stmts   map[string]*sqlx.Stmt // the DB's prepared statements bound to tx
 }
 
-// errRolledBack ends a batch without savepoints whose only request failed.
+// next returns a request waiting on more, or nil when none waits or the
+// batch is full.
+func (b *batch) next(more <-chan *request) *request {
+	if len(b.members) >= maxBatch || b.copies >= maxBatchCopies {
+		return nil
+	}
+	select {
+	case r := <-more:
+		return r
+	default:
+		return nil
+	}
+}
+
+// errRolledBack ends a batch whose first request failed.
 var errRolledBack = errors.New("rolled back")
 
 // add runs r inside the batch. r's own failure is kept in r.err; the error
-// returned means the transaction cannot go on.
+// returned means the transaction cannot go on. Every request but the first
+// runs inside a SAVEPOINT, so that its failure undoes only its own writes;
+// the first needs none: when it fails, the batch ends and its rollback
+// undoes exactly that request.
 func (b *batch) add(ctx context.Context, r *request) error {
+	savepoint := len(b.members) > 0
 	b.members = append(b.members, r)
-	if b.savepoints {
+	if savepoint {
 		if err := b.exec(ctx, `SAVEPOINT request`); err != nil {
 			return unavailable("savepoint", err)
 		}
@@ -285,14 +281,14 @@ func (b *batch) add(ctx context.Context, r *request) error {
 	r.err = b.db.write(ctx, b, r)
 	if r.err == nil {
 		b.copies += len(r.delivery.Recipients)
-		if b.savepoints {
+		if savepoint {
 			if err := b.exec(ctx, `RELEASE request`); err != nil {
 				return unavailable("release savepoint", err)
 			}
 		}
 		return nil
 	}
-	if !b.savepoints {
+	if !savepoint {
 		return errRolledBack
 	}
 	// A failed statement may have ended the whole transaction (SQLite
@@ -371,8 +367,7 @@ func (b *batch) titles() []string {
 }
 
 // unavailable marks an error of the database (not of one request) as
-// store.ErrUnavailable, whatever it wraps: the batch's own deadline
-// included, which is not the caller's.
+// store.ErrUnavailable.
 func unavailable(op string, err error) error {
 	return fmt.Errorf("%s: %w: %w", op, store.ErrUnavailable, err)
 }
@@ -391,7 +386,7 @@ func (db *DB) boundWALLocked() {
 	if err != nil || fi.Size() <= db.walLimit || time.Since(db.lastTruncate) < walRetry {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), batchTimeout)
+	ctx, cancel := context.WithTimeout(context.Background(), truncateTimeout)
 	defer cancel()
 	conn, err := db.x.Connx(ctx)
 	if err != nil {

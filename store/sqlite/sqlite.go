@@ -46,7 +46,7 @@ type DB struct {
 	w       *writer
 
 	// walLimit is the WAL size in bytes past which the writer truncates
-	// the WAL between batches (see boundWAL).
+	// the WAL between writes (see boundWALLocked).
 	walLimit     int64
 	lastTruncate time.Time // of the last attempt to truncate the WAL that readers kept from completing
 	// afterCommit, when set (by tests only), is called by the writer
@@ -67,10 +67,10 @@ type sinkBox struct{ store.Sink }
 // when two read-then-write transactions meet. synchronous(FULL): a commit is
 // on disk before it is answered; the writer groups concurrent publishes so
 // they share that sync. wal_autocheckpoint(0): checkpoints run outside the
-// commits (see checkpoints and boundWAL).
+// commits (see checkpoints and boundWALLocked).
 const pragmas = "_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=wal_autocheckpoint(0)&_txlock=immediate"
 
-// defaultWALLimit bounds the WAL between checkpoints (see boundWAL).
+// defaultWALLimit bounds the WAL (see boundWALLocked).
 const defaultWALLimit = 64 << 20
 
 // ErrLocked means another Herald instance serves the database (InstanceLock).
@@ -287,7 +287,7 @@ const checkpointEvery = time.Second
 // writer and copies what it can. The WAL restarts from its start once a
 // checkpoint is complete and no reader holds an old snapshot; under
 // sustained writes that moment may never come, and the writer truncates the
-// WAL between batches instead (boundWAL). Without a listener (the CLI
+// WAL between writes instead (boundWALLocked). Without a listener (the CLI
 // tools) SQLite checkpoints when the last connection closes.
 func (db *DB) checkpoints(ctx context.Context) {
 	t := time.NewTicker(checkpointEvery)
@@ -298,7 +298,7 @@ func (db *DB) checkpoints(ctx context.Context) {
 			return
 		case <-t.C:
 			// Errors are not fatal: the next tick tries again, and
-			// boundWAL keeps the WAL bounded meanwhile.
+			// boundWALLocked keeps the WAL bounded meanwhile.
 			_, _ = db.x.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
 		}
 	}

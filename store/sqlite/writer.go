@@ -161,6 +161,9 @@ func (db *DB) submit(ctx context.Context, r *request) error {
 
 // enqueue hands r to the writer, blocking while the queue is full.
 func (w *writer) enqueue(ctx context.Context, r *request) error {
+	if err := ctx.Err(); err != nil {
+		return fmt.Errorf("nothing written: %w", err)
+	}
 	w.mu.RLock()
 	defer w.mu.RUnlock()
 	if w.closed {
@@ -187,16 +190,21 @@ func (w *writer) run() {
 		case <-w.quit:
 			return
 		case r := <-w.reqs:
-			w.db.runBatch(r, w.reqs)
+			if r.take() { // else never started: its caller was answered
+				w.db.runBatch(r, w.reqs)
+			}
 		}
 	}
 }
 
-// runBatch writes first, and then what waits on more, in one transaction,
-// until more runs dry or the batch reaches its bounds (what is left stays
-// queued for the next batch); then it hands the deliveries to the sink and
-// answers the callers. Requests that arrive while the batch is being
-// written join it before it commits.
+// runBatch writes first (taken), and then what waits on more, in one
+// transaction, until more runs dry or the batch reaches its bounds (what is
+// left stays queued for the next batch); then it hands the deliveries to the
+// sink and answers the callers. Requests that arrive while the batch is
+// being written join it before it commits. When the transaction cannot
+// begin (another process has held the write lock past the busy timeout, or
+// the disk fails), the requests waiting (up to a batch of them) fail with
+// first: each would only wait as long again.
 func (db *DB) runBatch(first *request, more <-chan *request) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
@@ -209,8 +217,9 @@ func (db *DB) runBatch(first *request, more <-chan *request) {
 	b := &batch{db: db}
 	tx, err := db.x.BeginTxx(ctx, nil)
 	if err != nil {
-		if first.take() {
-			b.members = append(b.members, first)
+		b.members = append(b.members, first)
+		for r := b.next(more); r != nil; r = b.next(more) {
+			b.members = append(b.members, r)
 		}
 		b.fail(unavailable("begin", err))
 		return
@@ -218,9 +227,6 @@ func (db *DB) runBatch(first *request, more <-chan *request) {
 	defer tx.Rollback()
 	b.tx = tx
 	for r := first; r != nil; r = b.next(more) {
-		if !r.take() {
-			continue // never started: its caller was answered
-		}
 		if err := b.add(ctx, r); err != nil {
 			b.fail(err)
 			return
@@ -248,18 +254,20 @@ type batch struct {
 	stmts   map[string]*sqlx.Stmt // the DB's prepared statements bound to tx
 }
 
-// next returns a request waiting on more, or nil when none waits or the
-// batch is full.
+// next takes a request waiting on more, or returns nil when none waits or
+// the batch is full. Requests whose callers gave up are dropped.
 func (b *batch) next(more <-chan *request) *request {
-	if len(b.members) >= maxBatch || b.copies >= maxBatchCopies {
-		return nil
+	for len(b.members) < maxBatch && b.copies < maxBatchCopies {
+		select {
+		case r := <-more:
+			if r.take() {
+				return r
+			}
+		default:
+			return nil
+		}
 	}
-	select {
-	case r := <-more:
-		return r
-	default:
-		return nil
-	}
+	return nil
 }
 
 // errRolledBack ends a batch whose first request failed.

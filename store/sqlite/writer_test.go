@@ -503,3 +503,27 @@ func rawConn(t *testing.T, db *sqlite.DB) *sql.DB {
 	t.Cleanup(func() { conn.Close() })
 	return conn
 }
+
+// TestEphemeralWithoutKeySkipsTheWriter: an ephemeral publish without an
+// Idempotency-Key stores nothing, so it neither queues for the writer nor
+// waits for its commit: it is answered and delivered while the writer is
+// held.
+func TestEphemeralWithoutKeySkipsTheWriter(t *testing.T) {
+	db, h := openWithHarness(t, 1)
+	g := holdAfterCommit(t, db, "hold")
+	hold := publishAsync(context.Background(), db, note("hold", 1), nil)
+	<-g.held
+	m := note("typing", 1)
+	m.Event = "typing"
+	res, err := db.PublishEphemeral(context.Background(), m, nil)
+	if err != nil || res.Recipients != 1 {
+		t.Fatalf("ephemeral publish while the writer is held = %+v, %v", res, err)
+	}
+	if n := len(h.Sink.Ephemerals()); n != 1 {
+		t.Fatalf("%d ephemerals delivered while the writer is held; want 1", n)
+	}
+	g.open()
+	if o := <-hold; o.err != nil {
+		t.Fatal(o.err)
+	}
+}

@@ -15,14 +15,21 @@ import (
 
 // openStore opens (creating and migrating) the store DATABASE_URL names. Its
 // errors name DATABASE_URL and the file or server, and say what to check.
-func openStore(ctx context.Context, dsn string, log *slog.Logger, pgOpts ...postgres.Option) (store.Store, error) {
+// serving takes SQLite's instance lock: only herald serve does, so a second
+// server on one file refuses to start while the CLI commands still work
+// beside a running one.
+func openStore(ctx context.Context, dsn string, log *slog.Logger, serving bool, pgOpts ...postgres.Option) (store.Store, error) {
 	var (
 		st  store.Store
 		err error
 	)
 	switch {
 	case strings.HasPrefix(dsn, "sqlite:"):
-		st, err = sqlite.Open(ctx, dsn)
+		var opts []sqlite.Option
+		if serving {
+			opts = append(opts, sqlite.InstanceLock())
+		}
+		st, err = sqlite.Open(ctx, dsn, opts...)
 	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
 		opts := pgOpts
 		if log != nil {

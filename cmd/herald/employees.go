@@ -120,7 +120,7 @@ func employeesList(ctx context.Context, c *command, e env, args []string) error 
 	if err != nil {
 		return err
 	}
-	st, err := openStore(ctx, dsn, nil)
+	st, err := openStore(ctx, dsn, nil, false)
 	if err != nil {
 		return err
 	}
@@ -163,7 +163,7 @@ func employeesPut(ctx context.Context, c *command, e env, args []string) error {
 	if emp.ID <= 0 {
 		return errors.New("employees put: --id is required: a positive whole number")
 	}
-	st, err := openStore(ctx, dsn, nil)
+	st, err := openStore(ctx, dsn, nil, false)
 	if err != nil {
 		return err
 	}
@@ -194,7 +194,7 @@ func employeesDelete(ctx context.Context, c *command, e env, args []string) erro
 	if id <= 0 {
 		return errors.New("employees delete: --id is required: a positive whole number")
 	}
-	st, err := openStore(ctx, dsn, nil)
+	st, err := openStore(ctx, dsn, nil, false)
 	if err != nil {
 		return err
 	}

@@ -55,7 +55,7 @@ func employeesImport(ctx context.Context, c *command, e env, args []string) erro
 	if err != nil {
 		return fmt.Errorf("employees import: %s: %w", name, err)
 	}
-	st, err := openStore(ctx, dsn, nil)
+	st, err := openStore(ctx, dsn, nil, false)
 	if err != nil {
 		return err
 	}

@@ -98,7 +98,7 @@ func serve(ctx context.Context, cfg config, stdout, stderr io.Writer) error {
 	}
 	// PostgreSQL unreachable at start: serve (503, /readyz not ready) and
 	// keep trying, rather than exit.
-	st, err := openStore(ctx, cfg.DatabaseURL, log, postgres.WithRetryStart())
+	st, err := openStore(ctx, cfg.DatabaseURL, log, true, postgres.WithRetryStart())
 	if err != nil {
 		return err
 	}

@@ -42,7 +42,7 @@ func migrateCmd(ctx context.Context, c *command, e env, args []string) error {
 	if err := c.noArgs(fs); err != nil {
 		return err
 	}
-	st, err := openStore(ctx, cfg.DatabaseURL, nil)
+	st, err := openStore(ctx, cfg.DatabaseURL, nil, false)
 	if err != nil {
 		return err
 	}

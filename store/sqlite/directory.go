@@ -51,6 +51,7 @@ func (db *DB) PutEmployee(ctx context.Context, e store.Employee) (store.Employee
 
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	defer db.boundWALLocked()
 	tx, err := db.x.BeginTxx(ctx, nil)
 	if err != nil {
 		return store.Employee{}, false, wrap("put employee", err)
@@ -122,6 +123,7 @@ func loginClash(ctx context.Context, q querier, e store.Employee, logins string)
 func (db *DB) DeleteEmployee(ctx context.Context, id int64) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	defer db.boundWALLocked()
 	res, err := db.x.ExecContext(ctx, `DELETE FROM employees WHERE id = ?`, id)
 	if err != nil {
 		return wrap("delete employee", err)

@@ -96,6 +96,7 @@ func (db *DB) MarkRead(ctx context.Context, employee int64, seqs []int64, all bo
 	now := store.Millis(time.Now())
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
+	defer db.boundWALLocked()
 	var (
 		res sql.Result
 		err error

@@ -8,129 +8,39 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jmoiron/sqlx"
+
 	"github.com/corp/herald/store"
 )
 
 // Publish stores one inbox row per recipient and hands the delivery to the
-// sink once committed. Seqs come from employees.last_seq, bumped in the same
-// transaction; writes are serialized, so seq order is commit order.
+// sink once committed. It runs in the writer's next batch (writer.go): seqs
+// come from employees.last_seq, bumped in the batch's transaction, and one
+// goroutine writes and delivers every batch, so seq order is commit order.
 func (db *DB) Publish(ctx context.Context, m store.Message, idem *store.Idempotency) (store.PublishResult, error) {
-	db.writeMu.Lock()
-	defer db.writeMu.Unlock()
-
-	tx, err := db.x.BeginTxx(ctx, nil)
-	if err != nil {
+	r := newRequest(kindPublish, m, idem)
+	if err := db.submit(ctx, r); err != nil {
 		return store.PublishResult{}, wrap("publish", err)
 	}
-	defer tx.Rollback()
-
-	if idem != nil {
-		if res, found, err := lookupIdempotency(ctx, tx, idem); err != nil || found {
-			return res, wrap("publish", err)
-		}
-	}
-	ids, unknown, err := db.resolve(ctx, tx, m.To)
-	if err != nil {
-		return store.PublishResult{}, wrap("publish: resolve targets", err)
-	}
-	now := time.Now().UTC().Truncate(time.Millisecond)
-	n := store.Notification{Type: m.Type, Title: m.Title, Body: m.Body, Data: m.Data, CreatedAt: now}
-	var data any
-	if len(m.Data) > 0 {
-		data = string(m.Data)
-	}
-	insert, err := db.prepared(ctx, tx, `INSERT INTO notifications (type, title, body, data, publisher, recipients, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`)
-	if err == nil {
-		err = insert.GetContext(ctx, &n.ID, m.Type, m.Title, m.Body, data, m.Publisher, len(ids), store.Millis(now))
-	}
-	if err != nil {
-		return store.PublishResult{}, wrap("publish: insert notification", err)
-	}
-
-	recipients := make([]store.Recipient, 0, len(ids))
-	if len(ids) > 0 {
-		idsJSON, _ := json.Marshal(ids)
-		bump, err := db.prepared(ctx, tx, `UPDATE employees SET last_seq = last_seq + 1
-			WHERE id IN (SELECT value FROM json_each(?)) RETURNING id, last_seq`)
-		if err != nil {
-			return store.PublishResult{}, wrap("publish: assign seqs", err)
-		}
-		rows, err := bump.QueryxContext(ctx, string(idsJSON))
-		if err != nil {
-			return store.PublishResult{}, wrap("publish: assign seqs", err)
-		}
-		for rows.Next() {
-			var r store.Recipient
-			if err := rows.Scan(&r.Employee, &r.Seq); err != nil {
-				rows.Close()
-				return store.PublishResult{}, wrap("publish: assign seqs", err)
-			}
-			recipients = append(recipients, r)
-		}
-		if err := rows.Close(); err != nil {
-			return store.PublishResult{}, wrap("publish: assign seqs", err)
-		}
-		copies, err := db.prepared(ctx, tx, `INSERT INTO inbox (employee_id, seq, notification_id)
-			SELECT id, last_seq, ? FROM employees WHERE id IN (SELECT value FROM json_each(?))`)
-		if err == nil {
-			_, err = copies.ExecContext(ctx, n.ID, string(idsJSON))
-		}
-		if err != nil {
-			return store.PublishResult{}, wrap(fmt.Sprintf("publish to %d recipients", len(ids)), err)
-		}
-		slices.SortFunc(recipients, func(a, b store.Recipient) int { return cmp.Compare(a.Employee, b.Employee) })
-	}
-
-	res := store.PublishResult{NotificationID: n.ID, Recipients: len(ids), Unknown: unknown}
-	if idem != nil {
-		if err := saveIdempotency(ctx, tx, idem, res, now); err != nil {
-			return store.PublishResult{}, wrap("publish", err)
-		}
-	}
-	if err := tx.Commit(); err != nil {
-		return store.PublishResult{}, wrap("publish: commit", err)
-	}
-	if len(recipients) > 0 {
-		db.deliver(store.Delivery{Notification: n, Recipients: recipients})
-	}
-	return res, nil
+	return r.res, r.err
 }
 
 // PublishEphemeral resolves m's targets and hands m to the sink unstored.
-// Only a publish with an Idempotency-Key writes (the key and its answer).
+// Only a publish with an Idempotency-Key writes (the key and its answer),
+// and only that one waits for the writer; the others read the directory
+// and return, whatever the writer is doing.
 func (db *DB) PublishEphemeral(ctx context.Context, m store.Message, idem *store.Idempotency) (store.PublishResult, error) {
+	if idem != nil {
+		r := newRequest(kindEphemeral, m, idem)
+		if err := db.submit(ctx, r); err != nil {
+			return store.PublishResult{}, wrap("publish ephemeral", err)
+		}
+		return r.res, r.err
+	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	var (
-		ids []int64
-		res store.PublishResult
-		err error
-	)
-	if idem == nil {
-		ids, res, err = db.resolveResult(ctx, db.x, m.To)
-		if err != nil {
-			return store.PublishResult{}, wrap("publish ephemeral", err)
-		}
-	} else {
-		db.writeMu.Lock()
-		defer db.writeMu.Unlock()
-		tx, err := db.x.BeginTxx(ctx, nil)
-		if err != nil {
-			return store.PublishResult{}, wrap("publish ephemeral", err)
-		}
-		defer tx.Rollback()
-		if saved, found, err := lookupIdempotency(ctx, tx, idem); err != nil || found {
-			return saved, wrap("publish ephemeral", err)
-		}
-		if ids, res, err = db.resolveResult(ctx, tx, m.To); err != nil {
-			return store.PublishResult{}, wrap("publish ephemeral", err)
-		}
-		if err := saveIdempotency(ctx, tx, idem, res, now); err != nil {
-			return store.PublishResult{}, wrap("publish ephemeral", err)
-		}
-		if err := tx.Commit(); err != nil {
-			return store.PublishResult{}, wrap("publish ephemeral: commit", err)
-		}
+	ids, res, err := db.resolveResult(ctx, pool{db}, m.To)
+	if err != nil {
+		return store.PublishResult{}, wrap("publish ephemeral", err)
 	}
 	if s := db.sink.Load(); s != nil {
 		s.DeliverEphemeral(store.EphemeralFor(m, ids, now))
@@ -138,7 +48,141 @@ func (db *DB) PublishEphemeral(ctx context.Context, m store.Message, idem *store
 	return res, nil
 }
 
-func (db *DB) resolveResult(ctx context.Context, q querier, t store.Targets) ([]int64, store.PublishResult, error) {
+// write runs r's statements inside the writer's batch b. Failures of the
+// database are marked store.ErrUnavailable; r's answer and what the sink
+// gets once the batch commits are left in r.
+func (db *DB) write(ctx context.Context, b *batch, r *request) error {
+	switch r.kind {
+	case kindProbe:
+		return wrap("ping", b.exec(ctx, `PRAGMA user_version = 0`))
+	case kindEphemeral:
+		return wrap("publish ephemeral", db.writeEphemeral(ctx, b, r))
+	default:
+		return wrap("publish", db.writePublish(ctx, b, r))
+	}
+}
+
+// writePublish stores the notification r publishes: the notification row,
+// a bumped seq and an inbox row per recipient, and the Idempotency-Key's
+// answer.
+func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
+	m, idem := r.m, r.idem
+	if idem != nil {
+		res, found, err := lookupIdempotency(ctx, b, idem)
+		if err != nil || found {
+			r.res = res
+			return err
+		}
+	}
+	ids, unknown, err := db.resolve(ctx, b, m.To)
+	if err != nil {
+		return fmt.Errorf("resolve targets: %w", err)
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	n := store.Notification{Type: m.Type, Title: m.Title, Body: m.Body, Data: m.Data, CreatedAt: now}
+	var data any
+	if len(m.Data) > 0 {
+		data = string(m.Data)
+	}
+	insert, err := b.stmt(ctx, `INSERT INTO notifications (type, title, body, data, publisher, recipients, created_at)
+		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`)
+	if err == nil {
+		err = insert.GetContext(ctx, &n.ID, m.Type, m.Title, m.Body, data, m.Publisher, len(ids), store.Millis(now))
+	}
+	if err != nil {
+		return fmt.Errorf("insert notification: %w", err)
+	}
+	recipients, err := storeCopies(ctx, b, n.ID, ids)
+	if err != nil {
+		return err
+	}
+	res := store.PublishResult{NotificationID: n.ID, Recipients: len(ids), Unknown: unknown}
+	if idem != nil {
+		if err := saveIdempotency(ctx, b, idem, res, now); err != nil {
+			return err
+		}
+	}
+	r.res = res
+	r.delivery = store.Delivery{Notification: n, Recipients: recipients}
+	return nil
+}
+
+// storeCopies bumps the seq of each of ids and stores their inbox rows of
+// notification id. It returns the recipients, by employee ID.
+func storeCopies(ctx context.Context, b *batch, id int64, ids []int64) ([]store.Recipient, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	recipients := make([]store.Recipient, 0, len(ids))
+	idsJSON, _ := json.Marshal(ids)
+	bump, err := b.stmt(ctx, `UPDATE employees SET last_seq = last_seq + 1
+			WHERE id IN (SELECT value FROM json_each(?)) RETURNING id, last_seq`)
+	if err != nil {
+		return nil, fmt.Errorf("assign seqs: %w", err)
+	}
+	rows, err := bump.QueryxContext(ctx, string(idsJSON))
+	if err != nil {
+		return nil, fmt.Errorf("assign seqs: %w", err)
+	}
+	for rows.Next() {
+		var r store.Recipient
+		if err := rows.Scan(&r.Employee, &r.Seq); err != nil {
+			rows.Close()
+			return nil, fmt.Errorf("assign seqs: %w", err)
+		}
+		recipients = append(recipients, r)
+	}
+	if err := rows.Close(); err != nil {
+		return nil, fmt.Errorf("assign seqs: %w", err)
+	}
+	copies, err := b.stmt(ctx, `INSERT INTO inbox (employee_id, seq, notification_id)
+			SELECT id, last_seq, ? FROM employees WHERE id IN (SELECT value FROM json_each(?))`)
+	if err == nil {
+		_, err = copies.ExecContext(ctx, id, string(idsJSON))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("publish to %d recipients: %w", len(ids), err)
+	}
+	slices.SortFunc(recipients, func(a, b store.Recipient) int { return cmp.Compare(a.Employee, b.Employee) })
+	return recipients, nil
+}
+
+// writeEphemeral resolves an ephemeral publish with an Idempotency-Key and
+// stores the key's answer; the message itself goes to the sink only.
+func (db *DB) writeEphemeral(ctx context.Context, b *batch, r *request) error {
+	saved, found, err := lookupIdempotency(ctx, b, r.idem)
+	if err != nil || found {
+		r.res = saved
+		return err
+	}
+	now := time.Now().UTC().Truncate(time.Millisecond)
+	ids, res, err := db.resolveResult(ctx, b, r.m.To)
+	if err != nil {
+		return err
+	}
+	if err := saveIdempotency(ctx, b, r.idem, res, now); err != nil {
+		return err
+	}
+	e := store.EphemeralFor(r.m, ids, now)
+	r.res, r.ephemeral = res, &e
+	return nil
+}
+
+// stmter hands out prepared statements: the pool's (pool) or bound to a
+// writer's transaction (*batch).
+type stmter interface {
+	stmt(ctx context.Context, query string) (*sqlx.Stmt, error)
+}
+
+// pool prepares statements on the connection pool, for reads outside the
+// writer.
+type pool struct{ db *DB }
+
+func (p pool) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	return p.db.prepared(ctx, p.db.x, query)
+}
+
+func (db *DB) resolveResult(ctx context.Context, q stmter, t store.Targets) ([]int64, store.PublishResult, error) {
 	ids, unknown, err := db.resolve(ctx, q, t)
 	if err != nil {
 		return nil, store.PublishResult{}, fmt.Errorf("resolve targets: %w", err)
@@ -148,11 +192,11 @@ func (db *DB) resolveResult(ctx context.Context, q querier, t store.Targets) ([]
 
 // resolve expands targets to the sorted, distinct IDs of existing employees
 // and lists the employee IDs and emails that matched nobody.
-func (db *DB) resolve(ctx context.Context, q querier, t store.Targets) ([]int64, store.Unknown, error) {
+func (db *DB) resolve(ctx context.Context, q stmter, t store.Targets) ([]int64, store.Unknown, error) {
 	set := make(map[int64]bool)
 	var unknown store.Unknown
 	add := func(query string, arg any) ([]int64, error) {
-		st, err := db.prepared(ctx, q, query)
+		st, err := q.stmt(ctx, query)
 		if err != nil {
 			return nil, err
 		}
@@ -192,7 +236,11 @@ func (db *DB) resolve(ctx context.Context, q querier, t store.Targets) ([]int64,
 			ID    int64  `db:"id"`
 			Email string `db:"email"`
 		}
-		if err := q.SelectContext(ctx, &rows, `SELECT id, email FROM employees WHERE email IN (SELECT value FROM json_each(?))`, string(js)); err != nil {
+		st, err := q.stmt(ctx, `SELECT id, email FROM employees WHERE email IN (SELECT value FROM json_each(?))`)
+		if err == nil {
+			err = st.SelectContext(ctx, &rows, string(js))
+		}
+		if err != nil {
 			return nil, unknown, err
 		}
 		known := make(map[string]bool, len(rows))
@@ -218,14 +266,16 @@ func (db *DB) resolve(ctx context.Context, q querier, t store.Targets) ([]int64,
 
 // lookupIdempotency returns the saved answer for idem, if there is one
 // younger than store.IdempotencyTTL.
-func lookupIdempotency(ctx context.Context, q querier, idem *store.Idempotency) (store.PublishResult, bool, error) {
+func lookupIdempotency(ctx context.Context, q stmter, idem *store.Idempotency) (store.PublishResult, bool, error) {
 	var row struct {
 		Hash   string `db:"request_hash"`
 		Result string `db:"result"`
 	}
 	cutoff := store.Millis(time.Now().Add(-store.IdempotencyTTL))
-	err := q.GetContext(ctx, &row, `SELECT request_hash, result FROM idempotency_keys WHERE owner = ? AND key = ? AND created_at > ?`,
-		idem.Owner, idem.Key, cutoff)
+	st, err := q.stmt(ctx, `SELECT request_hash, result FROM idempotency_keys WHERE owner = ? AND key = ? AND created_at > ?`)
+	if err == nil {
+		err = st.GetContext(ctx, &row, idem.Owner, idem.Key, cutoff)
+	}
 	if err := noRows(err); err == store.ErrNotFound {
 		return store.PublishResult{}, false, nil
 	} else if err != nil {
@@ -239,11 +289,10 @@ func lookupIdempotency(ctx context.Context, q querier, idem *store.Idempotency) 
 }
 
 // saveIdempotency records the answer for idem and drops expired keys.
-func saveIdempotency(ctx context.Context, q querier, idem *store.Idempotency, res store.PublishResult, now time.Time) error {
-	if _, err := q.ExecContext(ctx, `DELETE FROM idempotency_keys WHERE created_at <= ?`, store.Millis(now.Add(-store.IdempotencyTTL))); err != nil {
+func saveIdempotency(ctx context.Context, b *batch, idem *store.Idempotency, res store.PublishResult, now time.Time) error {
+	if err := b.exec(ctx, `DELETE FROM idempotency_keys WHERE created_at <= ?`, store.Millis(now.Add(-store.IdempotencyTTL))); err != nil {
 		return err
 	}
-	_, err := q.ExecContext(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, result, created_at) VALUES (?, ?, ?, ?, ?)`,
+	return b.exec(ctx, `INSERT INTO idempotency_keys (owner, key, request_hash, result, created_at) VALUES (?, ?, ?, ?, ?)`,
 		idem.Owner, idem.Key, idem.Hash, store.EncodeResult(res), store.Millis(now))
-	return err
 }

@@ -1,9 +1,11 @@
 // Package sqlite is Herald's embedded store: one SQLite file in WAL mode,
 // for a single instance.
 //
-// All writes go through one mutex (writeMu) and BEGIN IMMEDIATE
-// transactions, so commits happen one at a time; deliveries are handed to the
-// sink before the mutex is released, so they reach streams in commit order.
+// Publishes go through one writer goroutine (writer.go) that runs whatever
+// publishes are waiting in one BEGIN IMMEDIATE transaction and commits them
+// together (group commit), then hands their deliveries to the sink in
+// commit order. The other writes (directory, read marks) take writeMu, which
+// the writer holds for each batch, so sink calls come one at a time.
 package sqlite
 
 import (
@@ -14,6 +16,8 @@ import (
 	"fmt"
 	"io/fs"
 	"net/url"
+	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -34,43 +38,126 @@ var _ store.Store = (*DB)(nil)
 // DB is the SQLite store.
 type DB struct {
 	x       *sqlx.DB
-	writeMu sync.Mutex // serializes write transactions and the deliveries that follow them
+	path    string      // the database file
+	file    os.FileInfo // the database file as opened, to notice it being removed or replaced
+	lock    *os.File    // holds the instance lock (InstanceLock), or nil
+	writeMu sync.Mutex  // serializes write transactions and the sink calls that follow them; guards lastTruncate
 	sink    atomic.Pointer[sinkBox]
+	w       *writer
+
+	// walLimit is the WAL size in bytes past which the writer truncates
+	// the WAL between writes (see boundWALLocked).
+	walLimit     int64
+	lastTruncate time.Time // of the last attempt to truncate the WAL that readers kept from completing
+	// afterCommit, when set (by tests only), is called by the writer
+	// between a batch's commit and its deliveries, with the batch's titles.
+	afterCommit func(titles []string)
 
 	stmtMu sync.Mutex // guards stmts
 	stmts  map[string]*sqlx.Stmt
+
+	closeOnce sync.Once
+	closeErr  error
 }
 
 type sinkBox struct{ store.Sink }
 
 // pragmas go in the DSN so every pooled connection gets them. _txlock=immediate
 // makes BEGIN take the write lock at once, which avoids "database is locked"
-// when two read-then-write transactions meet. wal_autocheckpoint(0): the
-// listener checkpoints in the background instead (see checkpoints).
-const pragmas = "_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(NORMAL)&_pragma=foreign_keys(1)&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(-512)&_txlock=immediate"
+// when two read-then-write transactions meet. synchronous(FULL): a commit is
+// on disk before it is answered; the writer groups concurrent publishes so
+// they share that sync. wal_autocheckpoint(0): checkpoints run outside the
+// commits (see checkpoints and boundWALLocked). cache_size(-512): 512 KiB of
+// page cache per pooled connection instead of SQLite's 2 MiB; the kernel
+// caches the file anyway, and eight full caches were most of the memory
+// that thousands of streams seemed to cost after their connect storm.
+const pragmas = "_pragma=journal_mode(WAL)&_pragma=busy_timeout(5000)&_pragma=synchronous(FULL)&_pragma=foreign_keys(1)&_pragma=wal_autocheckpoint(0)&_pragma=cache_size(-512)&_txlock=immediate"
+
+// defaultWALLimit bounds the WAL (see boundWALLocked).
+const defaultWALLimit = 64 << 20
+
+// ErrLocked means another Herald instance serves the database (InstanceLock).
+var ErrLocked = errors.New("another Herald instance is serving this SQLite database")
+
+// errHeld is lockFile's answer when the lock is taken.
+var errHeld = errors.New("lock held")
+
+// Option configures Open.
+type Option func(*options)
+
+type options struct{ lock bool }
+
+// InstanceLock makes Open take an exclusive lock on PATH.lock, beside the
+// database, and hold it until Close; Open fails with ErrLocked while another
+// holder has it. herald serve takes it: live delivery reaches only the
+// streams of the instance that published, so a second server on one file
+// would silently miss the first one's publishes. Short commands (herald
+// employees, herald migrate) do not: SQLite lets them write beside a
+// running server.
+func InstanceLock() Option { return func(o *options) { o.lock = true } }
 
 // Open opens (creating if needed) the SQLite database at path and applies
 // the embedded migrations. path may carry a "sqlite:" prefix.
-func Open(ctx context.Context, path string) (*DB, error) {
+func Open(ctx context.Context, path string, opts ...Option) (*DB, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
 	path = strings.TrimPrefix(path, "sqlite:")
 	path = strings.TrimPrefix(path, "//")
 	if path == "" || path == ":memory:" {
 		return nil, errors.New("sqlite: a file path is required (\":memory:\" is one database per connection)")
 	}
+	db := &DB{path: path, walLimit: defaultWALLimit, stmts: make(map[string]*sqlx.Stmt)}
+	if o.lock {
+		if err := db.takeLock(); err != nil {
+			return nil, err
+		}
+	}
 	dsn := "file:" + (&url.URL{Path: path}).EscapedPath() + "?" + pragmas
 	x, err := sqlx.Open("sqlite", dsn)
 	if err != nil {
+		db.releaseLock()
 		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
 	}
 	// Readers run concurrently in WAL mode; writers are serialized by writeMu.
 	x.SetMaxOpenConns(8)
 	x.SetMaxIdleConns(8)
-	db := &DB{x: x, stmts: make(map[string]*sqlx.Stmt)}
+	db.x = x
 	if err := db.Migrate(ctx); err != nil {
 		x.Close()
+		db.releaseLock()
 		return nil, err
 	}
+	if db.file, err = os.Stat(path); err != nil {
+		x.Close()
+		db.releaseLock()
+		return nil, fmt.Errorf("open sqlite %s: %w", path, err)
+	}
+	db.w = startWriter(db)
 	return db, nil
+}
+
+// takeLock takes the instance lock on path.lock.
+func (db *DB) takeLock() error {
+	lockPath := db.path + ".lock"
+	f, err := lockFile(lockPath)
+	if errors.Is(err, errHeld) {
+		abs, _ := filepath.Abs(db.path)
+		return fmt.Errorf("sqlite %s (DATABASE_URL=sqlite:%s): %w (it holds %s). SQLite serves one instance: stop the other one, "+
+			"or point every instance at one PostgreSQL database (DATABASE_URL=postgres://…) to run several", abs, db.path, ErrLocked, lockPath)
+	}
+	if err != nil {
+		return fmt.Errorf("sqlite instance lock: %w", err)
+	}
+	db.lock = f
+	return nil
+}
+
+func (db *DB) releaseLock() {
+	if db.lock != nil {
+		db.lock.Close()
+	}
 }
 
 // Migrate applies the embedded migrations that are not applied yet.
@@ -89,15 +176,21 @@ func (db *DB) Migrate(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the prepared statements and the database.
+// Close stops the writer (publishes still waiting are refused), closes the
+// prepared statements and the database, and releases the instance lock.
 func (db *DB) Close() error {
-	db.stmtMu.Lock()
-	for _, st := range db.stmts {
-		st.Close()
-	}
-	clear(db.stmts)
-	db.stmtMu.Unlock()
-	return db.x.Close()
+	db.closeOnce.Do(func() {
+		db.w.close()
+		db.stmtMu.Lock()
+		for _, st := range db.stmts {
+			st.Close()
+		}
+		clear(db.stmts)
+		db.stmtMu.Unlock()
+		db.closeErr = db.x.Close()
+		db.releaseLock()
+	})
+	return db.closeErr
 }
 
 // prepared returns query as a prepared statement for q (the DB, or a
@@ -132,13 +225,43 @@ func (db *DB) prepared(ctx context.Context, q querier, query string) (*sqlx.Stmt
 // publishes would be stored but not delivered live.
 var errNoListener = errors.New("listener not running")
 
-// Ping checks that the database answers and that a listener is registered.
+// Ping checks that the store is usable for real: a listener is registered,
+// the path still names the database file this store has open (a file
+// removed or replaced underneath leaves the open one working while every
+// new connection, and the next start, sees another), a read of the
+// directory answers, and a write commits through the writer (a probe that
+// joins the next batch and rewrites the header's user_version, which Herald
+// does not otherwise use, so it costs one page in a batch and one sync at
+// most).
 func (db *DB) Ping(ctx context.Context) error {
-	if err := db.x.PingContext(ctx); err != nil {
-		return fmt.Errorf("ping sqlite: %w: %w", store.ErrUnavailable, err)
-	}
 	if db.sink.Load() == nil {
 		return fmt.Errorf("ping sqlite: %w: %w", store.ErrUnavailable, errNoListener)
+	}
+	if err := db.sameFile(); err != nil {
+		return fmt.Errorf("ping sqlite: %w: %w", store.ErrUnavailable, err)
+	}
+	var n int
+	if err := db.x.QueryRowContext(ctx, `SELECT count(*) FROM (SELECT 1 FROM employees LIMIT 1)`).Scan(&n); err != nil {
+		return fmt.Errorf("ping sqlite: read: %w: %w", store.ErrUnavailable, err)
+	}
+	r := newRequest(kindProbe, store.Message{}, nil)
+	if err := db.submit(ctx, r); err != nil {
+		return fmt.Errorf("ping sqlite: write: %w: %w", store.ErrUnavailable, err)
+	}
+	if r.err != nil {
+		return fmt.Errorf("ping sqlite: write: %w", r.err)
+	}
+	return nil
+}
+
+// sameFile reports an error unless db.path still names the file Open opened.
+func (db *DB) sameFile() error {
+	fi, err := os.Stat(db.path)
+	if err == nil && !os.SameFile(fi, db.file) {
+		err = errors.New("another file has taken its place")
+	}
+	if err != nil {
+		return fmt.Errorf("database file %s is gone (%w): restart Herald to use the file now at that path", db.path, err)
 	}
 	return nil
 }
@@ -155,26 +278,20 @@ func (db *DB) Listen(ctx context.Context, sink store.Sink) error {
 	return nil
 }
 
-// checkpointEvery is how often the WAL is copied back into the database;
-// walLimit (frames of 4 KiB) is the size past which a checkpoint also
-// truncates the WAL.
-const (
-	checkpointEvery = time.Second
-	walLimit        = 10000
-)
+// checkpointEvery is how often the listener copies the WAL back into the
+// database.
+const checkpointEvery = time.Second
 
 // checkpoints copies the WAL back into the database in the background until
 // ctx ends. SQLite's automatic checkpoint runs inside the commit that
-// crosses 1,000 WAL pages, so every few hundred publishes one publish, and
-// every publish queued behind the writer lock, waited for it: it made the
-// tail of publish-to-delivery latency (p99 7.2 ms -> 2.9 ms at 1,000
-// publishes/s without it). The DSN turns the automatic one off; a PASSIVE
-// checkpoint waits for no reader or writer. The WAL restarts from its start
-// once a checkpoint is complete and no reader holds an old snapshot; should
-// long readers keep that from happening and the WAL pass walLimit, a
-// TRUNCATE checkpoint (which waits for readers) shrinks it. Without a
-// listener (the CLI tools) SQLite checkpoints when the last connection
-// closes.
+// crosses 1,000 WAL pages, so every publish queued behind that commit waited
+// for it: it made the tail of publish-to-delivery latency. The DSN turns
+// the automatic one off; a PASSIVE checkpoint here waits for no reader or
+// writer and copies what it can. The WAL restarts from its start once a
+// checkpoint is complete and no reader holds an old snapshot; under
+// sustained writes that moment may never come, and the writer truncates the
+// WAL between writes instead (boundWALLocked). Without a listener (the CLI
+// tools) SQLite checkpoints when the last connection closes.
 func (db *DB) checkpoints(ctx context.Context) {
 	t := time.NewTicker(checkpointEvery)
 	defer t.Stop()
@@ -183,22 +300,10 @@ func (db *DB) checkpoints(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			// Errors are not fatal: the next tick tries again, and the WAL
-			// only grows meanwhile.
-			var busy, frames, done int
-			err := db.x.QueryRowContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`).Scan(&busy, &frames, &done)
-			if err == nil && frames > walLimit {
-				_, _ = db.x.ExecContext(ctx, `PRAGMA wal_checkpoint(TRUNCATE)`)
-			}
+			// Errors are not fatal: the next tick tries again, and
+			// boundWALLocked keeps the WAL bounded meanwhile.
+			_, _ = db.x.ExecContext(ctx, `PRAGMA wal_checkpoint(PASSIVE)`)
 		}
-	}
-}
-
-// deliver hands a committed notification to the sink, if one listens.
-// Callers hold writeMu so deliveries keep commit order.
-func (db *DB) deliver(d store.Delivery) {
-	if s := db.sink.Load(); s != nil {
-		s.Deliver(d)
 	}
 }
 

@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"MarkRead", testMarkRead},
 		{"Idempotency", testIdempotency},
 		{"IdempotencyConcurrentRetries", testConcurrentRetries},
+		{"ConcurrentFailureIsolated", testConcurrentFailureIsolated},
 		{"Ephemeral", testEphemeral},
 		{"ConcurrentPublishersCommitOrder", testConcurrentPublishers},
 		{"LargeFanout", testLargeFanout},
@@ -562,6 +563,80 @@ func testConcurrentRetries(t *testing.T, h *Harness) {
 	for _, e := range []int64{1, 2} {
 		if head, _ := st.Head(ctx(), e); head != 1 {
 			t.Fatalf("employee %d head = %d after concurrent retries, want 1", e, head)
+		}
+	}
+}
+
+// testConcurrentFailureIsolated publishes at once: fresh publishes, a
+// retry of an earlier Idempotency-Key and a reuse of that key with another
+// body. Stores that write concurrent publishes together must keep each one
+// all-or-nothing: the reuse fails alone, the retry gets the first answer,
+// every fresh publish is stored and delivered, seqs without gaps.
+func testConcurrentFailureIsolated(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 2, 0)
+	to := store.Targets{Employees: []int64{1, 2}}
+	idem := &store.Idempotency{Owner: "svc", Key: "k", Hash: "h1"}
+	first, err := st.Publish(ctx(), msg("first", to), idem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const fresh = 12
+	type outcome struct {
+		res store.PublishResult
+		err error
+	}
+	var (
+		wg       sync.WaitGroup
+		start    = make(chan struct{})
+		outs     = make([]outcome, fresh)
+		retry    outcome
+		mismatch outcome
+	)
+	run := func(o *outcome, m store.Message, idem *store.Idempotency) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			<-start
+			o.res, o.err = st.Publish(ctx(), m, idem)
+		}()
+	}
+	for i := range fresh {
+		run(&outs[i], msg(fmt.Sprintf("fresh %d", i), to), nil)
+		if i == fresh/2 {
+			run(&mismatch, msg("other body", to), &store.Idempotency{Owner: "svc", Key: "k", Hash: "h2"})
+			run(&retry, msg("first", to), idem)
+		}
+	}
+	close(start)
+	wg.Wait()
+	for i, o := range outs {
+		if o.err != nil || o.res.Replayed || o.res.Recipients != 2 {
+			t.Errorf("fresh publish %d = %+v, %v; want stored for 2", i, o.res, o.err)
+		}
+	}
+	if !errors.Is(mismatch.err, store.ErrIdempotencyMismatch) {
+		t.Errorf("key reused with another body: %v; want ErrIdempotencyMismatch", mismatch.err)
+	}
+	if retry.err != nil || !retry.res.Replayed || retry.res.NotificationID != first.NotificationID {
+		t.Errorf("retry = %+v, %v; want the first answer (notification %d), replayed", retry.res, retry.err, first.NotificationID)
+	}
+	h.Sink.Wait(t, "every fresh publish", func(d []store.Delivery, _ []store.Ephemeral, _ []Change) bool { return len(d) == fresh+1 })
+	last := map[int64]int64{}
+	for _, d := range h.Sink.Deliveries() {
+		if d.Notification.Title == "other body" {
+			t.Fatalf("the refused publish was delivered: %+v", d)
+		}
+		for _, r := range d.Recipients {
+			if r.Seq != last[r.Employee]+1 {
+				t.Fatalf("employee %d: seq %d delivered after %d", r.Employee, r.Seq, last[r.Employee])
+			}
+			last[r.Employee] = r.Seq
+		}
+	}
+	for _, e := range []int64{1, 2} {
+		if head, _ := st.Head(ctx(), e); head != fresh+1 {
+			t.Errorf("employee %d head = %d, want %d", e, head, fresh+1)
 		}
 	}
 }

@@ -1,0 +1,111 @@
+package sqlite_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/corp/herald/store"
+	"github.com/corp/herald/store/sqlite"
+	"github.com/corp/herald/store/storetest"
+)
+
+// TestWALStaysBounded writes hard for a while — a directory import, then
+// broadcasts and unicasts from several goroutines while readers keep
+// reading — and samples the size of the -wal file throughout. The WAL may
+// pass the limit by what one transaction writes, which is at most the
+// whole database. Without the truncation (limit set out of reach) the same
+// run leaves a WAL about six times the bound after the directory import
+// and grows it with every batch after that.
+func TestWALStaysBounded(t *testing.T) {
+	const (
+		employees  = 200
+		broadcasts = 8  // per broadcasting goroutine
+		unicasts   = 30 // per unicasting goroutine
+		limit      = 1 << 20
+	)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "h.db")
+	db, err := sqlite.Open(context.Background(), "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetWALLimit(limit)
+	h := storetest.NewHarness(t, db)
+
+	var biggest atomic.Int64
+	stopSampling := make(chan struct{})
+	sampled := make(chan struct{})
+	go func() {
+		defer close(sampled)
+		for {
+			if fi, err := os.Stat(path + "-wal"); err == nil && fi.Size() > biggest.Load() {
+				biggest.Store(fi.Size())
+			}
+			select {
+			case <-stopSampling:
+				return
+			case <-time.After(time.Millisecond):
+			}
+		}
+	}()
+
+	start := time.Now()
+	storetest.Seed(t, db, employees, 0)
+	t.Logf("directory of %d in %v: WAL at most %d bytes", employees, time.Since(start), biggest.Load())
+	start = time.Now()
+	readCtx, stopReading := context.WithCancel(context.Background())
+	var readers sync.WaitGroup
+	for r := range 2 {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			// Readers hold snapshots, which a truncation must wait out.
+			for i := 0; readCtx.Err() == nil; i++ {
+				_, _ = db.Since(readCtx, int64((r*7+i)%employees+1), 0, 50)
+				time.Sleep(time.Millisecond)
+			}
+		}()
+	}
+	var writers sync.WaitGroup
+	for w := range 6 {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			n := broadcasts
+			if w >= 2 {
+				n = unicasts
+			}
+			for i := range n {
+				to := store.Targets{All: true}
+				if w >= 2 {
+					to = store.Targets{Employees: []int64{int64((w*1000+i)%employees + 1)}}
+				}
+				if _, err := db.Publish(context.Background(), store.Message{To: to, Type: "t", Title: fmt.Sprintf("w%d-%d", w, i)}, nil); err != nil {
+					t.Errorf("publish: %v", err)
+					return
+				}
+			}
+		}()
+	}
+	writers.Wait()
+	stopReading()
+	readers.Wait()
+	close(stopSampling)
+	<-sampled
+
+	size := db.Size(t)
+	bound := int64(limit) + size + 1<<20
+	t.Logf("publishes in %v: WAL at most %d bytes (limit %d, database %d bytes, bound %d); %d deliveries",
+		time.Since(start), biggest.Load(), limit, size, bound, len(h.Sink.Deliveries()))
+	if biggest.Load() > bound {
+		t.Fatalf("the WAL reached %d bytes; want at most %d (the limit %d plus one transaction, at most the database's %d bytes, plus 1 MiB)",
+			biggest.Load(), bound, limit, size)
+	}
+}

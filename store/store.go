@@ -275,6 +275,7 @@ type Store interface {
 	Directory
 	Publisher
 	Inbox
+	Push
 	// Listen hands committed deliveries to sink until ctx ends. Only one
 	// Listen runs per Store.
 	Listen(ctx context.Context, sink Sink) error

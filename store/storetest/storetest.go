@@ -45,6 +45,9 @@ func Run(t *testing.T, open Opener) {
 		{"ConcurrentPublishersCommitOrder", testConcurrentPublishers},
 		{"LargeFanout", testLargeFanout},
 		{"DataRoundTrip", testDataRoundTrip},
+		{"PushSubscriptions", testPushSubscriptions},
+		{"PushQueue", testPushQueue},
+		{"PushConcurrent", testPushConcurrent},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -52,6 +52,7 @@ func runLoad(ctx context.Context, cfg config, command string, stdout, stderr io.
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 	}
 	defer r.cleanup()
+	load := loadAverage()
 	if err := r.setup(ctx); err != nil {
 		return err
 	}
@@ -59,6 +60,7 @@ func runLoad(ctx context.Context, cfg config, command string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	rep.LoadAvg = load
 	if err := writeReport(stdout, rep); err != nil {
 		return err
 	}

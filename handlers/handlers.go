@@ -43,6 +43,8 @@ type Config struct {
 	InsecureCookie bool
 	// Limits are the rate limits (all off when zero).
 	Limits Limits
+	// Push turns Web Push on; nil leaves it off (its routes answer 404).
+	Push *PushConfig
 }
 
 // Handler serves Herald's HTTP API.
@@ -59,6 +61,7 @@ type Handler struct {
 	origins    []string
 	metrics    *Metrics
 	limits     limiters
+	push       *PushConfig
 	draining   atomic.Bool
 	readiness  readiness
 	router     chi.Router
@@ -82,6 +85,7 @@ func New(cfg Config) *Handler {
 		origins:    cfg.Origins,
 		metrics:    cfg.Metrics,
 		limits:     newLimiters(cfg.Limits),
+		push:       cfg.Push,
 
 		insecureCookie: cfg.InsecureCookie,
 	}
@@ -156,6 +160,14 @@ func (h *Handler) routes(origins []string) chi.Router {
 		r.Put("/employees/{id}", h.api(h.putEmployee))
 		r.Delete("/employees/{id}", h.api(h.deleteEmployee))
 		r.Post("/session", h.api(h.createSession))
+	})
+	// Web Push: the key for anyone, subscriptions for employees; 404 while
+	// push is off.
+	r.With(h.pushOn).Get("/push/key", h.pushKey)
+	r.Group(func(r chi.Router) {
+		r.Use(bodyDeadline(30*time.Second), h.pushOn, authn, h.limitState)
+		r.Post("/push/subscriptions", h.api(h.subscribePush))
+		r.Delete("/push/subscriptions", h.api(h.unsubscribePush))
 	})
 	// Signing out needs no token (see deleteSession).
 	r.Delete("/session", h.deleteSession)

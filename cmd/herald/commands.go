@@ -28,7 +28,7 @@ func (c *command) exec(ctx context.Context, e env, args []string) error {
 // commands lists the binary's commands; serve, the default, comes first.
 func commands() []*command {
 	return []*command{
-		serveCommand(), migrateCommand(), tokenCommand(), sendCommand(), employeesCommand(),
+		serveCommand(), migrateCommand(), tokenCommand(), sendCommand(), employeesCommand(), vapidCommand(),
 		{name: "version", summary: "print the version", usage: "herald version", run: versionCmd},
 	}
 }

@@ -8,6 +8,8 @@ import (
 	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/corp/herald/handlers/webpush"
 )
 
 // config is Herald's configuration. Every field is filled by one row of the
@@ -42,6 +44,10 @@ type config struct {
 	ConnectRate      float64
 	StateRate        float64
 	TrustedProxies   []netip.Prefix
+	VAPIDKey         *webpush.Key
+	VAPIDSubject     string
+	PushDelay        time.Duration
+	PushHosts        webpush.Hosts
 
 	// Used by herald send only.
 	HeraldURL   string
@@ -100,6 +106,10 @@ func (c *config) options() []option {
 		{name: "MAX_STREAMS", def: "100000", help: "streams one instance holds at most, every transport counted; beyond, `503 unavailable` with `Retry-After`", parse: count(&c.MaxStreams, 1, 10_000_000)},
 		{name: "MAX_STREAM_AGE", def: "1h", help: "a stream is ended (`event: closed`, reason `max_age`) after this long, ± 20% jitter, so connections rebalance across instances; `0` never, else at least `1m`", parse: maxAge(&c.MaxStreamAge)},
 		{name: "GOROUTINE_STREAMS", def: "false", help: "keep every stream on a goroutine of its own instead of the poller (more memory; for comparisons)", parse: boolean(&c.GoroutineStreams)},
+		{name: "VAPID_PRIVATE_KEY", help: "turns Web Push on: the raw 32-byte P-256 private key, base64url (`herald vapid` prints a new pair); the same on every instance", parse: vapidKey(&c.VAPIDKey)},
+		{name: "VAPID_SUBJECT", help: "a `mailto:` or `https:` URL push services may contact about Herald's pushes; required with `VAPID_PRIVATE_KEY`", parse: vapidSubject(&c.VAPIDSubject)},
+		{name: "PUSH_DELAY", def: "10s", help: "a notification still unread, unseen and written to no open stream this long after its delivery is pushed, 1s–1h", parse: duration(&c.PushDelay, time.Second, time.Hour)},
+		{name: "PUSH_HOSTS", def: strings.Join(webpush.DefaultHosts, ","), help: "comma-separated push service hosts subscriptions may name (`*.example.com`: its subdomains only); Herald calls only these, over https", parse: pushHosts(&c.PushHosts)},
 		{name: "dev", flagOnly: true, def: "false", help: "development mode: demo employees, demo page at `/`, printed commands with tokens; flag only, so no environment turns it on", parse: boolean(&c.Dev)},
 		{name: "HERALD_URL", flag: "url", def: "http://localhost:3000", help: "`herald send`: the running Herald's base URL", parse: httpURL(&c.HeraldURL), tool: true, also: []string{"send"}},
 		{name: "HERALD_TOKEN", flag: "token", defText: "a service token minted with `JWT_SECRET`", help: "`herald send`: the bearer token to publish with", parse: secret(&c.HeraldToken), tool: true, also: []string{"send"}},
@@ -241,6 +251,9 @@ func (c *config) validate() []string {
 	}
 	if c.H2C && c.TLSCertFile != "" {
 		problems = append(problems, "H2C: cleartext HTTP/2 is for a plain listener behind a proxy; with TLS_CERT_FILE Herald already serves HTTP/2 over TLS: unset one")
+	}
+	if c.VAPIDKey != nil && c.VAPIDSubject == "" {
+		problems = append(problems, "VAPID_SUBJECT: required with VAPID_PRIVATE_KEY: a mailto: or https: URL push services may contact (e.g. mailto:ops@example.com)")
 	}
 	if !c.Dev && c.JWTSecret == "" && c.AzureIssuer == "" {
 		problems = append(problems, "no authentication configured: set JWT_SECRET (HS256 tokens), or AZURE_ISSUER_BASE_URL and AZURE_AUDIENCE (Azure AD tokens), or run with --dev")

@@ -110,12 +110,24 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"h2c with tls", []string{"JWT_SECRET", "s", "TLS_CERT_FILE", cert, "TLS_KEY_FILE", cert, "H2C", "1"}, nil, "H2C"},
 		{"bad debug addr", []string{"JWT_SECRET", "s", "DEBUG_ADDR", "6060"}, nil, "DEBUG_ADDR"},
 		{"stray argument", []string{"JWT_SECRET", "s"}, []string{"extra"}, "unexpected"},
+		{"vapid key not base64url", []string{"JWT_SECRET", "s", "VAPID_PRIVATE_KEY", "***", "VAPID_SUBJECT", "mailto:a@b.example"}, nil, "VAPID_PRIVATE_KEY"},
+		{"vapid key of 16 bytes", []string{"JWT_SECRET", "s", "VAPID_PRIVATE_KEY", "AAAAAAAAAAAAAAAAAAAAAA", "VAPID_SUBJECT", "mailto:a@b.example"}, nil, "VAPID_PRIVATE_KEY"},
+		{"vapid key without subject", []string{"JWT_SECRET", "s", "VAPID_PRIVATE_KEY", "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw"}, nil, "VAPID_SUBJECT"},
+		{"vapid subject not a URL", []string{"JWT_SECRET", "s", "VAPID_SUBJECT", "ops@corp.example"}, nil, "VAPID_SUBJECT"},
+		{"push delay too short", []string{"JWT_SECRET", "s", "PUSH_DELAY", "10ms"}, nil, "PUSH_DELAY"},
+		{"push host with scheme", []string{"JWT_SECRET", "s", "PUSH_HOSTS", "https://fcm.googleapis.com"}, nil, "PUSH_HOSTS"},
+		{"push host with port", []string{"JWT_SECRET", "s", "PUSH_HOSTS", "push.example.com:443"}, nil, "PUSH_HOSTS"},
+		{"push host every .com", []string{"JWT_SECRET", "s", "PUSH_HOSTS", "*.com"}, nil, "PUSH_HOSTS"},
 	}
 	for _, tt := range tests {
 		_, err := load(tt.args, tt.env...)
 		if err == nil || !strings.Contains(err.Error(), tt.want) {
 			t.Errorf("%s: error %v, want one naming %s", tt.name, err, tt.want)
 		}
+	}
+	cfg, err := load(nil, "JWT_SECRET", "s", "VAPID_PRIVATE_KEY", "yfWPiYE-n46HLnH0KqZOF1fJJU3MYrct3AELtAQ-oRw", "VAPID_SUBJECT", "mailto:ops@corp.example", "PUSH_HOSTS", "127.0.0.1, *.push.example.net")
+	if err != nil || cfg.VAPIDKey == nil || cfg.PushDelay != 10*time.Second || len(cfg.PushHosts) != 2 {
+		t.Errorf("Web Push settings: %+v, %v", cfg, err)
 	}
 	if _, err := load([]string{"--dev"}); err != nil {
 		t.Errorf("--dev without auth: %v", err)

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/corp/herald/handlers/webpush"
 )
 
 // parser turns a row's text into its config field, or says what is wrong
@@ -296,6 +298,55 @@ func prefixes(dst *[]netip.Prefix) parser {
 			return errors.New(strings.Join(bad, "; "))
 		}
 		*dst = out
+		return nil
+	}}
+}
+
+// vapidKey is the raw 32-byte P-256 private key, base64url; empty leaves
+// Web Push off. Errors never repeat the key.
+func vapidKey(dst **webpush.Key) parser {
+	return parser{kind: "secret", raw: true, set: func(s string) error {
+		if s = strings.TrimSpace(s); s == "" {
+			*dst = nil
+			return nil
+		}
+		k, err := webpush.ParseKey(s)
+		if err != nil {
+			return errors.New("not a VAPID private key: the raw 32-byte P-256 key, base64url (herald vapid prints a new pair)")
+		}
+		*dst = k
+		return nil
+	}}
+}
+
+// vapidSubject is a mailto: or https: URL push services may contact.
+func vapidSubject(dst *string) parser {
+	return checked("url", dst, func(s string) error {
+		if s == "" {
+			return nil
+		}
+		u, err := url.Parse(s)
+		if err != nil || !(u.Scheme == "mailto" && u.Opaque != "" || u.Scheme == "https" && u.Host != "") {
+			return fmt.Errorf("%q is not a mailto: or https: URL (e.g. mailto:ops@example.com)", s)
+		}
+		return nil
+	})
+}
+
+// pushHosts is a comma-separated list of host names and *.domain patterns.
+func pushHosts(dst *webpush.Hosts) parser {
+	return parser{kind: "list", set: func(s string) error {
+		var bad []string
+		hosts := splitList(s)
+		for _, h := range hosts {
+			if err := webpush.CheckHostPattern(h); err != nil {
+				bad = append(bad, err.Error())
+			}
+		}
+		if len(bad) > 0 {
+			return errors.New(strings.Join(bad, "; "))
+		}
+		*dst = hosts
 		return nil
 	}}
 }

@@ -264,6 +264,7 @@ func wire(ctx context.Context, cfg config, st store.Store, log *slog.Logger) (*a
 			Publish: cfg.PublishRate, Connect: cfg.ConnectRate, State: cfg.StateRate,
 			TrustedProxies: cfg.TrustedProxies,
 		},
+		Push: pushConfig(cfg),
 	})
 	return a, nil
 }
@@ -347,4 +348,13 @@ func waitReady(ctx context.Context, st store.Store, limit time.Duration, log *sl
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// pushConfig is Web Push's part of the handlers' configuration: nil (off)
+// without VAPID_PRIVATE_KEY.
+func pushConfig(cfg config) *handlers.PushConfig {
+	if cfg.VAPIDKey == nil {
+		return nil
+	}
+	return &handlers.PushConfig{Key: cfg.VAPIDKey, Hosts: cfg.PushHosts}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/corp/herald/auth"
+	"github.com/corp/herald/handlers/webpush"
 )
 
 // listFlag collects a repeatable flag; commas separate several values too.
@@ -247,4 +248,34 @@ func serviceToken(cfg config) (string, error) {
 		return "", fmt.Errorf("send: %w", err)
 	}
 	return t, nil
+}
+
+func vapidCommand() *command {
+	return &command{
+		name: "vapid", summary: "print a new VAPID key pair for Web Push",
+		usage: "herald vapid",
+		about: `Prints a new VAPID key pair as VAPID_PRIVATE_KEY=… and VAPID_PUBLIC_KEY=…
+lines (base64url, the form web-push tools print). Give every instance the same
+VAPID_PRIVATE_KEY, with VAPID_SUBJECT: browsers' subscriptions are bound to
+its public key, so a new key means every browser subscribes again. The
+public key is derived from the private one (GET /push/key serves it).`,
+		example: `herald vapid >> herald.env`,
+		run:     vapidCmd,
+	}
+}
+
+func vapidCmd(_ context.Context, c *command, e env, args []string) error {
+	fs := c.flagSet()
+	if err := c.parse(e, fs, args); err != nil {
+		return err
+	}
+	if err := c.noArgs(fs); err != nil {
+		return err
+	}
+	k, err := webpush.GenerateKey()
+	if err != nil {
+		return fmt.Errorf("vapid: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "VAPID_PRIVATE_KEY=%s\nVAPID_PUBLIC_KEY=%s\n", k.Private(), k.Public())
+	return nil
 }

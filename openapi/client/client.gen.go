@@ -1187,6 +1187,43 @@ type PublishRequest struct {
 	Type NotificationType `json:"type"`
 }
 
+// PushKey defines model for PushKey.
+type PushKey struct {
+	// PublicKey The VAPID public key, a 65-byte uncompressed P-256 point, base64url without padding.
+	//
+	// Examples: BIZ7UtNUULVB-lXVJ09Ax2Y_gDo35nngJI7im1qdx026JdzlnH39n9rxix7IAahHR1un3QozWo3VKGeFqRnAOLk
+	PublicKey string `json:"public_key"`
+}
+
+// PushSubscriptionDelete defines model for PushSubscriptionDelete.
+type PushSubscriptionDelete struct {
+	// Endpoint The endpoint of the subscription to delete.
+	Endpoint string `json:"endpoint"`
+}
+
+// PushSubscriptionInput A browser's `PushSubscription` (its `toJSON()`).
+type PushSubscriptionInput struct {
+	// Endpoint The push service URL; `https` on a `PUSH_HOSTS` host.
+	//
+	// Examples: https://fcm.googleapis.com/fcm/send/cXJ3bH8aTq0:APA91bE
+	Endpoint string `json:"endpoint"`
+
+	// ExpirationTime Sent by browsers (usually `null`); not used.
+	ExpirationTime *float32 `json:"expirationTime,omitempty"`
+	Keys           struct {
+		// Auth The browser's 16-byte authentication secret, base64url.
+		Auth string `json:"auth"`
+
+		// P256Dh The browser's P-256 public key (65 bytes, uncompressed), base64url.
+		P256Dh string `json:"p256dh"`
+	} `json:"keys"`
+}
+
+// PushSubscriptionSaved defines model for PushSubscriptionSaved.
+type PushSubscriptionSaved struct {
+	Endpoint string `json:"endpoint"`
+}
+
 // RateLimitedProblem defines model for RateLimitedProblem.
 type RateLimitedProblem struct {
 	Code RateLimitedProblemCode `json:"code"`
@@ -1581,6 +1618,9 @@ type IdempotencyConflict = IdempotencyConflictProblem
 // InternalError defines model for InternalError.
 type InternalError = InternalProblem
 
+// InvalidSubscription defines model for InvalidSubscription.
+type InvalidSubscription = IdempotencyConflictProblem
+
 // NotFound defines model for NotFound.
 type NotFound = NotFoundProblem
 
@@ -1589,6 +1629,9 @@ type NotUTF8 = IdempotencyConflictProblem
 
 // PayloadTooLarge defines model for PayloadTooLarge.
 type PayloadTooLarge = PayloadTooLargeProblem
+
+// PushOff defines model for PushOff.
+type PushOff = NotFoundProblem
 
 // RateLimited defines model for RateLimited.
 type RateLimited = RateLimitedProblem
@@ -1676,6 +1719,12 @@ type PublishNotificationJSONRequestBody = PublishRequest
 
 // MarkReadJSONRequestBody defines body for MarkRead for application/json ContentType.
 type MarkReadJSONRequestBody = ReadRequest
+
+// UnsubscribePushJSONRequestBody defines body for UnsubscribePush for application/json ContentType.
+type UnsubscribePushJSONRequestBody = PushSubscriptionDelete
+
+// SubscribePushJSONRequestBody defines body for SubscribePush for application/json ContentType.
+type SubscribePushJSONRequestBody = PushSubscriptionInput
 
 // AsEmployeeInput0 returns the union data inside the EmployeeInput as a EmployeeInput0
 func (t EmployeeInput) AsEmployeeInput0() (EmployeeInput0, error) {
@@ -2922,6 +2971,81 @@ type ClientInterface interface {
 	// Corresponds with GET /openapi.yaml (the `OpenapiYAML` operationId).
 	OpenapiYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// PushKey The VAPID public key
+	//
+	// The `applicationServerKey` a browser subscribes with
+	// (`pushManager.subscribe({ userVisibleOnly: true, applicationServerKey })`):
+	// the 65-byte uncompressed P-256 point of `VAPID_PRIVATE_KEY`,
+	// base64url without padding. `404` while Web Push is off (no
+	// `VAPID_PRIVATE_KEY`).
+	//
+	// Corresponds with GET /push/key (the `PushKey` operationId).
+	PushKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnsubscribePushWithBody Delete the browser's push subscription
+	//
+	// Deletes the caller's subscription to `endpoint`. `204` also when the
+	// caller has none there (another employee's is left alone, and the
+	// answer does not say whether it exists). Employees only; `404` while
+	// Web Push is off.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with DELETE /push/subscriptions (the `UnsubscribePush` operationId).
+	UnsubscribePushWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnsubscribePush Delete the browser's push subscription
+	//
+	// Deletes the caller's subscription to `endpoint`. `204` also when the
+	// caller has none there (another employee's is left alone, and the
+	// answer does not say whether it exists). Employees only; `404` while
+	// Web Push is off.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with DELETE /push/subscriptions (the `UnsubscribePush` operationId).
+	UnsubscribePush(ctx context.Context, body UnsubscribePushJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SubscribePushWithBody Save the browser's push subscription
+	//
+	// Takes the browser's `PushSubscription` as `JSON.stringify` gives it.
+	// The endpoint must be an `https` URL on a push service host of
+	// `PUSH_HOSTS` (by default the browsers' own), so a subscription cannot
+	// aim Herald at internal addresses; `p256dh` a 65-byte uncompressed
+	// P-256 point, `auth` 16 bytes, both base64url. The same endpoint
+	// again replaces its keys and counts once; an endpoint another
+	// employee had moves to the caller (the browser changed hands). At
+	// most 10 per employee: beyond, the oldest by creation is deleted.
+	// A notification is then pushed to it when, `PUSH_DELAY` after its
+	// delivery, it is still unread and was written to no open stream of
+	// the employee (README, "Web Push"). Employees only; `404` while
+	// Web Push is off; counts against `STATE_RATE`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /push/subscriptions (the `SubscribePush` operationId).
+	SubscribePushWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SubscribePush Save the browser's push subscription
+	//
+	// Takes the browser's `PushSubscription` as `JSON.stringify` gives it.
+	// The endpoint must be an `https` URL on a push service host of
+	// `PUSH_HOSTS` (by default the browsers' own), so a subscription cannot
+	// aim Herald at internal addresses; `p256dh` a 65-byte uncompressed
+	// P-256 point, `auth` 16 bytes, both base64url. The same endpoint
+	// again replaces its keys and counts once; an endpoint another
+	// employee had moves to the caller (the browser changed hands). At
+	// most 10 per employee: beyond, the oldest by creation is deleted.
+	// A notification is then pushed to it when, `PUSH_DELAY` after its
+	// delivery, it is still unread and was written to no open stream of
+	// the employee (README, "Web Push"). Employees only; `404` while
+	// Web Push is off; counts against `STATE_RATE`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /push/subscriptions (the `SubscribePush` operationId).
+	SubscribePush(ctx context.Context, body SubscribePushJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// Readyz Readiness
 	//
 	// 200 when the store answers (and, where configured, the listener and
@@ -3484,6 +3608,131 @@ func (c *Client) OpenapiJSON(ctx context.Context, reqEditors ...RequestEditorFn)
 // Corresponds with GET /openapi.yaml (the `OpenapiYAML` operationId).
 func (c *Client) OpenapiYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewOpenapiYAMLRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PushKey The VAPID public key
+//
+// The `applicationServerKey` a browser subscribes with
+// (`pushManager.subscribe({ userVisibleOnly: true, applicationServerKey })`):
+// the 65-byte uncompressed P-256 point of `VAPID_PRIVATE_KEY`,
+// base64url without padding. `404` while Web Push is off (no
+// `VAPID_PRIVATE_KEY`).
+//
+// Corresponds with GET /push/key (the `PushKey` operationId).
+func (c *Client) PushKey(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPushKeyRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnsubscribePushWithBody Delete the browser's push subscription
+//
+// Deletes the caller's subscription to `endpoint`. `204` also when the
+// caller has none there (another employee's is left alone, and the
+// answer does not say whether it exists). Employees only; `404` while
+// Web Push is off.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with DELETE /push/subscriptions (the `UnsubscribePush` operationId).
+func (c *Client) UnsubscribePushWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnsubscribePushRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnsubscribePush Delete the browser's push subscription
+//
+// Deletes the caller's subscription to `endpoint`. `204` also when the
+// caller has none there (another employee's is left alone, and the
+// answer does not say whether it exists). Employees only; `404` while
+// Web Push is off.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with DELETE /push/subscriptions (the `UnsubscribePush` operationId).
+func (c *Client) UnsubscribePush(ctx context.Context, body UnsubscribePushJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnsubscribePushRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SubscribePushWithBody Save the browser's push subscription
+//
+// Takes the browser's `PushSubscription` as `JSON.stringify` gives it.
+// The endpoint must be an `https` URL on a push service host of
+// `PUSH_HOSTS` (by default the browsers' own), so a subscription cannot
+// aim Herald at internal addresses; `p256dh` a 65-byte uncompressed
+// P-256 point, `auth` 16 bytes, both base64url. The same endpoint
+// again replaces its keys and counts once; an endpoint another
+// employee had moves to the caller (the browser changed hands). At
+// most 10 per employee: beyond, the oldest by creation is deleted.
+// A notification is then pushed to it when, `PUSH_DELAY` after its
+// delivery, it is still unread and was written to no open stream of
+// the employee (README, "Web Push"). Employees only; `404` while
+// Web Push is off; counts against `STATE_RATE`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /push/subscriptions (the `SubscribePush` operationId).
+func (c *Client) SubscribePushWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubscribePushRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SubscribePush Save the browser's push subscription
+//
+// Takes the browser's `PushSubscription` as `JSON.stringify` gives it.
+// The endpoint must be an `https` URL on a push service host of
+// `PUSH_HOSTS` (by default the browsers' own), so a subscription cannot
+// aim Herald at internal addresses; `p256dh` a 65-byte uncompressed
+// P-256 point, `auth` 16 bytes, both base64url. The same endpoint
+// again replaces its keys and counts once; an endpoint another
+// employee had moves to the caller (the browser changed hands). At
+// most 10 per employee: beyond, the oldest by creation is deleted.
+// A notification is then pushed to it when, `PUSH_DELAY` after its
+// delivery, it is still unread and was written to no open stream of
+// the employee (README, "Web Push"). Employees only; `404` while
+// Web Push is off; counts against `STATE_RATE`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /push/subscriptions (the `SubscribePush` operationId).
+func (c *Client) SubscribePush(ctx context.Context, body SubscribePushJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSubscribePushRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4202,6 +4451,113 @@ func NewOpenapiYAMLRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewPushKeyRequest constructs an http.Request for the PushKey method
+func NewPushKeyRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/push/key")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewUnsubscribePushRequest calls the generic UnsubscribePush builder with application/json body
+func NewUnsubscribePushRequest(server string, body UnsubscribePushJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUnsubscribePushRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUnsubscribePushRequestWithBody constructs an http.Request for the UnsubscribePush method, with any body, and a specified content type
+func NewUnsubscribePushRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/push/subscriptions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewSubscribePushRequest calls the generic SubscribePush builder with application/json body
+func NewSubscribePushRequest(server string, body SubscribePushJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewSubscribePushRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewSubscribePushRequestWithBody constructs an http.Request for the SubscribePush method, with any body, and a specified content type
+func NewSubscribePushRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/push/subscriptions")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewReadyzRequest constructs an http.Request for the Readyz method
 func NewReadyzRequest(server string) (*http.Request, error) {
 	var err error
@@ -4747,6 +5103,83 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /openapi.yaml (the `OpenapiYAML` operationId).
 	OpenapiYAMLWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*OpenapiYAMLResponse, error)
+
+	// PushKeyWithResponse The VAPID public key
+	//
+	// The `applicationServerKey` a browser subscribes with
+	// (`pushManager.subscribe({ userVisibleOnly: true, applicationServerKey })`):
+	// the 65-byte uncompressed P-256 point of `VAPID_PRIVATE_KEY`,
+	// base64url without padding. `404` while Web Push is off (no
+	// `VAPID_PRIVATE_KEY`).
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /push/key (the `PushKey` operationId).
+	PushKeyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PushKeyResponse, error)
+
+	// UnsubscribePushWithBodyWithResponse Delete the browser's push subscription
+	//
+	// Deletes the caller's subscription to `endpoint`. `204` also when the
+	// caller has none there (another employee's is left alone, and the
+	// answer does not say whether it exists). Employees only; `404` while
+	// Web Push is off.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /push/subscriptions (the `UnsubscribePush` operationId).
+	UnsubscribePushWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UnsubscribePushResponse, error)
+
+	// UnsubscribePushWithResponse Delete the browser's push subscription
+	//
+	// Deletes the caller's subscription to `endpoint`. `204` also when the
+	// caller has none there (another employee's is left alone, and the
+	// answer does not say whether it exists). Employees only; `404` while
+	// Web Push is off.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /push/subscriptions (the `UnsubscribePush` operationId).
+	UnsubscribePushWithResponse(ctx context.Context, body UnsubscribePushJSONRequestBody, reqEditors ...RequestEditorFn) (*UnsubscribePushResponse, error)
+
+	// SubscribePushWithBodyWithResponse Save the browser's push subscription
+	//
+	// Takes the browser's `PushSubscription` as `JSON.stringify` gives it.
+	// The endpoint must be an `https` URL on a push service host of
+	// `PUSH_HOSTS` (by default the browsers' own), so a subscription cannot
+	// aim Herald at internal addresses; `p256dh` a 65-byte uncompressed
+	// P-256 point, `auth` 16 bytes, both base64url. The same endpoint
+	// again replaces its keys and counts once; an endpoint another
+	// employee had moves to the caller (the browser changed hands). At
+	// most 10 per employee: beyond, the oldest by creation is deleted.
+	// A notification is then pushed to it when, `PUSH_DELAY` after its
+	// delivery, it is still unread and was written to no open stream of
+	// the employee (README, "Web Push"). Employees only; `404` while
+	// Web Push is off; counts against `STATE_RATE`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /push/subscriptions (the `SubscribePush` operationId).
+	SubscribePushWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubscribePushResponse, error)
+
+	// SubscribePushWithResponse Save the browser's push subscription
+	//
+	// Takes the browser's `PushSubscription` as `JSON.stringify` gives it.
+	// The endpoint must be an `https` URL on a push service host of
+	// `PUSH_HOSTS` (by default the browsers' own), so a subscription cannot
+	// aim Herald at internal addresses; `p256dh` a 65-byte uncompressed
+	// P-256 point, `auth` 16 bytes, both base64url. The same endpoint
+	// again replaces its keys and counts once; an endpoint another
+	// employee had moves to the caller (the browser changed hands). At
+	// most 10 per employee: beyond, the oldest by creation is deleted.
+	// A notification is then pushed to it when, `PUSH_DELAY` after its
+	// delivery, it is still unread and was written to no open stream of
+	// the employee (README, "Web Push"). Employees only; `404` while
+	// Web Push is off; counts against `STATE_RATE`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /push/subscriptions (the `SubscribePush` operationId).
+	SubscribePushWithResponse(ctx context.Context, body SubscribePushJSONRequestBody, reqEditors ...RequestEditorFn) (*SubscribePushResponse, error)
 
 	// ReadyzWithResponse Readiness
 	//
@@ -5895,6 +6328,311 @@ func (r OpenapiYAMLResponse) ContentType() string {
 	return ""
 }
 
+type PushKeyResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PushKey
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *PushOff
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PushKeyResponse) GetJSON200() *PushKey {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r PushKeyResponse) GetApplicationProblemJSON404() *PushOff {
+	return r.ApplicationProblemJSON404
+}
+
+// GetBody returns the raw response body bytes
+func (r PushKeyResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PushKeyResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PushKeyResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PushKeyResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UnsubscribePushResponse401Headers the declared response headers of an HTTP 401 response for UnsubscribePush
+type UnsubscribePushResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// UnsubscribePushResponse429Headers the declared response headers of an HTTP 429 response for UnsubscribePush
+type UnsubscribePushResponse429Headers struct {
+	RetryAfter int
+}
+
+// UnsubscribePushResponse503Headers the declared response headers of an HTTP 503 response for UnsubscribePush
+type UnsubscribePushResponse503Headers struct {
+	RetryAfter int
+}
+
+type UnsubscribePushResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *PushOff
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *InvalidSubscription
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *RateLimited
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UnsubscribePushResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UnsubscribePushResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UnsubscribePushResponse503Headers
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UnsubscribePushResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UnsubscribePushResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UnsubscribePushResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r UnsubscribePushResponse) GetApplicationProblemJSON404() *PushOff {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UnsubscribePushResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UnsubscribePushResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UnsubscribePushResponse) GetApplicationProblemJSON422() *InvalidSubscription {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r UnsubscribePushResponse) GetApplicationProblemJSON429() *RateLimited {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r UnsubscribePushResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UnsubscribePushResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UnsubscribePushResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UnsubscribePushResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UnsubscribePushResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UnsubscribePushResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// SubscribePushResponse401Headers the declared response headers of an HTTP 401 response for SubscribePush
+type SubscribePushResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// SubscribePushResponse429Headers the declared response headers of an HTTP 429 response for SubscribePush
+type SubscribePushResponse429Headers struct {
+	RetryAfter int
+}
+
+// SubscribePushResponse503Headers the declared response headers of an HTTP 503 response for SubscribePush
+type SubscribePushResponse503Headers struct {
+	RetryAfter int
+}
+
+type SubscribePushResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON201 the response for an HTTP 201 `application/json` response
+	JSON201 *PushSubscriptionSaved
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *PushOff
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *InvalidSubscription
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *RateLimited
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *SubscribePushResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SubscribePushResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SubscribePushResponse503Headers
+}
+
+// GetJSON201 returns the response for an HTTP 201 `application/json` response
+func (r SubscribePushResponse) GetJSON201() *PushSubscriptionSaved {
+	return r.JSON201
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SubscribePushResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r SubscribePushResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SubscribePushResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r SubscribePushResponse) GetApplicationProblemJSON404() *PushOff {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SubscribePushResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r SubscribePushResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r SubscribePushResponse) GetApplicationProblemJSON422() *InvalidSubscription {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SubscribePushResponse) GetApplicationProblemJSON429() *RateLimited {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SubscribePushResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SubscribePushResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SubscribePushResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SubscribePushResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SubscribePushResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SubscribePushResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // ReadyzResponse503Headers the declared response headers of an HTTP 503 response for Readyz
 type ReadyzResponse503Headers struct {
 	RetryAfter int
@@ -6648,6 +7386,113 @@ func (c *ClientWithResponses) OpenapiYAMLWithResponse(ctx context.Context, reqEd
 		return nil, err
 	}
 	return ParseOpenapiYAMLResponse(rsp)
+}
+
+// PushKeyWithResponse The VAPID public key
+//
+// The `applicationServerKey` a browser subscribes with
+// (`pushManager.subscribe({ userVisibleOnly: true, applicationServerKey })`):
+// the 65-byte uncompressed P-256 point of `VAPID_PRIVATE_KEY`,
+// base64url without padding. `404` while Web Push is off (no
+// `VAPID_PRIVATE_KEY`).
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /push/key (the `PushKey` operationId).
+func (c *ClientWithResponses) PushKeyWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*PushKeyResponse, error) {
+	rsp, err := c.PushKey(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePushKeyResponse(rsp)
+}
+
+// UnsubscribePushWithBodyWithResponse Delete the browser's push subscription
+//
+// Deletes the caller's subscription to `endpoint`. `204` also when the
+// caller has none there (another employee's is left alone, and the
+// answer does not say whether it exists). Employees only; `404` while
+// Web Push is off.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /push/subscriptions (the `UnsubscribePush` operationId).
+func (c *ClientWithResponses) UnsubscribePushWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UnsubscribePushResponse, error) {
+	rsp, err := c.UnsubscribePushWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnsubscribePushResponse(rsp)
+}
+
+// UnsubscribePushWithResponse Delete the browser's push subscription
+//
+// Deletes the caller's subscription to `endpoint`. `204` also when the
+// caller has none there (another employee's is left alone, and the
+// answer does not say whether it exists). Employees only; `404` while
+// Web Push is off.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /push/subscriptions (the `UnsubscribePush` operationId).
+func (c *ClientWithResponses) UnsubscribePushWithResponse(ctx context.Context, body UnsubscribePushJSONRequestBody, reqEditors ...RequestEditorFn) (*UnsubscribePushResponse, error) {
+	rsp, err := c.UnsubscribePush(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnsubscribePushResponse(rsp)
+}
+
+// SubscribePushWithBodyWithResponse Save the browser's push subscription
+//
+// Takes the browser's `PushSubscription` as `JSON.stringify` gives it.
+// The endpoint must be an `https` URL on a push service host of
+// `PUSH_HOSTS` (by default the browsers' own), so a subscription cannot
+// aim Herald at internal addresses; `p256dh` a 65-byte uncompressed
+// P-256 point, `auth` 16 bytes, both base64url. The same endpoint
+// again replaces its keys and counts once; an endpoint another
+// employee had moves to the caller (the browser changed hands). At
+// most 10 per employee: beyond, the oldest by creation is deleted.
+// A notification is then pushed to it when, `PUSH_DELAY` after its
+// delivery, it is still unread and was written to no open stream of
+// the employee (README, "Web Push"). Employees only; `404` while
+// Web Push is off; counts against `STATE_RATE`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /push/subscriptions (the `SubscribePush` operationId).
+func (c *ClientWithResponses) SubscribePushWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SubscribePushResponse, error) {
+	rsp, err := c.SubscribePushWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSubscribePushResponse(rsp)
+}
+
+// SubscribePushWithResponse Save the browser's push subscription
+//
+// Takes the browser's `PushSubscription` as `JSON.stringify` gives it.
+// The endpoint must be an `https` URL on a push service host of
+// `PUSH_HOSTS` (by default the browsers' own), so a subscription cannot
+// aim Herald at internal addresses; `p256dh` a 65-byte uncompressed
+// P-256 point, `auth` 16 bytes, both base64url. The same endpoint
+// again replaces its keys and counts once; an endpoint another
+// employee had moves to the caller (the browser changed hands). At
+// most 10 per employee: beyond, the oldest by creation is deleted.
+// A notification is then pushed to it when, `PUSH_DELAY` after its
+// delivery, it is still unread and was written to no open stream of
+// the employee (README, "Web Push"). Employees only; `404` while
+// Web Push is off; counts against `STATE_RATE`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /push/subscriptions (the `SubscribePush` operationId).
+func (c *ClientWithResponses) SubscribePushWithResponse(ctx context.Context, body SubscribePushJSONRequestBody, reqEditors ...RequestEditorFn) (*SubscribePushResponse, error) {
+	rsp, err := c.SubscribePush(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSubscribePushResponse(rsp)
 }
 
 // ReadyzWithResponse Readiness
@@ -7689,6 +8534,293 @@ func ParseOpenapiYAMLResponse(rsp *http.Response) (*OpenapiYAMLResponse, error) 
 		}
 		response.YAML200 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParsePushKeyResponse parses an HTTP response from a PushKeyWithResponse call
+func ParsePushKeyResponse(rsp *http.Response) (*PushKeyResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PushKeyResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PushKey
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PushOff
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	}
+
+	return response, nil
+}
+
+// ParseUnsubscribePushResponse parses an HTTP response from a UnsubscribePushWithResponse call
+func ParseUnsubscribePushResponse(rsp *http.Response) (*UnsubscribePushResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UnsubscribePushResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PushOff
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest InvalidSubscription
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers UnsubscribePushResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers UnsubscribePushResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers UnsubscribePushResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSubscribePushResponse parses an HTTP response from a SubscribePushWithResponse call
+func ParseSubscribePushResponse(rsp *http.Response) (*SubscribePushResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SubscribePushResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 201:
+		var dest PushSubscriptionSaved
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON201 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest PushOff
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest InvalidSubscription
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers SubscribePushResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers SubscribePushResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SubscribePushResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

@@ -311,14 +311,19 @@ func (h *Hub) DeliverTo(t Targets, ev *Event) int {
 	return n
 }
 
-// Connected returns those of employees that have an open stream here.
+// Connected returns those of employees that have an open stream here: one
+// that has not ended (a removed employee's streams end before
+// CloseEmployee returns, though they leave the rooms only once closed).
 func (h *Hub) Connected(employees []int64) []int64 {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	out := make([]int64, 0, len(employees))
 	for _, id := range employees {
-		if len(h.employees[id]) > 0 {
-			out = append(out, id)
+		for _, s := range h.employees[id] {
+			if s.open() {
+				out = append(out, id)
+				break
+			}
 		}
 	}
 	return out

@@ -302,6 +302,12 @@ func TestDeliverFuncBuildsOnlyForConnected(t *testing.T) {
 	if got := fmt.Sprint(h.Connected([]int64{3, 1, 2})); got != "[1]" {
 		t.Fatalf("Connected = %s, want [1]", got)
 	}
+	// A removed employee's streams have ended when CloseEmployee returns,
+	// before their connections are closed: they no longer count.
+	h.CloseEmployee(1)
+	if got := fmt.Sprint(h.Connected([]int64{1})); got != "[]" {
+		t.Fatalf("Connected after CloseEmployee = %s, want []", got)
+	}
 }
 
 func TestLimits(t *testing.T) {

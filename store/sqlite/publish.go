@@ -38,6 +38,10 @@ func (db *DB) PublishEphemeral(ctx context.Context, m store.Message, idem *store
 		return r.res, r.err
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
+	if ids, ok := db.onlineTargets(m.To); ok {
+		db.sink.Load().DeliverEphemeral(store.EphemeralFor(m, ids, now))
+		return store.PublishResult{Recipients: len(ids)}, nil
+	}
 	ids, res, err := db.resolveResult(ctx, pool{db}, m.To)
 	if err != nil {
 		return store.PublishResult{}, wrap("publish ephemeral", err)
@@ -46,6 +50,34 @@ func (db *DB) PublishEphemeral(ctx context.Context, m store.Message, idem *store
 		s.DeliverEphemeral(store.EphemeralFor(m, ids, now))
 	}
 	return res, nil
+}
+
+// onlineTargets returns t's employees, sorted and distinct, when t names
+// employees only and each has an open stream here: then the directory need
+// not be read, since an employee with an open stream exists. A stream opens
+// only for an employee the directory has, and a delete ends the employee's
+// streams before it completes, so the answer is the one the directory
+// would have given when no delete was under way (deletes is even). Most
+// ephemeral messages go to someone who is online (typing indicators,
+// presence, live progress); reading the directory was most of their cost.
+// A delete run by another process (the CLI beside a running server) is not
+// seen: its employee's open streams keep receiving until they reconnect, as
+// they do for ephemeral messages to roles and everyone.
+func (db *DB) onlineTargets(t store.Targets) ([]int64, bool) {
+	if len(t.Employees) == 0 || len(t.Emails) > 0 || len(t.Roles) > 0 || t.All {
+		return nil, false
+	}
+	s := db.sink.Load()
+	if s == nil || db.deletes.Load()%2 == 1 {
+		return nil, false
+	}
+	ids := slices.Clone(t.Employees)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if len(s.Connected(ids)) != len(ids) {
+		return nil, false
+	}
+	return ids, true
 }
 
 // write runs r's statements inside the writer's batch b. Failures of the

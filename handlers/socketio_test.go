@@ -266,3 +266,54 @@ func TestSocketIOSharesTheCap(t *testing.T) {
 	d.expect("other", "connect")
 	_ = heraldtest.Client
 }
+
+func TestSocketIOLimitsAndBadRequests(t *testing.T) {
+	e := newEnv(t)
+	status, _, body := e.do("GET", "/socket.io/?EIO=4&transport=polling", "", nil)
+	if status != 200 || !strings.HasPrefix(string(body), `0{"sid":"`) {
+		t.Fatalf("handshake: %d %s", status, body)
+	}
+	var open struct {
+		SID        string   `json:"sid"`
+		Upgrades   []string `json:"upgrades"`
+		MaxPayload int      `json:"maxPayload"`
+	}
+	decodeInto(t, body[1:], &open)
+	if len(open.Upgrades) != 1 || open.Upgrades[0] != "websocket" || open.MaxPayload != 64<<10 {
+		t.Fatalf("open packet %s", body)
+	}
+	tests := []struct {
+		name, method, query string
+		body                any
+		status              int
+	}{
+		{"Engine.IO 3", "GET", "?EIO=3&transport=polling", nil, 400},
+		{"no version", "GET", "?transport=polling", nil, 400},
+		{"unknown transport", "GET", "?EIO=4&transport=flash", nil, 400},
+		{"unknown session", "GET", "?EIO=4&transport=polling&sid=nope", nil, 400},
+		{"POST handshake", "POST", "?EIO=4&transport=polling", "40", 400},
+		{"websocket without upgrade", "GET", "?EIO=4&transport=websocket", nil, 400},
+		{"body over maxPayload", "POST", "?EIO=4&transport=polling&sid=" + open.SID, strings.Repeat("x", 64<<10+1), 413},
+	}
+	for _, tt := range tests {
+		status, _, body := e.do(tt.method, "/socket.io/"+tt.query, "", tt.body, "Content-Type", "text/plain;charset=UTF-8")
+		if status != tt.status || problem(t, body).Code != "invalid_request" {
+			t.Errorf("%s: %d %s, want %d invalid_request", tt.name, status, body, tt.status)
+		}
+	}
+	if status, _, body := e.do("GET", "/socket.io/?EIO=4&transport=polling", "", nil, "Origin", "https://evil.example"); status != 403 {
+		t.Errorf("foreign origin: %d %s, want 403", status, body)
+	}
+
+	// A WebSocket message over maxPayload ends the connection; the client
+	// reconnects.
+	d := newSIODriver(t, e.URL)
+	d.open("a", map[string]any{"auth": map[string]any{"token": e.token("user2")}, "transports": []string{"websocket"}}, false)
+	d.expect("a", "connect")
+	d.send(map[string]any{"op": "emit", "client": "a", "event": "big", "args": []any{strings.Repeat("x", 70_000)}})
+	d.expect("a", "disconnect")
+	d.expect("a", "connect")
+	if v := metricValue(t, e, `herald_streams_closed_total{reason="message_too_large",transport="socketio"}`); v != 1 {
+		t.Fatalf("message_too_large ends: %v, want 1", v)
+	}
+}

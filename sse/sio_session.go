@@ -318,7 +318,7 @@ func (sess *sioSession) tryWrite(b []byte) (bool, *End) {
 		return sess.upgraded.tryWrite(b)
 	case sess.closed:
 		return false, EndError
-	case sess.outBytes >= pollBuffered || sess.upgrade_:
+	case sess.outBytes >= pollBuffered:
 		return false, nil
 	}
 	serverFrames(b, func(op ws.OpCode, payload []byte) { sess.appendLocked(sioPacketOf(op, payload)) })
@@ -337,7 +337,9 @@ func (sess *sioSession) write(bufs [][]byte) *End {
 		case sess.closed || sess.aborted:
 			sess.mu.Unlock()
 			return EndError
-		case sess.outBytes < pollBufferedMax && !sess.upgrade_:
+		case sess.outBytes < pollBufferedMax:
+			// During an upgrade too: the client finishes its POSTs before
+			// it moves, and what waits goes to the WebSocket first.
 			for _, b := range bufs {
 				serverFrames(b, func(op ws.OpCode, payload []byte) { sess.appendLocked(sioPacketOf(op, payload)) })
 			}

@@ -22,8 +22,8 @@ run:
 
 ## test: gofmt, go vet, the race-enabled tests (both stream modes), short fuzz runs
 test: vet test-parts
-	$(GO) test -race -count=1 ./...
-	$(GO) test -race -count=1 ./handlers -args -goroutine-streams
+	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m ./handlers -args -goroutine-streams
 	$(MAKE) fuzz FUZZTIME=5s
 	@$(MAKE) --no-print-directory test-parts
 

@@ -147,6 +147,11 @@ type Hub struct {
 	streams   int
 	closed    bool
 
+	// Socket.IO long-polling sessions by id (sio_session.go).
+	sioMu       sync.Mutex // guards sioSessions and sioSwept
+	sioSessions map[string]*sioSession
+	sioSwept    int64
+
 	closeOnce sync.Once
 	stats     Counters
 }
@@ -369,6 +374,7 @@ func (h *Hub) Close() {
 	for _, s := range h.snapshot(nil) {
 		s.stop(EndShutdown)
 	}
+	h.closeSIOSessions()
 }
 
 // Shutdown closes the hub (see Close), then waits until ctx ends for every

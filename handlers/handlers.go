@@ -140,6 +140,7 @@ func (h *Handler) routes(origins []string) chi.Router {
 	// The browser client: herald.js and the <herald-inbox> module it imports.
 	r.Get("/herald.js", h.webClient)
 	r.Get("/herald-inbox.js", h.webClient)
+	r.Get("/herald-sw.js", h.webClient)
 	if h.demo != nil {
 		r.Get("/", h.demoPage)
 	}

@@ -10,9 +10,11 @@ import (
 )
 
 // webFiles is the browser client (README, "In the browser"): herald.js and
-// the <herald-inbox> element it imports, plain ES modules served as written.
+// the <herald-inbox> element it imports, plain ES modules served as written,
+// and herald-sw.js, the service worker code a front end's /sw.js imports
+// (README, "Web Push").
 //
-//go:embed web/herald.js web/herald-inbox.js
+//go:embed web/herald.js web/herald-inbox.js web/herald-sw.js
 var webFiles embed.FS
 
 // webModule is one module of the browser client, as written and gzipped.
@@ -25,7 +27,7 @@ type webModules map[string]webModule
 // newWebModules reads the embedded modules and compresses each once.
 func newWebModules() webModules {
 	m := webModules{}
-	for _, name := range []string{"herald.js", "herald-inbox.js"} {
+	for _, name := range []string{"herald.js", "herald-inbox.js", "herald-sw.js"} {
 		src, err := webFiles.ReadFile("web/" + name)
 		if err != nil {
 			panic("embedded " + name + ": " + err.Error()) // the build embeds them
@@ -40,7 +42,7 @@ func newWebModules() webModules {
 	return m
 }
 
-// webClient serves GET /herald.js and GET /herald-inbox.js.
+// webClient serves GET /herald.js, GET /herald-inbox.js and GET /herald-sw.js.
 //
 // Cache-Control is no-cache: a browser keeps the module but revalidates it
 // on each page load (a 304 while Herald has not changed), so a deploy

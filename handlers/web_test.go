@@ -15,7 +15,7 @@ import (
 // and CORS for FRONTEND_URL's origins only.
 func TestBrowserClientServed(t *testing.T) {
 	e := newEnv(t)
-	for _, name := range []string{"herald.js", "herald-inbox.js"} {
+	for _, name := range []string{"herald.js", "herald-inbox.js", "herald-sw.js"} {
 		t.Run(name, func(t *testing.T) {
 			want, err := os.ReadFile("web/" + name)
 			if err != nil {

@@ -83,6 +83,15 @@ func WithMaxAge(d time.Duration) Option { return func(h *Hub) { h.maxAge = max(d
 // Without one, streams start at the live position and never replay.
 func WithSource(src Source) Option { return func(h *Hub) { h.source = src } }
 
+// WrittenFunc is told which stored copies a stream has written to its
+// client: the employee's seqs from..to, inclusive (Web Push leaves those
+// out). It runs on the writing goroutine, on every write of stored events,
+// so it must be cheap and never block.
+type WrittenFunc func(employee, from, to int64)
+
+// WithWritten sets the WrittenFunc (none by default).
+func WithWritten(f WrittenFunc) Option { return func(h *Hub) { h.written = f } }
+
 // WithGoroutines keeps every stream on a goroutine of its own instead of
 // the poller (GOROUTINE_STREAMS; for comparisons). TLS and HTTP/2 streams
 // always run on goroutines.
@@ -128,6 +137,7 @@ type Hub struct {
 	heartbeat  time.Duration
 	maxAge     time.Duration
 	source     Source
+	written    WrittenFunc
 	goroutines bool
 	log        Logger
 	clock      func() int64 // tests only; nil is the wall clock

@@ -9,6 +9,9 @@ import (
 	"time"
 )
 
+// truncatedEvent names the event that says a replay was cut short.
+const truncatedEvent = "replay_truncated"
+
 // Source is where streams read what was stored: the store, through an
 // adapter that encodes its items as events (handlers does).
 type Source interface {
@@ -198,6 +201,9 @@ func (s *stream) offer(ev *Event) bool {
 				}
 				s.mu.Unlock()
 				s.hub.stats.sent[s.f.transport()].Add(1)
+				if s.hub.written != nil && stored(ev) {
+					s.hub.written(s.employee, ev.Seq, ev.Seq)
+				}
 				return true
 			}
 			if end != nil {
@@ -484,7 +490,36 @@ func (s *stream) writeEvents(evs []*Event) *End {
 		return end
 	}
 	s.hub.stats.sent[s.f.transport()].Add(int64(len(evs)))
+	if s.hub.written != nil {
+		s.reportWritten(evs)
+	}
 	return nil
+}
+
+// stored reports whether ev is an employee's stored copy (not an
+// ephemeral message, a state change or the engine's replay_truncated).
+func stored(ev *Event) bool { return ev.Seq > 0 && ev.Name != truncatedEvent }
+
+// reportWritten hands the runs of consecutive stored seqs in evs to the
+// hub's WrittenFunc.
+func (s *stream) reportWritten(evs []*Event) {
+	var from, to int64
+	for _, ev := range evs {
+		if !stored(ev) {
+			continue
+		}
+		if from > 0 && ev.Seq == to+1 {
+			to = ev.Seq
+			continue
+		}
+		if from > 0 {
+			s.hub.written(s.employee, from, to)
+		}
+		from, to = ev.Seq, ev.Seq
+	}
+	if from > 0 {
+		s.hub.written(s.employee, from, to)
+	}
 }
 
 // readStore runs the due replay or catch-up. A store failure keeps it due
@@ -552,7 +587,7 @@ func (s *stream) replayStored() (*End, error) {
 	s.cursor = head
 	s.mu.Unlock()
 	s.hub.stats.truncated.Add(1)
-	return s.writeEvents([]*Event{NewEvent(head, "replay_truncated", b)}), nil
+	return s.writeEvents([]*Event{NewEvent(head, truncatedEvent, b)}), nil
 }
 
 // catchUpAll sends every stored event after the position, in pages.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/corp/herald/auth"
 	"github.com/corp/herald/handlers"
+	"github.com/corp/herald/handlers/webpush"
 	"github.com/corp/herald/openapi"
 	"github.com/corp/herald/sse"
 	"github.com/corp/herald/store"
@@ -219,14 +220,35 @@ type app struct {
 	handler *handlers.Handler
 	demo    *handlers.Demo
 	close   func()
+	// marks and pusher run while Web Push is on (nil otherwise).
+	marks  *webpush.Marks
+	pusher *webpush.Worker
 }
 
 // wire builds the hub, the authenticator and the handlers on st.
 func wire(ctx context.Context, cfg config, st store.Store, log *slog.Logger) (*app, error) {
 	a := &app{close: func() {}}
-	a.hub = sse.NewHub(sse.WithHeartbeat(cfg.Heartbeat), sse.WithGoroutines(cfg.GoroutineStreams),
+	hubOpts := []sse.Option{sse.WithHeartbeat(cfg.Heartbeat), sse.WithGoroutines(cfg.GoroutineStreams),
 		sse.WithMaxInstanceStreams(cfg.MaxStreams), sse.WithMaxAge(cfg.MaxStreamAge),
-		sse.WithSource(handlers.Source{Store: st}), sse.WithLogger(log.With("component", "streams")))
+		sse.WithSource(handlers.Source{Store: st}), sse.WithLogger(log.With("component", "streams"))}
+	if cfg.VAPIDKey != nil {
+		// What streams write is marked in the store a few times per
+		// PUSH_DELAY, so every instance's decision sees it in time.
+		a.marks = webpush.NewMarks(st, pushInterval(cfg.PushDelay), log.With("component", "push"))
+		hubOpts = append(hubOpts, sse.WithWritten(a.marks.Written))
+	}
+	a.hub = sse.NewHub(hubOpts...)
+	metrics := handlers.NewMetrics(a.hub)
+	if cfg.VAPIDKey != nil {
+		pm := webpush.NewMetrics(st)
+		metrics.Registry().MustRegister(pm.Collectors()...)
+		a.pusher = webpush.NewWorker(webpush.WorkerConfig{
+			Store:  st,
+			Sender: &webpush.Sender{Client: webpush.NewHTTPClient(), Key: cfg.VAPIDKey, Subject: cfg.VAPIDSubject},
+			Delay:  cfg.PushDelay, Interval: pushInterval(cfg.PushDelay),
+			Log: log.With("component", "push"), Metrics: pm,
+		})
+	}
 	if cfg.Dev {
 		var err error
 		if a.demo, err = seedDemo(ctx, st, []byte(cfg.JWTSecret)); err != nil {
@@ -264,7 +286,8 @@ func wire(ctx context.Context, cfg config, st store.Store, log *slog.Logger) (*a
 			Publish: cfg.PublishRate, Connect: cfg.ConnectRate, State: cfg.StateRate,
 			TrustedProxies: cfg.TrustedProxies,
 		},
-		Push: pushConfig(cfg),
+		Push:    pushConfig(cfg),
+		Metrics: metrics,
 	})
 	return a, nil
 }
@@ -280,6 +303,10 @@ func (a *app) background(st store.Store, log *slog.Logger) (stop func()) {
 			log.Error("store listener stopped", "err", err)
 		}
 	})
+	if a.pusher != nil {
+		wg.Go(func() { a.marks.Run(ctx) })
+		wg.Go(func() { a.pusher.Run(ctx) })
+	}
 	wg.Go(func() {
 		compactAfterBursts(ctx, defaultBurstPolicy, func() int { n, _ := a.hub.Stats(); return n }, log)
 	})
@@ -349,6 +376,10 @@ func waitReady(ctx context.Context, st store.Store, limit time.Duration, log *sl
 		}
 	}
 }
+
+// pushInterval is how often streamed marks are saved and pushes decided:
+// a quarter of PUSH_DELAY, at most a second.
+func pushInterval(delay time.Duration) time.Duration { return min(delay/4, time.Second) }
 
 // pushConfig is Web Push's part of the handlers' configuration: nil (off)
 // without VAPID_PRIVATE_KEY.

@@ -1668,6 +1668,12 @@ type BrowserInboxParams struct {
 	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
 }
 
+// ServiceWorkerParams defines parameters for ServiceWorker.
+type ServiceWorkerParams struct {
+	// IfNoneMatch The `ETag` of the copy the client holds; answered `304` while it is current.
+	IfNoneMatch *IfNoneMatch `json:"If-None-Match,omitempty"`
+}
+
 // BrowserClientParams defines parameters for BrowserClient.
 type BrowserClientParams struct {
 	// IfNoneMatch The `ETag` of the copy the client holds; answered `304` while it is current.
@@ -2849,6 +2855,18 @@ type ClientInterface interface {
 	// Corresponds with GET /herald-inbox.js (the `BrowserInbox` operationId).
 	BrowserInbox(ctx context.Context, params *BrowserInboxParams, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ServiceWorker The service worker code for Web Push (classic script)
+	//
+	// Shows a pushed notification and, on a click, focuses a tab already
+	// at its `url` or opens it. A service worker must come from the page's
+	// own origin, so a front end serves a `/sw.js` of its own holding
+	// `importScripts("https://herald.example.com/herald-sw.js")` (or serves
+	// this file itself) and passes its URL to `subscribePush`. Served like
+	// `herald.js`.
+	//
+	// Corresponds with GET /herald-sw.js (the `ServiceWorker` operationId).
+	ServiceWorker(ctx context.Context, params *ServiceWorkerParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// BrowserClient The browser client (ES module)
 	//
 	// `import { connect } from "https://herald.example.com/herald.js"` (also a
@@ -3458,6 +3476,28 @@ func (c *Client) Healthz(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 // Corresponds with GET /herald-inbox.js (the `BrowserInbox` operationId).
 func (c *Client) BrowserInbox(ctx context.Context, params *BrowserInboxParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewBrowserInboxRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ServiceWorker The service worker code for Web Push (classic script)
+//
+// Shows a pushed notification and, on a click, focuses a tab already
+// at its `url` or opens it. A service worker must come from the page's
+// own origin, so a front end serves a `/sw.js` of its own holding
+// `importScripts("https://herald.example.com/herald-sw.js")` (or serves
+// this file itself) and passes its URL to `subscribePush`. Served like
+// `herald.js`.
+//
+// Corresponds with GET /herald-sw.js (the `ServiceWorker` operationId).
+func (c *Client) ServiceWorker(ctx context.Context, params *ServiceWorkerParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewServiceWorkerRequest(c.Server, params)
 	if err != nil {
 		return nil, err
 	}
@@ -4313,6 +4353,48 @@ func NewBrowserInboxRequest(server string, params *BrowserInboxParams) (*http.Re
 	}
 
 	operationPath := fmt.Sprintf("/herald-inbox.js")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+
+		if params.IfNoneMatch != nil {
+			var headerParam0 string
+
+			headerParam0, err = runtime.StyleParamWithOptions("simple", false, "If-None-Match", *params.IfNoneMatch, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationHeader, Type: "string", Format: ""})
+			if err != nil {
+				return nil, err
+			}
+
+			req.Header.Set("If-None-Match", headerParam0)
+		}
+
+	}
+
+	return req, nil
+}
+
+// NewServiceWorkerRequest constructs an http.Request for the ServiceWorker method
+func NewServiceWorkerRequest(server string, params *ServiceWorkerParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/herald-sw.js")
 	if operationPath[0] == '/' {
 		operationPath = "." + operationPath
 	}
@@ -5303,6 +5385,20 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with GET /herald-inbox.js (the `BrowserInbox` operationId).
 	BrowserInboxWithResponse(ctx context.Context, params *BrowserInboxParams, reqEditors ...RequestEditorFn) (*BrowserInboxResponse, error)
 
+	// ServiceWorkerWithResponse The service worker code for Web Push (classic script)
+	//
+	// Shows a pushed notification and, on a click, focuses a tab already
+	// at its `url` or opens it. A service worker must come from the page's
+	// own origin, so a front end serves a `/sw.js` of its own holding
+	// `importScripts("https://herald.example.com/herald-sw.js")` (or serves
+	// this file itself) and passes its URL to `subscribePush`. Served like
+	// `herald.js`.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /herald-sw.js (the `ServiceWorker` operationId).
+	ServiceWorkerWithResponse(ctx context.Context, params *ServiceWorkerParams, reqEditors ...RequestEditorFn) (*ServiceWorkerResponse, error)
+
 	// BrowserClientWithResponse The browser client (ES module)
 	//
 	// `import { connect } from "https://herald.example.com/herald.js"` (also a
@@ -6220,6 +6316,55 @@ func (r BrowserInboxResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r BrowserInboxResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// ServiceWorkerResponse200Headers the declared response headers of an HTTP 200 response for ServiceWorker
+type ServiceWorkerResponse200Headers struct {
+	CacheControl string
+	ETag         string
+}
+
+// ServiceWorkerResponse304Headers the declared response headers of an HTTP 304 response for ServiceWorker
+type ServiceWorkerResponse304Headers struct {
+	ETag string
+}
+
+type ServiceWorkerResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// Headers200 the parsed response headers for an HTTP 200 response
+	Headers200 *ServiceWorkerResponse200Headers
+	// Headers304 the parsed response headers for an HTTP 304 response
+	Headers304 *ServiceWorkerResponse304Headers
+}
+
+// GetBody returns the raw response body bytes
+func (r ServiceWorkerResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ServiceWorkerResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ServiceWorkerResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ServiceWorkerResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7749,6 +7894,26 @@ func (c *ClientWithResponses) BrowserInboxWithResponse(ctx context.Context, para
 	return ParseBrowserInboxResponse(rsp)
 }
 
+// ServiceWorkerWithResponse The service worker code for Web Push (classic script)
+//
+// Shows a pushed notification and, on a click, focuses a tab already
+// at its `url` or opens it. A service worker must come from the page's
+// own origin, so a front end serves a `/sw.js` of its own holding
+// `importScripts("https://herald.example.com/herald-sw.js")` (or serves
+// this file itself) and passes its URL to `subscribePush`. Served like
+// `herald.js`.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /herald-sw.js (the `ServiceWorker` operationId).
+func (c *ClientWithResponses) ServiceWorkerWithResponse(ctx context.Context, params *ServiceWorkerParams, reqEditors ...RequestEditorFn) (*ServiceWorkerResponse, error) {
+	rsp, err := c.ServiceWorker(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseServiceWorkerResponse(rsp)
+}
+
 // BrowserClientWithResponse The browser client (ES module)
 //
 // `import { connect } from "https://herald.example.com/herald.js"` (also a
@@ -8712,6 +8877,52 @@ func ParseBrowserInboxResponse(rsp *http.Response) (*BrowserInboxResponse, error
 		response.Headers200 = &headers
 	case rsp.StatusCode == 304:
 		var headers BrowserInboxResponse304Headers
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		response.Headers304 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseServiceWorkerResponse parses an HTTP response from a ServiceWorkerWithResponse call
+func ParseServiceWorkerResponse(rsp *http.Response) (*ServiceWorkerResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ServiceWorkerResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 200:
+		var headers ServiceWorkerResponse200Headers
+		if values := rsp.Header.Values("Cache-Control"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Cache-Control", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.CacheControl = value
+		}
+		if values := rsp.Header.Values("ETag"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.ETag = value
+		}
+		response.Headers200 = &headers
+	case rsp.StatusCode == 304:
+		var headers ServiceWorkerResponse304Headers
 		if values := rsp.Header.Values("ETag"); len(values) > 0 {
 			var value string
 			if err := runtime.BindStyledParameterWithOptions("simple", "ETag", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {

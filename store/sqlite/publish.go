@@ -106,9 +106,32 @@ func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
 			return err
 		}
 	}
-	ids, unknown, err := db.resolve(ctx, b, m.To)
-	if err != nil {
-		return fmt.Errorf("resolve targets: %w", err)
+	var (
+		recipients []store.Recipient
+		unknown    store.Unknown
+		err        error
+	)
+	if t := m.To; len(t.Emails) == 0 && len(t.Roles) == 0 && !t.All {
+		// Employees by ID only: the seq bump finds which of them exist,
+		// so the directory is not read first.
+		ids := slices.Clone(t.Employees)
+		slices.Sort(ids)
+		if recipients, err = bumpSeqs(ctx, b, slices.Compact(ids)); err != nil {
+			return err
+		}
+		known := make(map[int64]bool, len(recipients))
+		for _, r := range recipients {
+			known[r.Employee] = true
+		}
+		unknown.Employees = store.MissingIDs(t.Employees, known)
+	} else {
+		var ids []int64
+		if ids, unknown, err = db.resolve(ctx, b, t); err != nil {
+			return fmt.Errorf("resolve targets: %w", err)
+		}
+		if recipients, err = bumpSeqs(ctx, b, ids); err != nil {
+			return err
+		}
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	n := store.Notification{Type: m.Type, Title: m.Title, Body: m.Body, Data: m.Data, CreatedAt: now}
@@ -119,16 +142,15 @@ func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
 	insert, err := b.stmt(ctx, `INSERT INTO notifications (type, title, body, data, publisher, recipients, created_at)
 		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`)
 	if err == nil {
-		err = insert.GetContext(ctx, &n.ID, m.Type, m.Title, m.Body, data, m.Publisher, len(ids), store.Millis(now))
+		err = insert.GetContext(ctx, &n.ID, m.Type, m.Title, m.Body, data, m.Publisher, len(recipients), store.Millis(now))
 	}
 	if err != nil {
 		return fmt.Errorf("insert notification: %w", err)
 	}
-	recipients, err := storeCopies(ctx, b, n.ID, ids)
-	if err != nil {
+	if err := storeCopies(ctx, b, n.ID, recipients); err != nil {
 		return err
 	}
-	res := store.PublishResult{NotificationID: n.ID, Recipients: len(ids), Unknown: unknown}
+	res := store.PublishResult{NotificationID: n.ID, Recipients: len(recipients), Unknown: unknown}
 	if idem != nil {
 		if err := saveIdempotency(ctx, b, idem, res, now); err != nil {
 			return err
@@ -139,20 +161,24 @@ func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
 	return nil
 }
 
-// storeCopies bumps the seq of each of ids and stores their inbox rows of
-// notification id. It returns the recipients, by employee ID.
-func storeCopies(ctx context.Context, b *batch, id int64, ids []int64) ([]store.Recipient, error) {
+// bumpSeqs bumps the seq of each of ids that names an employee and returns
+// them as recipients, by employee ID, with their new seqs.
+func bumpSeqs(ctx context.Context, b *batch, ids []int64) ([]store.Recipient, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
 	recipients := make([]store.Recipient, 0, len(ids))
-	idsJSON, _ := json.Marshal(ids)
-	bump, err := b.stmt(ctx, `UPDATE employees SET last_seq = last_seq + 1
-			WHERE id IN (SELECT value FROM json_each(?)) RETURNING id, last_seq`)
+	query, arg := `UPDATE employees SET last_seq = last_seq + 1 WHERE id = ? RETURNING id, last_seq`, any(ids[0])
+	if len(ids) > 1 {
+		idsJSON, _ := json.Marshal(ids)
+		query, arg = `UPDATE employees SET last_seq = last_seq + 1
+			WHERE id IN (SELECT value FROM json_each(?)) RETURNING id, last_seq`, string(idsJSON)
+	}
+	bump, err := b.stmt(ctx, query)
 	if err != nil {
 		return nil, fmt.Errorf("assign seqs: %w", err)
 	}
-	rows, err := bump.QueryxContext(ctx, string(idsJSON))
+	rows, err := bump.QueryxContext(ctx, arg)
 	if err != nil {
 		return nil, fmt.Errorf("assign seqs: %w", err)
 	}
@@ -167,16 +193,40 @@ func storeCopies(ctx context.Context, b *batch, id int64, ids []int64) ([]store.
 	if err := rows.Close(); err != nil {
 		return nil, fmt.Errorf("assign seqs: %w", err)
 	}
-	copies, err := b.stmt(ctx, `INSERT INTO inbox (employee_id, seq, notification_id)
-			SELECT id, last_seq, ? FROM employees WHERE id IN (SELECT value FROM json_each(?))`)
-	if err == nil {
-		_, err = copies.ExecContext(ctx, id, string(idsJSON))
-	}
-	if err != nil {
-		return nil, fmt.Errorf("publish to %d recipients: %w", len(ids), err)
-	}
 	slices.SortFunc(recipients, func(a, b store.Recipient) int { return cmp.Compare(a.Employee, b.Employee) })
 	return recipients, nil
+}
+
+// storeCopies stores the inbox rows of notification id, one per recipient
+// at the seq bumpSeqs gave it.
+func storeCopies(ctx context.Context, b *batch, id int64, recipients []store.Recipient) error {
+	var err error
+	switch len(recipients) {
+	case 0:
+		return nil
+	case 1:
+		var copy1 *sqlx.Stmt
+		copy1, err = b.stmt(ctx, `INSERT INTO inbox (employee_id, seq, notification_id) VALUES (?, ?, ?)`)
+		if err == nil {
+			_, err = copy1.ExecContext(ctx, recipients[0].Employee, recipients[0].Seq, id)
+		}
+	default:
+		ids := make([]int64, len(recipients))
+		for i, r := range recipients {
+			ids[i] = r.Employee
+		}
+		idsJSON, _ := json.Marshal(ids)
+		var copies *sqlx.Stmt
+		copies, err = b.stmt(ctx, `INSERT INTO inbox (employee_id, seq, notification_id)
+			SELECT id, last_seq, ? FROM employees WHERE id IN (SELECT value FROM json_each(?))`)
+		if err == nil {
+			_, err = copies.ExecContext(ctx, id, string(idsJSON))
+		}
+	}
+	if err != nil {
+		return fmt.Errorf("publish to %d recipients: %w", len(recipients), err)
+	}
+	return nil
 }
 
 // writeEphemeral resolves an ephemeral publish with an Idempotency-Key and

@@ -302,6 +302,15 @@ func (h *Hub) DeliverTo(t Targets, ev *Event) int {
 		}
 		return n
 	}
+	if len(t.Roles) == 0 && len(t.Employees) == 1 {
+		// One employee's streams: no stream can match twice.
+		for _, s := range h.employees[t.Employees[0]] {
+			if s.offer(ev) {
+				n++
+			}
+		}
+		return n
+	}
 	// A stream matched twice (its employee and a role) gets the event once.
 	seen := make(streamSet)
 	visit := func(s *stream) {

@@ -68,6 +68,7 @@ scenario_args() {
 	load) echo "--streams $STREAMS --rate $RATE --duration $DURATION $db" ;;
 	streams-*) echo "--streams ${name#streams-} --rate 0 --settle 8s $db" ;;      # (a) memory per stream, once the burst has settled
 	unicast) echo "--streams 10000 --rate 1000 --duration 60s $db" ;;            # (b) p99, zero loss
+	unicast-ephemeral) echo "--streams 10000 --rate 1000 --duration 60s --ephemeral $db" ;; # server CPU per ephemeral publish
 	broadcast) echo "--streams 10000 --mode broadcast --rate 1 --count 5 $db" ;; # (c) time to last stream
 	publish-rate) echo "--streams 100 --rate 6000 --duration 30s $db" ;;         # (d) with -pg: offers 6,000/s to show the target of 5,000 is met with room
 	connect-rs256) echo "--rs256 --warm-cache --streams 10000 --rate 0 $db" ;;   # (e) new streams/s
@@ -89,7 +90,7 @@ need_db() {
 expanded=""
 for s in $SCENARIOS; do
 	if [ "$s" = all ]; then
-		expanded="$expanded streams-5000 streams-10000 streams-19500 unicast broadcast connect-rs256"
+		expanded="$expanded streams-5000 streams-10000 streams-19500 unicast unicast-ephemeral broadcast connect-rs256"
 		[ -n "$DB" ] && expanded="$expanded unicast-pg publish-rate-pg two-instances-pg"
 	elif [ "$s" = streams ]; then
 		expanded="$expanded streams-5000 streams-10000 streams-19500"

@@ -2,11 +2,13 @@ package handlers_test
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 
@@ -152,4 +154,26 @@ func TestWSEmployeeDeletedCloses(t *testing.T) {
 	if f := readFrame(t, kept); f.Event != "notification" {
 		t.Fatalf("other employee's socket got %+v", f)
 	}
+}
+
+// shortTTL is the lifetime of tokens that tests let expire. A token's exp
+// is in whole seconds, so it leaves between 9 and 10 s: enough to connect
+// on a loaded 2-core machine (opening a stream there has taken over 3 s
+// under the race detector), short enough to wait for.
+const shortTTL = 10 * time.Second
+
+// readFrameWithin is readFrame with its own timeout.
+func readFrameWithin(t *testing.T, c *websocket.Conn, d time.Duration) wsFrame {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	typ, b, err := c.Read(ctx)
+	if err != nil {
+		t.Fatalf("read frame: %v", err)
+	}
+	var f wsFrame
+	if typ != websocket.MessageText || json.Unmarshal(b, &f) != nil {
+		t.Fatalf("frame %v %s, want a JSON text frame", typ, b)
+	}
+	return f
 }

@@ -5,7 +5,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # The API document's Node tools (see lint-openapi, generate).
 NODE_TOOLS := openapi/node_modules/.package-lock.json
 
-.PHONY: help run test build vet fuzz bench clean generate lint-openapi test-parts
+.PHONY: help run test build vet fuzz bench clean generate lint-openapi test-parts mutate
 .DEFAULT_GOAL := help
 
 ## help: this list of targets
@@ -57,6 +57,12 @@ fuzz:
 ## a few minutes. Long scenarios: BENCH_SCENARIOS="streams unicast broadcast …" (README, Benchmarks).
 bench:
 	GO=$(GO) cmd/herald-bench/bench.sh
+
+## mutate: mutation testing (gremlins v0.6.0) of sse, auth, store and the stream and publish files of
+## handlers, one package at a time, niced; results in bin/mutate/. Slow: not part of test or CI.
+## MUTATE_PKGS="sse auth" limits it; MUTATE_DIFF=main mutates only changed lines (internal/mutate/mutate.sh).
+mutate:
+	GO=$(GO) internal/mutate/mutate.sh
 
 ## clean: remove bin/
 clean:

@@ -219,11 +219,13 @@ type app struct {
 	handler *handlers.Handler
 	demo    *handlers.Demo
 	close   func()
+	// retention is RETENTION, for the center's background jobs.
+	retention time.Duration
 }
 
 // wire builds the hub, the authenticator and the handlers on st.
 func wire(ctx context.Context, cfg config, st store.Store, log *slog.Logger) (*app, error) {
-	a := &app{close: func() {}}
+	a := &app{close: func() {}, retention: cfg.Retention}
 	a.hub = sse.NewHub(sse.WithHeartbeat(cfg.Heartbeat), sse.WithGoroutines(cfg.GoroutineStreams),
 		sse.WithMaxInstanceStreams(cfg.MaxStreams), sse.WithMaxAge(cfg.MaxStreamAge),
 		sse.WithSource(handlers.Source{Store: st}), sse.WithLogger(log.With("component", "streams")))
@@ -278,6 +280,10 @@ func (a *app) background(st store.Store, log *slog.Logger) (stop func()) {
 		if err := st.Listen(ctx, startSink{Fanout: handlers.NewFanout(a.hub, a.authn, log), hub: a.hub}); err != nil {
 			log.Error("store listener stopped", "err", err)
 		}
+	})
+	wg.Go(func() {
+		m := a.handler.Metrics()
+		store.RunCenter(ctx, st, store.CenterJobs{Retention: a.retention, Log: log, Delivered: m.Delivered, Swept: m.Swept})
 	})
 	wg.Go(func() {
 		compactAfterBursts(ctx, defaultBurstPolicy, func() int { n, _ := a.hub.Stats(); return n }, log)

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 	"unicode/utf8"
@@ -180,6 +181,65 @@ func FuzzEmployeeBody(f *testing.F) {
 		}
 		if _, err := fh.store.Employee(t.Context(), 50); err != nil && !errors.Is(err, store.ErrNotFound) {
 			t.Fatal(err)
+		}
+	})
+}
+
+// FuzzPublishCenterFields: whatever url, times and flags a publisher sends,
+// Herald answers 201 or a 400 naming the field, never 5xx, and a link it
+// accepts is one a browser follows only to http(s) or to a path of the
+// front end's own origin.
+func FuzzPublishCenterFields(f *testing.F) {
+	fh := newFuzzHerald(f)
+	svc := fh.tok("svc", "service")
+	for _, seed := range []struct {
+		url                 string
+		expires, deliver    string
+		required, noPersist bool
+	}{
+		{"/requests/481", "2099-01-01T00:00:00Z", "", false, false},
+		{"https://intranet.example/x?y=1#z", "", "2000-01-01T00:00:00Z", true, false},
+		{"javascript:alert(1)", "", "", false, false},
+		{"//evil.example", "", "", false, false},
+		{"/\\evil.example", "", "", false, false},
+		{"HTTPS://EXAMPLE.COM", "", "", false, false},
+		{"http:/x", "tomorrow", "now", false, true},
+		{"", "", "", true, true},
+	} {
+		f.Add(seed.url, seed.expires, seed.deliver, seed.required, seed.noPersist)
+	}
+	f.Fuzz(func(t *testing.T, link, expires, deliver string, required, noPersist bool) {
+		body := map[string]any{"to": map[string]any{"employees": []int{2}}, "type": "fuzz.center", "title": "x", "required": required}
+		if link != "" {
+			body["url"] = link
+		}
+		if expires != "" {
+			body["expires_at"] = expires
+		}
+		if deliver != "" {
+			body["deliver_at"] = deliver
+		}
+		if noPersist {
+			body["persist"] = false
+		}
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return
+		}
+		res := fh.do(t, http.MethodPost, "/notifications", svc, raw)
+		switch res.Code {
+		case http.StatusCreated, http.StatusAccepted:
+			if link == "" {
+				return
+			}
+			lower := strings.ToLower(link)
+			if !(strings.HasPrefix(lower, "http://") || strings.HasPrefix(lower, "https://") ||
+				(strings.HasPrefix(link, "/") && !strings.HasPrefix(link, "//"))) || strings.ContainsAny(link, "\\ \t\r\n") {
+				t.Fatalf("url %q accepted", link)
+			}
+		case http.StatusBadRequest:
+		default:
+			t.Fatalf("POST %s: %d %s", raw, res.Code, res.Body)
 		}
 	})
 }

@@ -102,6 +102,9 @@ func New(cfg Config) *Handler {
 // ServeHTTP implements http.Handler.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) { h.router.ServeHTTP(w, r) }
 
+// Metrics returns the handler's collectors.
+func (h *Handler) Metrics() *Metrics { return h.metrics }
+
 // Routes returns the router, for tests that walk it.
 func (h *Handler) Routes() chi.Routes { return h.router }
 
@@ -161,7 +164,13 @@ func (h *Handler) routes(origins []string) chi.Router {
 		r.Use(bodyDeadline(30*time.Second), authn)
 		r.With(h.limitPublishes).Post("/notifications", h.api(h.publish))
 		r.Get("/notifications", h.api(h.inbox))
-		r.With(h.limitState).Post("/notifications/read", h.api(h.markRead))
+		r.Get("/notifications/counts", h.api(h.counts))
+		for _, op := range store.StateOps {
+			r.With(h.limitState).Post("/notifications/"+string(op), h.api(h.setState(op)))
+		}
+		r.Delete("/notifications/{id}", h.api(h.withdraw))
+		r.Get("/preferences", h.api(h.preferences))
+		r.With(h.limitState).Put("/preferences", h.api(h.putPreferences))
 		r.Put("/employees/{id}", h.api(h.putEmployee))
 		r.Delete("/employees/{id}", h.api(h.deleteEmployee))
 		r.Post("/session", h.api(h.createSession))

@@ -19,6 +19,7 @@ const (
 type inboxResponse struct {
 	Notifications []inboxItem `json:"notifications"`
 	UnreadCount   int         `json:"unread_count"`
+	UnseenCount   int         `json:"unseen_count"`
 	// NextBefore is the before= value of the next (older) page; absent on
 	// the last page.
 	NextBefore string `json:"next_before,omitempty"`
@@ -39,7 +40,7 @@ func (h *Handler) inbox(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	resp := inboxResponse{Notifications: make([]inboxItem, len(page.Items)), UnreadCount: page.UnreadCount}
+	resp := inboxResponse{Notifications: make([]inboxItem, len(page.Items)), UnreadCount: page.UnreadCount, UnseenCount: page.UnseenCount}
 	for i, it := range page.Items {
 		resp.Notifications[i] = toInboxItem(it)
 	}
@@ -68,12 +69,23 @@ func inboxQuery(r *http.Request) (store.InboxQuery, error) {
 		}
 		q.Limit = n
 	}
-	if s := v.Get("unread"); s != "" {
-		b, err := strconv.ParseBool(s)
-		if err != nil {
-			errs = append(errs, FieldError{Field: "unread", Message: "must be true or false"})
+	for _, f := range []struct {
+		name string
+		dst  *bool
+	}{{"unread", &q.UnreadOnly}, {"unseen", &q.UnseenOnly}, {"archived", &q.Archived}} {
+		if s := v.Get(f.name); s != "" {
+			b, err := strconv.ParseBool(s)
+			if err != nil {
+				errs = append(errs, FieldError{Field: f.name, Message: "must be true or false"})
+			}
+			*f.dst = b
 		}
-		q.UnreadOnly = b
+	}
+	if v.Has("type") {
+		q.Type = v.Get("type")
+		if !validTypePattern(q.Type) {
+			errs = append(errs, FieldError{Field: "type", Message: `must be a type ([a-z0-9_.-]{1,64}) or a prefix ending in ".*"`})
+		}
 	}
 	if len(errs) > 0 {
 		return q, badRequest("invalid query parameters", errs...)
@@ -91,30 +103,34 @@ type readRequest struct {
 type readResponse struct {
 	Marked      int `json:"marked"`
 	UnreadCount int `json:"unread_count"`
+	UnseenCount int `json:"unseen_count"`
 }
 
-// markRead serves POST /notifications/read. Ids that are not the caller's
-// are ignored: the answer counts only the caller's own notifications, so it
-// reveals nothing about anyone else's.
-func (h *Handler) markRead(w http.ResponseWriter, r *http.Request) error {
-	id, err := employeeOnly(r)
-	if err != nil {
-		return err
+// setState serves POST /notifications/{read,unread,seen,archive,unarchive,delete}.
+// Ids that are not the caller's are ignored: the answer counts only the
+// caller's own notifications, so it reveals nothing about anyone else's.
+func (h *Handler) setState(op store.StateOp) apiHandler {
+	return func(w http.ResponseWriter, r *http.Request) error {
+		id, err := employeeOnly(r)
+		if err != nil {
+			return err
+		}
+		var req readRequest
+		if _, err := readJSON(w, r, &req); err != nil {
+			return err
+		}
+		seqs, all, err := req.validate()
+		if err != nil {
+			return err
+		}
+		marked, c, err := h.store.SetState(r.Context(), id.Employee.ID, op, seqs, all)
+		if err != nil {
+			return err
+		}
+		h.metrics.stateChanges.WithLabelValues(string(op)).Add(float64(marked))
+		writeJSON(w, http.StatusOK, readResponse{Marked: marked, UnreadCount: c.Unread, UnseenCount: c.Unseen})
+		return nil
 	}
-	var req readRequest
-	if _, err := readJSON(w, r, &req); err != nil {
-		return err
-	}
-	seqs, all, err := req.validate()
-	if err != nil {
-		return err
-	}
-	marked, unread, err := h.store.MarkRead(r.Context(), id.Employee.ID, seqs, all)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, readResponse{Marked: marked, UnreadCount: unread})
-	return nil
 }
 
 func (req readRequest) validate() ([]int64, bool, error) {

@@ -97,7 +97,7 @@ func TestMarkRead(t *testing.T) {
 		status, _, out := e.do("POST", "/notifications/read", e.token(user), body)
 		return status, strings.TrimSpace(string(out))
 	}
-	if status, out := read("user2", map[string]any{"ids": []any{"1", 2, "99"}}); status != 200 || out != `{"marked":2,"unread_count":2}` {
+	if status, out := read("user2", map[string]any{"ids": []any{"1", 2, "99"}}); status != 200 || out != `{"marked":2,"unread_count":2,"unseen_count":2}` {
 		t.Fatalf("mark ids: %d %s", status, out)
 	}
 	p := e.inbox("user2", "?unread=true")
@@ -111,7 +111,7 @@ func TestMarkRead(t *testing.T) {
 	if p := e.inbox("user3", ""); p.UnreadCount != 4 {
 		t.Fatalf("user2's marks changed user3's inbox: unread %d", p.UnreadCount)
 	}
-	if status, out := read("user2", map[string]any{"all": true}); status != 200 || out != `{"marked":2,"unread_count":0}` {
+	if status, out := read("user2", map[string]any{"all": true}); status != 200 || out != `{"marked":2,"unread_count":0,"unseen_count":0}` {
 		t.Fatalf("mark all: %d %s", status, out)
 	}
 	for _, bad := range []any{

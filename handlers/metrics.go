@@ -21,6 +21,12 @@ type Metrics struct {
 	requests    *prometheus.CounterVec
 	duration    *prometheus.HistogramVec
 	rateLimited *prometheus.CounterVec
+
+	// The notification center's.
+	stateChanges *prometheus.CounterVec
+	withdrawn    prometheus.Counter
+	scheduled    prometheus.Counter
+	swept        prometheus.Counter
 }
 
 // NewMetrics returns the collectors, with gauges reading hub's live counts
@@ -44,7 +50,20 @@ func NewMetrics(hub *sse.Hub) *Metrics {
 		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "herald_rate_limited_total", Help: "Requests refused with 429 rate_limited, by limit (publish, connect, state).",
 		}, []string{"limit"}),
+		stateChanges: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "herald_inbox_state_changes_total", Help: "Inbox items changed by employees, by operation (read, unread, seen, archive, unarchive, delete).",
+		}, []string{"op"}),
+		withdrawn: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_notifications_withdrawn_total", Help: "Notifications withdrawn by their publishers.",
+		}),
+		scheduled: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_scheduled_delivered_total", Help: "Scheduled notifications delivered by this instance at their time.",
+		}),
+		swept: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "herald_retention_deleted_rows_total", Help: "Rows deleted by this instance's retention sweep (old and expired notifications and copies, old idempotency keys).",
+		}),
 	}
+	m.reg.MustRegister(m.stateChanges, m.withdrawn, m.scheduled, m.swept)
 	m.reg.MustRegister(m.published, m.recipients, m.requests, m.duration, m.rateLimited, streamCollector{hub},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "herald_streams_open", Help: "Streams open on this instance."},
@@ -54,6 +73,12 @@ func NewMetrics(hub *sse.Hub) *Metrics {
 	)
 	return m
 }
+
+// Delivered counts scheduled notifications delivered here.
+func (m *Metrics) Delivered(n int) { m.scheduled.Add(float64(n)) }
+
+// Swept counts rows the retention sweep deleted here.
+func (m *Metrics) Swept(n int) { m.swept.Add(float64(n)) }
 
 // Handler serves the metrics in the Prometheus text format.
 func (m *Metrics) Handler() http.Handler {

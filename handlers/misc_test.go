@@ -12,7 +12,7 @@ func TestNotFoundAndMethod(t *testing.T) {
 	if status != 404 || hdr.Get("Content-Type") != "application/problem+json" || problem(t, out).Code != "not_found" {
 		t.Fatalf("unknown route: %d %s", status, out)
 	}
-	status, hdr, out = e.do("DELETE", "/notifications", e.service(), nil)
+	status, hdr, out = e.do("PUT", "/notifications", e.service(), nil)
 	if status != 405 || hdr.Get("Allow") != "GET, POST" || problem(t, out).Status != 405 {
 		t.Fatalf("wrong method: %d Allow=%q %s", status, hdr.Get("Allow"), out)
 	}

@@ -31,6 +31,19 @@ type notificationFields struct {
 	Body      string          `json:"body"`
 	Data      json.RawMessage `json:"data"`
 	CreatedAt string          `json:"created_at"`
+	// Set only when the notification has them, so notifications without
+	// keep their bytes.
+	URL       string  `json:"url,omitempty"`
+	ExpiresAt *string `json:"expires_at,omitempty"`
+}
+
+// optTime formats t when set.
+func optTime(t *time.Time) *string {
+	if t == nil {
+		return nil
+	}
+	s := formatTime(*t)
+	return &s
 }
 
 // notificationTail encodes the part of a notification that all recipients
@@ -39,6 +52,7 @@ type notificationFields struct {
 func notificationTail(n store.Notification) []byte {
 	b, _ := json.Marshal(notificationFields{
 		Type: n.Type, Title: n.Title, Body: n.Body, Data: dataOrEmpty(n.Data), CreatedAt: formatTime(n.CreatedAt),
+		URL: n.URL, ExpiresAt: optTime(n.ExpiresAt),
 	})
 	return b[1:]
 }
@@ -60,25 +74,31 @@ func itemEvent(it store.InboxItem) *sse.Event {
 
 // inboxItem is a notification as GET /notifications shows it.
 type inboxItem struct {
-	ID        string          `json:"id"`
-	Type      string          `json:"type"`
-	Title     string          `json:"title"`
-	Body      string          `json:"body"`
-	Data      json.RawMessage `json:"data"`
-	CreatedAt string          `json:"created_at"`
-	Read      bool            `json:"read"`
-	ReadAt    *string         `json:"read_at"`
+	ID         string          `json:"id"`
+	Type       string          `json:"type"`
+	Title      string          `json:"title"`
+	Body       string          `json:"body"`
+	Data       json.RawMessage `json:"data"`
+	CreatedAt  string          `json:"created_at"`
+	Read       bool            `json:"read"`
+	ReadAt     *string         `json:"read_at"`
+	Seen       bool            `json:"seen"`
+	SeenAt     *string         `json:"seen_at"`
+	Archived   bool            `json:"archived"`
+	ArchivedAt *string         `json:"archived_at"`
+	URL        string          `json:"url,omitempty"`
+	ExpiresAt  *string         `json:"expires_at,omitempty"`
 }
 
 func toInboxItem(it store.InboxItem) inboxItem {
 	out := inboxItem{
 		ID: strconv.FormatInt(it.Seq, 10), Type: it.Notification.Type, Title: it.Notification.Title,
 		Body: it.Notification.Body, Data: dataOrEmpty(it.Notification.Data),
-		CreatedAt: formatTime(it.Notification.CreatedAt), Read: it.ReadAt != nil,
-	}
-	if it.ReadAt != nil {
-		s := formatTime(*it.ReadAt)
-		out.ReadAt = &s
+		CreatedAt: formatTime(it.Notification.CreatedAt),
+		Read:      it.ReadAt != nil, ReadAt: optTime(it.ReadAt),
+		Seen: it.SeenAt != nil, SeenAt: optTime(it.SeenAt),
+		Archived: it.ArchivedAt != nil, ArchivedAt: optTime(it.ArchivedAt),
+		URL: it.Notification.URL, ExpiresAt: optTime(it.Notification.ExpiresAt),
 	}
 	return out
 }

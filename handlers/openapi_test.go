@@ -381,11 +381,11 @@ func TestContractCatchesDrift(t *testing.T) {
 		header  []string
 		want    string // a report containing this; empty for none
 	}{
-		{"a documented answer", inbox(`{"notifications":[],"unread_count":0}`), "GET", "/notifications?limit=5", nil, bearer, ""},
+		{"a documented answer", inbox(`{"notifications":[],"unread_count":0,"unseen_count":0}`), "GET", "/notifications?limit=5", nil, bearer, ""},
 		{"a field renamed in code", inbox(`{"notifications":[],"unread":0}`), "GET", "/notifications", nil, bearer, "does not match the document"},
 		{"a wrong type", inbox(`{"notifications":[],"unread_count":"0"}`), "GET", "/notifications", nil, bearer, "does not match the document"},
 		{"an undocumented status", func(w http.ResponseWriter, r *http.Request) { w.WriteHeader(http.StatusTeapot) }, "GET", "/notifications", nil, bearer, "status is not supported"},
-		{"accepting what the document refuses", inbox(`{"notifications":[],"unread_count":0}`), "GET", "/notifications?limit=500", nil, bearer, "the document refuses this request"},
+		{"accepting what the document refuses", inbox(`{"notifications":[],"unread_count":0,"unseen_count":0}`), "GET", "/notifications?limit=500", nil, bearer, "the document refuses this request"},
 		{"a refused request refused", func(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set("Content-Type", "application/problem+json")
 			w.WriteHeader(400)

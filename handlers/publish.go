@@ -10,6 +10,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"time"
 	"unicode/utf8"
 
 	"github.com/corp/herald/auth"
@@ -25,6 +26,10 @@ const (
 	maxRole      = 100
 	maxEmail     = 254
 	maxIdemKey   = 255
+	maxURL       = 2048
+	// maxExpiry and maxSchedule bound expires_at and deliver_at ahead of now.
+	maxExpiry   = 366 * 24 * time.Hour
+	maxSchedule = 30 * 24 * time.Hour
 )
 
 var (
@@ -34,7 +39,7 @@ var (
 
 // reservedEvents are the stream's own control events; an ephemeral message
 // may not pose as one.
-var reservedEvents = map[string]bool{"token_expired": true, "replay_truncated": true, "closed": true}
+var reservedEvents = map[string]bool{"token_expired": true, "replay_truncated": true, "closed": true, stateEventName: true}
 
 type publishTargets struct {
 	Employees []int64  `json:"employees"`
@@ -51,6 +56,11 @@ type publishRequest struct {
 	Data    json.RawMessage `json:"data"`
 	Persist *bool           `json:"persist"`
 	Event   string          `json:"event"`
+	// The notification center's fields (persisted notifications only).
+	URL       string  `json:"url"`
+	ExpiresAt *string `json:"expires_at"`
+	DeliverAt *string `json:"deliver_at"`
+	Required  bool    `json:"required"`
 }
 
 type publishResponse struct {
@@ -59,6 +69,8 @@ type publishResponse struct {
 	// Unknown lists targets that matched nobody, as given: employee IDs as
 	// numbers, emails as strings.
 	Unknown []any `json:"unknown"`
+	// DeliverAt is set for a scheduled notification.
+	DeliverAt string `json:"deliver_at,omitempty"`
 }
 
 // publish serves POST /notifications: validate, persist (or not, for
@@ -76,11 +88,11 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) error {
 	if _, err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	m, persist, err := req.validate()
+	m, persist, err := req.validate(time.Now())
 	if err != nil {
 		return err
 	}
-	m.Publisher = id.Subject
+	m.Publisher, m.Owner = id.Subject, publisherKey(id)
 	var idem *store.Idempotency
 	if idemKey != "" {
 		idem = &store.Idempotency{Owner: idempotencyOwner(id), Key: idemKey, Hash: fingerprint(req)}
@@ -116,12 +128,15 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) error {
 	for _, e := range res.Unknown.Emails {
 		body.Unknown = append(body.Unknown, e)
 	}
+	if m.DeliverAt != nil {
+		body.DeliverAt = formatTime(*m.DeliverAt)
+	}
 	writeJSON(w, status, body)
 	return nil
 }
 
 // validate checks every field, collecting all errors, and returns the message.
-func (req *publishRequest) validate() (store.Message, bool, error) {
+func (req *publishRequest) validate(now time.Time) (store.Message, bool, error) {
 	var errs []FieldError
 	add := func(field, msg string) { errs = append(errs, FieldError{Field: field, Message: msg}) }
 
@@ -190,10 +205,12 @@ func (req *publishRequest) validate() (store.Message, bool, error) {
 			add("event", req.Event+" is reserved for the stream itself")
 		}
 	}
+	center := req.centerFields(now, persist, add)
 	if len(errs) > 0 {
 		return store.Message{}, false, badRequest("the notification is invalid", errs...)
 	}
 	m := store.Message{Type: *req.Type, Title: *req.Title, Body: req.Body, Data: compactJSON(data), Event: req.Event}
+	m.URL, m.ExpiresAt, m.DeliverAt, m.Required = center.URL, center.ExpiresAt, center.DeliverAt, center.Required
 	m.To = store.Targets{Employees: req.To.Employees, Emails: req.To.Emails, Roles: req.To.Roles, All: req.To.All}
 	return m, persist, nil
 }
@@ -275,7 +292,8 @@ func fingerprint(req publishRequest) string {
 // canonical returns req with every default written out and every empty
 // value in one form: persist absent is true, event absent is
 // "notification", data absent, null or {} is absent, empty target lists are
-// absent, and data's keys are sorted. An optional field added to the
+// absent, data's keys are sorted, and times are in UTC to the millisecond
+// (url and required are compared as given; required absent is false). An optional field added to the
 // request needs its default here too.
 func (req publishRequest) canonical() publishRequest {
 	persist := req.Persist == nil || *req.Persist
@@ -290,6 +308,8 @@ func (req publishRequest) canonical() publishRequest {
 		t.Roles = nilIfEmpty(t.Roles)
 		req.To = &t
 	}
+	req.ExpiresAt = canonicalTime(req.ExpiresAt)
+	req.DeliverAt = canonicalTime(req.DeliverAt)
 	var data map[string]any
 	dec := json.NewDecoder(bytes.NewReader(req.Data))
 	dec.UseNumber()

@@ -43,6 +43,7 @@ type config struct {
 	PublishRate      float64
 	ConnectRate      float64
 	StateRate        float64
+	Retention        time.Duration
 	TrustedProxies   []netip.Prefix
 	VAPIDKey         *webpush.Key
 	VAPIDSubject     string
@@ -102,6 +103,7 @@ func (c *config) options() []option {
 		{name: "PUBLISH_RATE", def: "500", help: "publishes per second per publisher (employee or service), burst twice that; `0` off", parse: rate(&c.PublishRate)},
 		{name: "CONNECT_RATE", def: "0", help: "stream opens per second per client IP over every transport, burst twice that; `0` off (see Limits)", parse: rate(&c.ConnectRate)},
 		{name: "STATE_RATE", def: "20", help: "state changes and preference writes per second per employee, burst twice that; `0` off", parse: rate(&c.StateRate)},
+		{name: "RETENTION", def: "90d", help: "notifications older than this are deleted in the background (`30d`, `720h`; `0` keeps everything); expired ones go soon after they expire either way", parse: retention(&c.Retention)},
 		{name: "TRUSTED_PROXIES", help: "comma-separated CIDRs of proxies whose `X-Forwarded-For` entry names the client IP", parse: prefixes(&c.TrustedProxies)},
 		{name: "MAX_STREAMS", def: "100000", help: "streams one instance holds at most, every transport counted; beyond, `503 unavailable` with `Retry-After`", parse: count(&c.MaxStreams, 1, 10_000_000)},
 		{name: "MAX_STREAM_AGE", def: "1h", help: "a stream is ended (`event: closed`, reason `max_age`) after this long, ± 20% jitter, so connections rebalance across instances; `0` never, else at least `1m`", parse: maxAge(&c.MaxStreamAge)},

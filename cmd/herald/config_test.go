@@ -278,8 +278,13 @@ func TestConfigLimitsAndIdentity(t *testing.T) {
 	}
 	if strings.Join(cfg.DirectoryRoles, ",") != "Directory.Write,admin" || cfg.TrustEmailClaim ||
 		cfg.PublishRate != 500 || cfg.ConnectRate != 0 || cfg.StateRate != 20 || len(cfg.TrustedProxies) != 0 ||
-		cfg.MaxStreams != 100000 || cfg.MaxStreamAge != time.Hour {
+		cfg.MaxStreams != 100000 || cfg.MaxStreamAge != time.Hour || cfg.Retention != 90*24*time.Hour {
 		t.Fatalf("defaults = %+v", cfg)
+	}
+	for value, want := range map[string]time.Duration{"0": 0, "30d": 30 * 24 * time.Hour, "36h": 36 * time.Hour} {
+		if cfg, err := load(nil, "JWT_SECRET", "s", "RETENTION", value); err != nil || cfg.Retention != want {
+			t.Errorf("RETENTION=%s: %v, %v; want %v", value, cfg.Retention, err, want)
+		}
 	}
 	cfg, err = load([]string{"--state-rate", "0"}, "JWT_SECRET", "s",
 		"DIRECTORY_ROLES", "HR.Write", "AZURE_TRUST_EMAIL_CLAIM", "1", "PUBLISH_RATE", "2.5", "CONNECT_RATE", "10",
@@ -305,6 +310,9 @@ func TestConfigLimitsAndIdentity(t *testing.T) {
 		{"no streams", "MAX_STREAMS", "0", "MAX_STREAMS"},
 		{"age too short", "MAX_STREAM_AGE", "10s", "MAX_STREAM_AGE"},
 		{"age not a duration", "MAX_STREAM_AGE", "soon", "MAX_STREAM_AGE"},
+		{"retention too short", "RETENTION", "10m", "RETENTION"},
+		{"retention in weeks", "RETENTION", "2w", "RETENTION"},
+		{"retention zero days", "RETENTION", "0d", "RETENTION"},
 		// CORS would allow http://evil.example.com with credentials while the
 		// WebSocket check compared literally.
 		{"wildcard origin", "FRONTEND_URL", "http://*.example.com", "FRONTEND_URL"},

@@ -171,6 +171,32 @@ func duration(dst *time.Duration, lo, hi time.Duration) parser {
 	}}
 }
 
+// retention is 0 (keep everything), a number of days ("90d") or a duration
+// of an hour or more.
+func retention(dst *time.Duration) parser {
+	return parser{kind: "duration", set: func(s string) error {
+		if s == "0" {
+			*dst = 0
+			return nil
+		}
+		bad := fmt.Errorf("%q is not 0 (keep everything), a number of days like 90d, or a duration of an hour or more like 720h", s)
+		if days, ok := strings.CutSuffix(s, "d"); ok {
+			n, err := strconv.Atoi(days)
+			if err != nil || n < 1 || n > 36500 {
+				return bad
+			}
+			*dst = time.Duration(n) * 24 * time.Hour
+			return nil
+		}
+		d, err := time.ParseDuration(s)
+		if err != nil || d < time.Hour {
+			return bad
+		}
+		*dst = d
+		return nil
+	}}
+}
+
 // maxAge is 0 (never) or a duration of a minute or more.
 func maxAge(dst *time.Duration) parser {
 	return parser{kind: "duration", set: func(s string) error {

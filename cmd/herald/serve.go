@@ -223,11 +223,13 @@ type app struct {
 	// marks and pusher run while Web Push is on (nil otherwise).
 	marks  *webpush.Marks
 	pusher *webpush.Worker
+	// retention is RETENTION, for the center's background jobs.
+	retention time.Duration
 }
 
 // wire builds the hub, the authenticator and the handlers on st.
 func wire(ctx context.Context, cfg config, st store.Store, log *slog.Logger) (*app, error) {
-	a := &app{close: func() {}}
+	a := &app{close: func() {}, retention: cfg.Retention}
 	hubOpts := []sse.Option{sse.WithHeartbeat(cfg.Heartbeat), sse.WithGoroutines(cfg.GoroutineStreams),
 		sse.WithMaxInstanceStreams(cfg.MaxStreams), sse.WithMaxAge(cfg.MaxStreamAge),
 		sse.WithSource(handlers.Source{Store: st}), sse.WithLogger(log.With("component", "streams"))}
@@ -307,6 +309,10 @@ func (a *app) background(st store.Store, log *slog.Logger) (stop func()) {
 		wg.Go(func() { a.marks.Run(ctx) })
 		wg.Go(func() { a.pusher.Run(ctx) })
 	}
+	wg.Go(func() {
+		m := a.handler.Metrics()
+		store.RunCenter(ctx, st, store.CenterJobs{Retention: a.retention, Log: log, Delivered: m.Delivered, Swept: m.Swept})
+	})
 	wg.Go(func() {
 		compactAfterBursts(ctx, defaultBurstPolicy, func() int { n, _ := a.hub.Stats(); return n }, log)
 	})

@@ -360,13 +360,13 @@ func (e RateLimitedProblemStatus) Valid() bool {
 
 // Defines values for ReadRequestAll.
 const (
-	True ReadRequestAll = true
+	ReadRequestAllTrue ReadRequestAll = true
 )
 
 // Valid indicates whether the value is a known member of the ReadRequestAll enum.
 func (e ReadRequestAll) Valid() bool {
 	switch e {
-	case True:
+	case ReadRequestAllTrue:
 		return true
 	default:
 		return false
@@ -397,6 +397,66 @@ const (
 func (e ReplayTruncatedEventEvent) Valid() bool {
 	switch e {
 	case ReplayTruncatedEventEventReplayTruncated:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StateChangeAll.
+const (
+	StateChangeAllTrue StateChangeAll = true
+)
+
+// Valid indicates whether the value is a known member of the StateChangeAll enum.
+func (e StateChangeAll) Valid() bool {
+	switch e {
+	case StateChangeAllTrue:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StateChangeOp.
+const (
+	Archive   StateChangeOp = "archive"
+	Delete    StateChangeOp = "delete"
+	Read      StateChangeOp = "read"
+	Seen      StateChangeOp = "seen"
+	Unarchive StateChangeOp = "unarchive"
+	Unread    StateChangeOp = "unread"
+)
+
+// Valid indicates whether the value is a known member of the StateChangeOp enum.
+func (e StateChangeOp) Valid() bool {
+	switch e {
+	case Archive:
+		return true
+	case Delete:
+		return true
+	case Read:
+		return true
+	case Seen:
+		return true
+	case Unarchive:
+		return true
+	case Unread:
+		return true
+	default:
+		return false
+	}
+}
+
+// Defines values for StateEventEvent.
+const (
+	State StateEventEvent = "state"
+)
+
+// Valid indicates whether the value is a known member of the StateEventEvent enum.
+func (e StateEventEvent) Valid() bool {
+	switch e {
+	case State:
 		return true
 	default:
 		return false
@@ -655,6 +715,12 @@ type ConflictProblemCode string
 // ConflictProblemStatus defines model for ConflictProblem.Status.
 type ConflictProblemStatus int
 
+// Counts The caller's badge numbers; archived, expired and scheduled notifications are not counted.
+type Counts struct {
+	UnreadCount int `json:"unread_count"`
+	UnseenCount int `json:"unseen_count"`
+}
+
 // Data Any JSON object for the client (at most 16 KiB encoded); `{}` when not given.
 //
 // Examples: {"request_id":481}
@@ -859,12 +925,20 @@ type Inbox struct {
 	NextBefore    *NotificationID `json:"next_before,omitempty"`
 	Notifications []InboxItem     `json:"notifications"`
 
-	// UnreadCount All of the caller's unread notifications, not only this page's.
+	// UnreadCount All of the caller's unread notifications, not only this page's (archived, expired and scheduled ones left out).
 	UnreadCount int `json:"unread_count"`
+
+	// UnseenCount All of the caller's unseen notifications (the badge), counted like `unread_count`.
+	UnseenCount int `json:"unseen_count"`
 }
 
 // InboxItem A notification in the caller's inbox.
 type InboxItem struct {
+	Archived bool `json:"archived"`
+
+	// ArchivedAt When it was archived; null unless archived.
+	ArchivedAt *string `json:"archived_at"`
+
 	// Body Longer text; empty when not given.
 	//
 	// Examples: Vacation 2026-12-01 … 2026-12-05
@@ -880,6 +954,11 @@ type InboxItem struct {
 	// Examples: {"request_id":481}
 	Data Data `json:"data"`
 
+	// ExpiresAt When it disappears; absent when it does not expire.
+	//
+	// Examples: 2026-11-21T23:42:32.019Z
+	ExpiresAt *Timestamp `json:"expires_at,omitempty"`
+
 	// ID The notification's id for this employee (their own sequence number), as a string.
 	//
 	// Examples: 17
@@ -887,7 +966,13 @@ type InboxItem struct {
 	Read bool           `json:"read"`
 
 	// ReadAt When it was marked read; null while unread.
-	ReadAt *time.Time `json:"read_at"`
+	ReadAt *string `json:"read_at"`
+
+	// Seen Seen (in a list or a badge's dropdown); reading or archiving also marks seen.
+	Seen bool `json:"seen"`
+
+	// SeenAt When it was marked seen; null while unseen.
+	SeenAt *string `json:"seen_at"`
 
 	// Title One line for people; not blank.
 	//
@@ -898,6 +983,9 @@ type InboxItem struct {
 	//
 	// Examples: request.approved
 	Type NotificationType `json:"type"`
+
+	// URL Where a click leads; absent when the publisher gave none.
+	URL *string `json:"url,omitempty"`
 }
 
 // InternalProblem defines model for InternalProblem.
@@ -983,6 +1071,11 @@ type Notification struct {
 	// Examples: {"request_id":481}
 	Data Data `json:"data"`
 
+	// ExpiresAt When it disappears; only when it expires.
+	//
+	// Examples: 2026-11-21T23:42:32.019Z
+	ExpiresAt *Timestamp `json:"expires_at,omitempty"`
+
 	// ID The notification's id for this employee (their own sequence number), as a string.
 	//
 	// Examples: 17
@@ -997,6 +1090,9 @@ type Notification struct {
 	//
 	// Examples: request.approved
 	Type NotificationType `json:"type"`
+
+	// URL Where a click leads; only when the publisher gave one.
+	URL *string `json:"url,omitempty"`
 }
 
 // NotificationEvent A stored notification, replayed or live. Its `id:` is the client's position for resuming.
@@ -1061,6 +1157,32 @@ type PayloadTooLargeProblemCode string
 
 // PayloadTooLargeProblemStatus defines model for PayloadTooLargeProblem.Status.
 type PayloadTooLargeProblemStatus int
+
+// Preferences An employee's notification preferences. `PUT` replaces them; a field left out takes its default.
+type Preferences struct {
+	// Muted Muted types (`build.failed`) and prefixes (`marketing.*` matches
+	// `marketing.weekly`, not `marketing`), at most 100. A notification
+	// of a muted type is stored already read and seen (kept in the
+	// history, no badge), is not delivered live and is not pushed,
+	// unless its publisher set `required`.
+	Muted *[]TypePattern `json:"muted,omitempty"`
+
+	// Push Web Push to this employee's browsers.
+	Push *bool `json:"push,omitempty"`
+}
+
+// PreferencesSaved defines model for PreferencesSaved.
+type PreferencesSaved struct {
+	// Muted Muted types (`build.failed`) and prefixes (`marketing.*` matches
+	// `marketing.weekly`, not `marketing`), at most 100. A notification
+	// of a muted type is stored already read and seen (kept in the
+	// history, no badge), is not delivered live and is not pushed,
+	// unless its publisher set `required`.
+	Muted []TypePattern `json:"muted"`
+
+	// Push Web Push to this employee's browsers.
+	Push bool `json:"push"`
+}
 
 // Problem An RFC 9457 problem details object with Herald's stable `code`.
 type Problem struct {
@@ -1138,6 +1260,11 @@ type PublishAccepted struct {
 
 // PublishCreated A stored notification.
 type PublishCreated struct {
+	// DeliverAt Present when the notification is scheduled; its copies appear then.
+	//
+	// Examples: 2026-11-21T23:42:32.019Z
+	DeliverAt *Timestamp `json:"deliver_at,omitempty"`
+
 	// ID The notification's id (shared by every recipient's copy; not an inbox id).
 	ID string `json:"id"`
 
@@ -1160,16 +1287,40 @@ type PublishRequest struct {
 	// Examples: {"request_id":481}
 	Data *Data `json:"data,omitempty"`
 
+	// DeliverAt Schedule the notification: targets are resolved now (`recipients`
+	// and `unknown` as usual) and the answer carries `deliver_at`, but
+	// the copies become visible (inbox, counts, streams, replay) only at
+	// that time, each getting its id then. At most 30 days ahead; a
+	// time in the past or now delivers at once. Stored notifications
+	// only. Survives restarts; with several instances exactly one
+	// delivers it.
+	//
+	//
+	// Examples: 2026-11-21T23:42:32.019Z
+	DeliverAt *Timestamp `json:"deliver_at,omitempty"`
+
 	// Event Ephemeral messages only (`"persist": false`): the SSE event name
 	// (default `notification`). The stream's own events
-	// (`token_expired`, `replay_truncated`, `closed`) are reserved.
+	// (`token_expired`, `replay_truncated`, `closed`, `state`) are reserved.
 	//
 	//
 	// Examples: typing
 	Event *string `json:"event,omitempty"`
 
+	// ExpiresAt From this time on the notification is gone for its recipients:
+	// not listed, counted, replayed, delivered or pushed (and deleted
+	// soon after). In the future, at most one year ahead; after
+	// `deliver_at` when both are given. Stored notifications only.
+	//
+	//
+	// Examples: 2026-11-21T23:42:32.019Z
+	ExpiresAt *Timestamp `json:"expires_at,omitempty"`
+
 	// Persist `false` makes an ephemeral message: not stored, delivered only to streams open now.
 	Persist *bool `json:"persist,omitempty"`
+
+	// Required Deliver even to employees who muted this type (see `PUT /preferences`). Stored notifications only.
+	Required *bool `json:"required,omitempty"`
 
 	// Title One line for people; not blank.
 	//
@@ -1185,6 +1336,14 @@ type PublishRequest struct {
 	//
 	// Examples: request.approved
 	Type NotificationType `json:"type"`
+
+	// URL Where a click on the notification leads: an absolute `http://` or
+	// `https://` URL, or a path starting with `/` (not `//`). Anything
+	// else (`javascript:`, `data:`, …) is refused. Stored notifications only.
+	//
+	//
+	// Examples: /requests/481
+	URL *string `json:"url,omitempty"`
 }
 
 // PushKey defines model for PushKey.
@@ -1283,11 +1442,14 @@ type ReadRequest1 = interface{}
 
 // ReadResult defines model for ReadResult.
 type ReadResult struct {
-	// Marked Notifications that were unread and are read now.
+	// Marked Notifications that changed now (those already in the state are not counted).
 	Marked int `json:"marked"`
 
-	// UnreadCount The caller's unread notifications left.
+	// UnreadCount The caller's unread notifications after the change.
 	UnreadCount int `json:"unread_count"`
+
+	// UnseenCount The caller's unseen notifications after the change.
+	UnseenCount int `json:"unseen_count"`
 }
 
 // Ready defines model for Ready.
@@ -1335,6 +1497,40 @@ type ReplayTruncatedEventEvent string
 //
 // Examples: admin
 type Role = string
+
+// StateChange A change of the caller's inbox, made in any tab, browser or device,
+// or a withdrawal by the publisher (`op: delete`): `ids` lists the
+// notifications that changed, or `all` is true when the change named
+// the whole inbox; the counts are the ones after the change.
+type StateChange struct {
+	All         *StateChangeAll   `json:"all,omitempty"`
+	Ids         *[]NotificationID `json:"ids,omitempty"`
+	Op          StateChangeOp     `json:"op"`
+	UnreadCount int               `json:"unread_count"`
+	UnseenCount int               `json:"unseen_count"`
+}
+
+// StateChangeAll defines model for StateChange.All.
+type StateChangeAll bool
+
+// StateChangeOp defines model for StateChange.Op.
+type StateChangeOp string
+
+// StateEvent The caller's inbox changed (read, unread, seen, archive, unarchive,
+// delete, on any instance), or a notification was withdrawn. No `id:`
+// line: it is not replayed and does not move the client's position;
+// after a reconnect, read `GET /notifications/counts`.
+type StateEvent struct {
+	// Data A change of the caller's inbox, made in any tab, browser or device,
+	// or a withdrawal by the publisher (`op: delete`): `ids` lists the
+	// notifications that changed, or `all` is true when the change named
+	// the whole inbox; the counts are the ones after the change.
+	Data  StateChange     `json:"data"`
+	Event StateEventEvent `json:"event"`
+}
+
+// StateEventEvent defines model for StateEvent.Event.
+type StateEventEvent string
 
 // StreamClosed Why the server ended the stream.
 type StreamClosed struct {
@@ -1459,6 +1655,11 @@ type TooManyConnectionsProblemCode string
 
 // TooManyConnectionsProblemStatus defines model for TooManyConnectionsProblem.Status.
 type TooManyConnectionsProblemStatus int
+
+// TypePattern A notification type, or a prefix ending in `.*`.
+//
+// Examples: marketing.*
+type TypePattern = string
 
 // UnauthorizedProblem defines model for UnauthorizedProblem.
 type UnauthorizedProblem struct {
@@ -1588,20 +1789,34 @@ type IdempotencyKey = string
 // IfNoneMatch defines model for IfNoneMatch.
 type IfNoneMatch = string
 
+// InboxArchived defines model for InboxArchived.
+type InboxArchived = bool
+
 // InboxBefore defines model for InboxBefore.
 type InboxBefore = int64
 
 // InboxLimit defines model for InboxLimit.
 type InboxLimit = int
 
+// InboxType A notification type, or a prefix ending in `.*`.
+//
+// Examples: marketing.*
+type InboxType = TypePattern
+
 // InboxUnread defines model for InboxUnread.
 type InboxUnread = bool
+
+// InboxUnseen defines model for InboxUnseen.
+type InboxUnseen = bool
 
 // LastEventIDHeader defines model for LastEventIdHeader.
 type LastEventIDHeader = string
 
 // LastEventIDQuery defines model for LastEventIdQuery.
 type LastEventIDQuery = int64
+
+// WithdrawID defines model for WithdrawId.
+type WithdrawID = string
 
 // BadRequest defines model for BadRequest.
 type BadRequest = BadRequestProblem
@@ -1690,6 +1905,15 @@ type ListInboxParams struct {
 
 	// Unread Only unread notifications when `true`.
 	Unread *InboxUnread `form:"unread,omitempty" json:"unread,omitempty"`
+
+	// Unseen Only unseen notifications when `true`.
+	Unseen *InboxUnseen `form:"unseen,omitempty" json:"unseen,omitempty"`
+
+	// Archived Only archived notifications when `true`; by default archived ones are left out.
+	Archived *InboxArchived `form:"archived,omitempty" json:"archived,omitempty"`
+
+	// Type Only this type (`build.failed`), or the types of a prefix (`build.*`).
+	Type *InboxType `form:"type,omitempty" json:"type,omitempty"`
 }
 
 // PublishNotificationParams defines parameters for PublishNotification.
@@ -1756,8 +1980,26 @@ type PutEmployeeJSONRequestBody = EmployeeInput
 // PublishNotificationJSONRequestBody defines body for PublishNotification for application/json ContentType.
 type PublishNotificationJSONRequestBody = PublishRequest
 
+// ArchiveNotificationsJSONRequestBody defines body for ArchiveNotifications for application/json ContentType.
+type ArchiveNotificationsJSONRequestBody = ReadRequest
+
+// DeleteNotificationsJSONRequestBody defines body for DeleteNotifications for application/json ContentType.
+type DeleteNotificationsJSONRequestBody = ReadRequest
+
 // MarkReadJSONRequestBody defines body for MarkRead for application/json ContentType.
 type MarkReadJSONRequestBody = ReadRequest
+
+// MarkSeenJSONRequestBody defines body for MarkSeen for application/json ContentType.
+type MarkSeenJSONRequestBody = ReadRequest
+
+// UnarchiveNotificationsJSONRequestBody defines body for UnarchiveNotifications for application/json ContentType.
+type UnarchiveNotificationsJSONRequestBody = ReadRequest
+
+// MarkUnreadJSONRequestBody defines body for MarkUnread for application/json ContentType.
+type MarkUnreadJSONRequestBody = ReadRequest
+
+// PutPreferencesJSONRequestBody defines body for PutPreferences for application/json ContentType.
+type PutPreferencesJSONRequestBody = Preferences
 
 // UnsubscribePushJSONRequestBody defines body for UnsubscribePush for application/json ContentType.
 type UnsubscribePushJSONRequestBody = PushSubscriptionDelete
@@ -2208,6 +2450,32 @@ func (t *StreamEvent) MergeClosedEvent(v ClosedEvent) error {
 	return err
 }
 
+// AsStateEvent returns the union data inside the StreamEvent as a StateEvent
+func (t StreamEvent) AsStateEvent() (StateEvent, error) {
+	var body StateEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromStateEvent overwrites any union data inside the StreamEvent as the provided StateEvent
+func (t *StreamEvent) FromStateEvent(v StateEvent) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeStateEvent performs a merge with any union data inside the StreamEvent, using the provided StateEvent
+func (t *StreamEvent) MergeStateEvent(v StateEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
 func (t StreamEvent) MarshalJSON() ([]byte, error) {
 	b, err := t.union.MarshalJSON()
 	return b, err
@@ -2548,6 +2816,32 @@ func (t *WebSocketFrame) MergeReplayTruncatedEvent(v ReplayTruncatedEvent) error
 	return err
 }
 
+// AsStateEvent returns the union data inside the WebSocketFrame as a StateEvent
+func (t WebSocketFrame) AsStateEvent() (StateEvent, error) {
+	var body StateEvent
+	err := json.Unmarshal(t.union, &body)
+	return body, err
+}
+
+// FromStateEvent overwrites any union data inside the WebSocketFrame as the provided StateEvent
+func (t *WebSocketFrame) FromStateEvent(v StateEvent) error {
+	b, err := json.Marshal(v)
+	t.union = b
+	return err
+}
+
+// MergeStateEvent performs a merge with any union data inside the WebSocketFrame, using the provided StateEvent
+func (t *WebSocketFrame) MergeStateEvent(v StateEvent) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return err
+	}
+
+	merged, err := runtime.JSONMerge(t.union, b)
+	t.union = merged
+	return err
+}
+
 func (t WebSocketFrame) MarshalJSON() ([]byte, error) {
 	b, err := t.union.MarshalJSON()
 	return b, err
@@ -2785,6 +3079,10 @@ type ClientInterface interface {
 	//   switch from replay to live.
 	// - **Ephemeral messages** under their own event name, without an `id:`
 	//   line (they have no place in the sequence).
+	// - **State.** `event: state` when the caller's inbox changed (read,
+	//   unread, seen, archive, unarchive, delete, in any tab or device,
+	//   on any instance) or a notification was withdrawn, with the
+	//   counts after the change; no `id:` line, not replayed.
 	// - **Heartbeat.** The comment `: heartbeat` every `HEARTBEAT_INTERVAL`
 	//   (default 15 s).
 	// - **Token expiry.** At the token's `exp` the stream sends
@@ -2896,9 +3194,12 @@ type ClientInterface interface {
 
 	// ListInbox Read the caller's inbox
 	//
-	// The caller's own notifications, newest first, with the number of
-	// unread ones. Page with `before`: pass the previous page's
-	// `next_before`. Employees only: a service has no inbox (403).
+	// The caller's own notifications, newest first, with the numbers of
+	// unread and unseen ones. Page with `before`: pass the previous page's
+	// `next_before`. Filters combine: `unread`, `unseen`, `archived`
+	// (archived notifications are listed only with `archived=true`) and
+	// `type`. Expired notifications and scheduled ones not yet delivered
+	// are never listed. Employees only: a service has no inbox (403).
 	//
 	// Corresponds with GET /notifications (the `ListInbox` operationId).
 	ListInbox(ctx context.Context, params *ListInboxParams, reqEditors ...RequestEditorFn) (*http.Response, error)
@@ -2983,13 +3284,84 @@ type ClientInterface interface {
 	// Corresponds with POST /notifications (the `PublishNotification` operationId).
 	PublishNotification(ctx context.Context, params *PublishNotificationParams, body PublishNotificationJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// ArchiveNotificationsWithBody Archive notifications
+	//
+	// Archives the caller's notifications, marking them read and seen too: they leave the list (see `archived=true`) and the counts.
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "archive"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /notifications/archive (the `ArchiveNotifications` operationId).
+	ArchiveNotificationsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// ArchiveNotifications Archive notifications
+	//
+	// Archives the caller's notifications, marking them read and seen too: they leave the list (see `archived=true`) and the counts.
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "archive"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /notifications/archive (the `ArchiveNotifications` operationId).
+	ArchiveNotifications(ctx context.Context, body ArchiveNotificationsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// InboxCounts Read the caller's counts
+	//
+	// The numbers for a badge: unread and unseen notifications, leaving
+	// out archived, expired and scheduled ones. Read it after a stream
+	// reconnects; meanwhile `event: state` carries the counts after
+	// every change. Employees only.
+	//
+	// Corresponds with GET /notifications/counts (the `InboxCounts` operationId).
+	InboxCounts(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteNotificationsWithBody Delete notifications
+	//
+	// Deletes the caller's notifications from their inbox for good (other recipients keep theirs).
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "delete"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /notifications/delete (the `DeleteNotifications` operationId).
+	DeleteNotificationsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// DeleteNotifications Delete notifications
+	//
+	// Deletes the caller's notifications from their inbox for good (other recipients keep theirs).
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "delete"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /notifications/delete (the `DeleteNotifications` operationId).
+	DeleteNotifications(ctx context.Context, body DeleteNotificationsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// MarkReadWithBody Mark notifications read
 	//
-	// Marks the caller's notifications with these ids read, or all of them.
-	// Ids are the caller's own (each employee has their own sequence), so
-	// nobody can touch or learn about another's notifications: ids that
-	// match nothing are ignored and not counted. Marking a read
-	// notification again changes nothing. Employees only, at most
+	// Marks the caller's notifications with these ids read (and seen), or
+	// all of them. Ids are the caller's own (each employee has their own
+	// sequence), so nobody can touch or learn about another's
+	// notifications: ids that match nothing are ignored and not counted.
+	// Marking a read notification again changes nothing. Every open
+	// stream of the caller, on every instance, gets `event: state`. Employees only, at most
 	// `STATE_RATE` state changes per second each (default 20, with a burst
 	// of twice that; 429 beyond).
 	//
@@ -3000,11 +3372,12 @@ type ClientInterface interface {
 
 	// MarkRead Mark notifications read
 	//
-	// Marks the caller's notifications with these ids read, or all of them.
-	// Ids are the caller's own (each employee has their own sequence), so
-	// nobody can touch or learn about another's notifications: ids that
-	// match nothing are ignored and not counted. Marking a read
-	// notification again changes nothing. Employees only, at most
+	// Marks the caller's notifications with these ids read (and seen), or
+	// all of them. Ids are the caller's own (each employee has their own
+	// sequence), so nobody can touch or learn about another's
+	// notifications: ids that match nothing are ignored and not counted.
+	// Marking a read notification again changes nothing. Every open
+	// stream of the caller, on every instance, gets `event: state`. Employees only, at most
 	// `STATE_RATE` state changes per second each (default 20, with a burst
 	// of twice that; 429 beyond).
 	//
@@ -3012,6 +3385,109 @@ type ClientInterface interface {
 	//
 	// Corresponds with POST /notifications/read (the `MarkRead` operationId).
 	MarkRead(ctx context.Context, body MarkReadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MarkSeenWithBody Mark notifications seen
+	//
+	// Marks the caller's notifications seen: they leave the badge (`unseen_count`) but stay unread.
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "seen"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /notifications/seen (the `MarkSeen` operationId).
+	MarkSeenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MarkSeen Mark notifications seen
+	//
+	// Marks the caller's notifications seen: they leave the badge (`unseen_count`) but stay unread.
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "seen"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /notifications/seen (the `MarkSeen` operationId).
+	MarkSeen(ctx context.Context, body MarkSeenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnarchiveNotificationsWithBody Unarchive notifications
+	//
+	// Brings archived notifications back into the list (their read and seen state stays).
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "unarchive"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /notifications/unarchive (the `UnarchiveNotifications` operationId).
+	UnarchiveNotificationsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// UnarchiveNotifications Unarchive notifications
+	//
+	// Brings archived notifications back into the list (their read and seen state stays).
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "unarchive"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /notifications/unarchive (the `UnarchiveNotifications` operationId).
+	UnarchiveNotifications(ctx context.Context, body UnarchiveNotificationsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MarkUnreadWithBody Mark notifications unread
+	//
+	// Marks the caller's notifications unread again (they stay seen).
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "unread"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /notifications/unread (the `MarkUnread` operationId).
+	MarkUnreadWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// MarkUnread Mark notifications unread
+	//
+	// Marks the caller's notifications unread again (they stay seen).
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "unread"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with POST /notifications/unread (the `MarkUnread` operationId).
+	MarkUnread(ctx context.Context, body MarkUnreadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// WithdrawNotification Withdraw a notification
+	//
+	// Takes back a notification sent by mistake: every recipient's copy,
+	// delivered or scheduled, is deleted, and every open stream of each
+	// recipient gets `event: state` with `"op": "delete"` and the
+	// recipient's own id. Only the publisher identity that published it
+	// (the same employee, or the same service) may; any other id, another
+	// publisher's included, is 404, so ids are not revealed. Callers
+	// without a publisher role get 403.
+	//
+	// Corresponds with DELETE /notifications/{id} (the `WithdrawNotification` operationId).
+	WithdrawNotification(ctx context.Context, id WithdrawID, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// OpenapiJSON This document (JSON)
 	//
@@ -3024,6 +3500,35 @@ type ClientInterface interface {
 	//
 	// Corresponds with GET /openapi.yaml (the `OpenapiYAML` operationId).
 	OpenapiYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// GetPreferences Read the caller's preferences
+	//
+	// Muted types and whether Web Push is on. Employees only.
+	//
+	// Corresponds with GET /preferences (the `GetPreferences` operationId).
+	GetPreferences(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutPreferencesWithBody Replace the caller's preferences
+	//
+	// Replaces the preferences; a field left out takes its default
+	// (nothing muted, push on). Duplicate patterns are kept once.
+	// Employees only, counted against `STATE_RATE`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with PUT /preferences (the `PutPreferences` operationId).
+	PutPreferencesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// PutPreferences Replace the caller's preferences
+	//
+	// Replaces the preferences; a field left out takes its default
+	// (nothing muted, push on). Duplicate patterns are kept once.
+	// Employees only, counted against `STATE_RATE`.
+	//
+	// Takes a body of the `application/json` content type.
+	//
+	// Corresponds with PUT /preferences (the `PutPreferences` operationId).
+	PutPreferences(ctx context.Context, body PutPreferencesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
 
 	// PushKey The VAPID public key
 	//
@@ -3208,6 +3713,8 @@ type ClientInterface interface {
 	// - `{"event":"notification","id":"<seq>","data":{…}}` for each
 	//   notification, `data` as in the SSE stream;
 	// - ephemeral messages as `{"event":"<name>","data":{…}}`, without `id`;
+	// - `{"event":"state","data":{…}}` for each change of the caller's
+	//   inbox state, as `event: state` in the SSE stream;
 	// - `{"event":"replay_truncated","id":"<newest seq>","data":{…}}` when a
 	//   replay stops at 1,000.
 	//
@@ -3386,6 +3893,10 @@ func (c *Client) PutEmployee(ctx context.Context, id EmployeeID, body PutEmploye
 //     switch from replay to live.
 //   - **Ephemeral messages** under their own event name, without an `id:`
 //     line (they have no place in the sequence).
+//   - **State.** `event: state` when the caller's inbox changed (read,
+//     unread, seen, archive, unarchive, delete, in any tab or device,
+//     on any instance) or a notification was withdrawn, with the
+//     counts after the change; no `id:` line, not replayed.
 //   - **Heartbeat.** The comment `: heartbeat` every `HEARTBEAT_INTERVAL`
 //     (default 15 s).
 //   - **Token expiry.** At the token's `exp` the stream sends
@@ -3557,9 +4068,12 @@ func (c *Client) Metrics(ctx context.Context, reqEditors ...RequestEditorFn) (*h
 
 // ListInbox Read the caller's inbox
 //
-// The caller's own notifications, newest first, with the number of
-// unread ones. Page with `before`: pass the previous page's
-// `next_before`. Employees only: a service has no inbox (403).
+// The caller's own notifications, newest first, with the numbers of
+// unread and unseen ones. Page with `before`: pass the previous page's
+// `next_before`. Filters combine: `unread`, `unseen`, `archived`
+// (archived notifications are listed only with `archived=true`) and
+// `type`. Expired notifications and scheduled ones not yet delivered
+// are never listed. Employees only: a service has no inbox (403).
 //
 // Corresponds with GET /notifications (the `ListInbox` operationId).
 func (c *Client) ListInbox(ctx context.Context, params *ListInboxParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
@@ -3674,13 +4188,134 @@ func (c *Client) PublishNotification(ctx context.Context, params *PublishNotific
 	return c.Client.Do(req)
 }
 
+// ArchiveNotificationsWithBody Archive notifications
+//
+// Archives the caller's notifications, marking them read and seen too: they leave the list (see `archived=true`) and the counts.
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "archive"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /notifications/archive (the `ArchiveNotifications` operationId).
+func (c *Client) ArchiveNotificationsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewArchiveNotificationsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// ArchiveNotifications Archive notifications
+//
+// Archives the caller's notifications, marking them read and seen too: they leave the list (see `archived=true`) and the counts.
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "archive"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /notifications/archive (the `ArchiveNotifications` operationId).
+func (c *Client) ArchiveNotifications(ctx context.Context, body ArchiveNotificationsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewArchiveNotificationsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// InboxCounts Read the caller's counts
+//
+// The numbers for a badge: unread and unseen notifications, leaving
+// out archived, expired and scheduled ones. Read it after a stream
+// reconnects; meanwhile `event: state` carries the counts after
+// every change. Employees only.
+//
+// Corresponds with GET /notifications/counts (the `InboxCounts` operationId).
+func (c *Client) InboxCounts(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewInboxCountsRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteNotificationsWithBody Delete notifications
+//
+// Deletes the caller's notifications from their inbox for good (other recipients keep theirs).
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "delete"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /notifications/delete (the `DeleteNotifications` operationId).
+func (c *Client) DeleteNotificationsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteNotificationsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// DeleteNotifications Delete notifications
+//
+// Deletes the caller's notifications from their inbox for good (other recipients keep theirs).
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "delete"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /notifications/delete (the `DeleteNotifications` operationId).
+func (c *Client) DeleteNotifications(ctx context.Context, body DeleteNotificationsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewDeleteNotificationsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
 // MarkReadWithBody Mark notifications read
 //
-// Marks the caller's notifications with these ids read, or all of them.
-// Ids are the caller's own (each employee has their own sequence), so
-// nobody can touch or learn about another's notifications: ids that
-// match nothing are ignored and not counted. Marking a read
-// notification again changes nothing. Employees only, at most
+// Marks the caller's notifications with these ids read (and seen), or
+// all of them. Ids are the caller's own (each employee has their own
+// sequence), so nobody can touch or learn about another's
+// notifications: ids that match nothing are ignored and not counted.
+// Marking a read notification again changes nothing. Every open
+// stream of the caller, on every instance, gets `event: state`. Employees only, at most
 // `STATE_RATE` state changes per second each (default 20, with a burst
 // of twice that; 429 beyond).
 //
@@ -3701,11 +4336,12 @@ func (c *Client) MarkReadWithBody(ctx context.Context, contentType string, body 
 
 // MarkRead Mark notifications read
 //
-// Marks the caller's notifications with these ids read, or all of them.
-// Ids are the caller's own (each employee has their own sequence), so
-// nobody can touch or learn about another's notifications: ids that
-// match nothing are ignored and not counted. Marking a read
-// notification again changes nothing. Employees only, at most
+// Marks the caller's notifications with these ids read (and seen), or
+// all of them. Ids are the caller's own (each employee has their own
+// sequence), so nobody can touch or learn about another's
+// notifications: ids that match nothing are ignored and not counted.
+// Marking a read notification again changes nothing. Every open
+// stream of the caller, on every instance, gets `event: state`. Employees only, at most
 // `STATE_RATE` state changes per second each (default 20, with a burst
 // of twice that; 429 beyond).
 //
@@ -3714,6 +4350,179 @@ func (c *Client) MarkReadWithBody(ctx context.Context, contentType string, body 
 // Corresponds with POST /notifications/read (the `MarkRead` operationId).
 func (c *Client) MarkRead(ctx context.Context, body MarkReadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewMarkReadRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MarkSeenWithBody Mark notifications seen
+//
+// Marks the caller's notifications seen: they leave the badge (`unseen_count`) but stay unread.
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "seen"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /notifications/seen (the `MarkSeen` operationId).
+func (c *Client) MarkSeenWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMarkSeenRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MarkSeen Mark notifications seen
+//
+// Marks the caller's notifications seen: they leave the badge (`unseen_count`) but stay unread.
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "seen"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /notifications/seen (the `MarkSeen` operationId).
+func (c *Client) MarkSeen(ctx context.Context, body MarkSeenJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMarkSeenRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnarchiveNotificationsWithBody Unarchive notifications
+//
+// Brings archived notifications back into the list (their read and seen state stays).
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "unarchive"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /notifications/unarchive (the `UnarchiveNotifications` operationId).
+func (c *Client) UnarchiveNotificationsWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnarchiveNotificationsRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// UnarchiveNotifications Unarchive notifications
+//
+// Brings archived notifications back into the list (their read and seen state stays).
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "unarchive"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /notifications/unarchive (the `UnarchiveNotifications` operationId).
+func (c *Client) UnarchiveNotifications(ctx context.Context, body UnarchiveNotificationsJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewUnarchiveNotificationsRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MarkUnreadWithBody Mark notifications unread
+//
+// Marks the caller's notifications unread again (they stay seen).
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "unread"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /notifications/unread (the `MarkUnread` operationId).
+func (c *Client) MarkUnreadWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMarkUnreadRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// MarkUnread Mark notifications unread
+//
+// Marks the caller's notifications unread again (they stay seen).
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "unread"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with POST /notifications/unread (the `MarkUnread` operationId).
+func (c *Client) MarkUnread(ctx context.Context, body MarkUnreadJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewMarkUnreadRequest(c.Server, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// WithdrawNotification Withdraw a notification
+//
+// Takes back a notification sent by mistake: every recipient's copy,
+// delivered or scheduled, is deleted, and every open stream of each
+// recipient gets `event: state` with `"op": "delete"` and the
+// recipient's own id. Only the publisher identity that published it
+// (the same employee, or the same service) may; any other id, another
+// publisher's included, is 404, so ids are not revealed. Callers
+// without a publisher role get 403.
+//
+// Corresponds with DELETE /notifications/{id} (the `WithdrawNotification` operationId).
+func (c *Client) WithdrawNotification(ctx context.Context, id WithdrawID, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewWithdrawNotificationRequest(c.Server, id)
 	if err != nil {
 		return nil, err
 	}
@@ -3746,6 +4555,65 @@ func (c *Client) OpenapiJSON(ctx context.Context, reqEditors ...RequestEditorFn)
 // Corresponds with GET /openapi.yaml (the `OpenapiYAML` operationId).
 func (c *Client) OpenapiYAML(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewOpenapiYAMLRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// GetPreferences Read the caller's preferences
+//
+// Muted types and whether Web Push is on. Employees only.
+//
+// Corresponds with GET /preferences (the `GetPreferences` operationId).
+func (c *Client) GetPreferences(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewGetPreferencesRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutPreferencesWithBody Replace the caller's preferences
+//
+// Replaces the preferences; a field left out takes its default
+// (nothing muted, push on). Duplicate patterns are kept once.
+// Employees only, counted against `STATE_RATE`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with PUT /preferences (the `PutPreferences` operationId).
+func (c *Client) PutPreferencesWithBody(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutPreferencesRequestWithBody(c.Server, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// PutPreferences Replace the caller's preferences
+//
+// Replaces the preferences; a field left out takes its default
+// (nothing muted, push on). Duplicate patterns are kept once.
+// Employees only, counted against `STATE_RATE`.
+//
+// Takes a body of the `application/json` content type.
+//
+// Corresponds with PUT /preferences (the `PutPreferences` operationId).
+func (c *Client) PutPreferences(ctx context.Context, body PutPreferencesJSONRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewPutPreferencesRequest(c.Server, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4049,6 +4917,8 @@ func (c *Client) SocketIOPostWithTextBody(ctx context.Context, params *SocketIOP
 //   - `{"event":"notification","id":"<seq>","data":{…}}` for each
 //     notification, `data` as in the SSE stream;
 //   - ephemeral messages as `{"event":"<name>","data":{…}}`, without `id`;
+//   - `{"event":"state","data":{…}}` for each change of the caller's
+//     inbox state, as `event: state` in the SSE stream;
 //   - `{"event":"replay_truncated","id":"<newest seq>","data":{…}}` when a
 //     replay stops at 1,000.
 //
@@ -4560,6 +5430,42 @@ func NewListInboxRequest(server string, params *ListInboxParams) (*http.Request,
 
 		}
 
+		if params.Unseen != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "unseen", *params.Unseen, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Archived != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "archived", *params.Archived, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "boolean", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.Type != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "type", *params.Type, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
 		if encoded := queryValues.Encode(); encoded != "" {
 			rawQueryFragments = append(rawQueryFragments, encoded)
 		}
@@ -4629,6 +5535,113 @@ func NewPublishNotificationRequestWithBody(server string, params *PublishNotific
 	return req, nil
 }
 
+// NewArchiveNotificationsRequest calls the generic ArchiveNotifications builder with application/json body
+func NewArchiveNotificationsRequest(server string, body ArchiveNotificationsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewArchiveNotificationsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewArchiveNotificationsRequestWithBody constructs an http.Request for the ArchiveNotifications method, with any body, and a specified content type
+func NewArchiveNotificationsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/notifications/archive")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewInboxCountsRequest constructs an http.Request for the InboxCounts method
+func NewInboxCountsRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/notifications/counts")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewDeleteNotificationsRequest calls the generic DeleteNotifications builder with application/json body
+func NewDeleteNotificationsRequest(server string, body DeleteNotificationsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewDeleteNotificationsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewDeleteNotificationsRequestWithBody constructs an http.Request for the DeleteNotifications method, with any body, and a specified content type
+func NewDeleteNotificationsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/notifications/delete")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewMarkReadRequest calls the generic MarkRead builder with application/json body
 func NewMarkReadRequest(server string, body MarkReadJSONRequestBody) (*http.Request, error) {
 	var bodyReader io.Reader
@@ -4665,6 +5678,160 @@ func NewMarkReadRequestWithBody(server string, contentType string, body io.Reade
 	}
 
 	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewMarkSeenRequest calls the generic MarkSeen builder with application/json body
+func NewMarkSeenRequest(server string, body MarkSeenJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewMarkSeenRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewMarkSeenRequestWithBody constructs an http.Request for the MarkSeen method, with any body, and a specified content type
+func NewMarkSeenRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/notifications/seen")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewUnarchiveNotificationsRequest calls the generic UnarchiveNotifications builder with application/json body
+func NewUnarchiveNotificationsRequest(server string, body UnarchiveNotificationsJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewUnarchiveNotificationsRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewUnarchiveNotificationsRequestWithBody constructs an http.Request for the UnarchiveNotifications method, with any body, and a specified content type
+func NewUnarchiveNotificationsRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/notifications/unarchive")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewMarkUnreadRequest calls the generic MarkUnread builder with application/json body
+func NewMarkUnreadRequest(server string, body MarkUnreadJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewMarkUnreadRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewMarkUnreadRequestWithBody constructs an http.Request for the MarkUnread method, with any body, and a specified content type
+func NewMarkUnreadRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/notifications/unread")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
+// NewWithdrawNotificationRequest constructs an http.Request for the WithdrawNotification method
+func NewWithdrawNotificationRequest(server string, id WithdrawID) (*http.Request, error) {
+	var err error
+
+	var pathParam0 string
+
+	pathParam0, err = runtime.StyleParamWithOptions("simple", false, "id", id, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationPath, Type: "string", Format: ""})
+	if err != nil {
+		return nil, err
+	}
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/notifications/%s", pathParam0)
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodDelete, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
 
 	return req, nil
 }
@@ -4719,6 +5886,73 @@ func NewOpenapiYAMLRequest(server string) (*http.Request, error) {
 	if err != nil {
 		return nil, err
 	}
+
+	return req, nil
+}
+
+// NewGetPreferencesRequest constructs an http.Request for the GetPreferences method
+func NewGetPreferencesRequest(server string) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/preferences")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewPutPreferencesRequest calls the generic PutPreferences builder with application/json body
+func NewPutPreferencesRequest(server string, body PutPreferencesJSONRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	buf, err := json.Marshal(body)
+	if err != nil {
+		return nil, err
+	}
+	bodyReader = bytes.NewReader(buf)
+	return NewPutPreferencesRequestWithBody(server, "application/json", bodyReader)
+}
+
+// NewPutPreferencesRequestWithBody constructs an http.Request for the PutPreferences method, with any body, and a specified content type
+func NewPutPreferencesRequestWithBody(server string, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/preferences")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	req, err := http.NewRequest(http.MethodPut, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
 
 	return req, nil
 }
@@ -5309,6 +6543,10 @@ type ClientWithResponsesInterface interface {
 	//   switch from replay to live.
 	// - **Ephemeral messages** under their own event name, without an `id:`
 	//   line (they have no place in the sequence).
+	// - **State.** `event: state` when the caller's inbox changed (read,
+	//   unread, seen, archive, unarchive, delete, in any tab or device,
+	//   on any instance) or a notification was withdrawn, with the
+	//   counts after the change; no `id:` line, not replayed.
 	// - **Heartbeat.** The comment `: heartbeat` every `HEARTBEAT_INTERVAL`
 	//   (default 15 s).
 	// - **Token expiry.** At the token's `exp` the stream sends
@@ -5432,9 +6670,12 @@ type ClientWithResponsesInterface interface {
 
 	// ListInboxWithResponse Read the caller's inbox
 	//
-	// The caller's own notifications, newest first, with the number of
-	// unread ones. Page with `before`: pass the previous page's
-	// `next_before`. Employees only: a service has no inbox (403).
+	// The caller's own notifications, newest first, with the numbers of
+	// unread and unseen ones. Page with `before`: pass the previous page's
+	// `next_before`. Filters combine: `unread`, `unseen`, `archived`
+	// (archived notifications are listed only with `archived=true`) and
+	// `type`. Expired notifications and scheduled ones not yet delivered
+	// are never listed. Employees only: a service has no inbox (403).
 	//
 	// Returns a wrapper object for the known response body format(s).
 	//
@@ -5521,13 +6762,86 @@ type ClientWithResponsesInterface interface {
 	// Corresponds with POST /notifications (the `PublishNotification` operationId).
 	PublishNotificationWithResponse(ctx context.Context, params *PublishNotificationParams, body PublishNotificationJSONRequestBody, reqEditors ...RequestEditorFn) (*PublishNotificationResponse, error)
 
+	// ArchiveNotificationsWithBodyWithResponse Archive notifications
+	//
+	// Archives the caller's notifications, marking them read and seen too: they leave the list (see `archived=true`) and the counts.
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "archive"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /notifications/archive (the `ArchiveNotifications` operationId).
+	ArchiveNotificationsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ArchiveNotificationsResponse, error)
+
+	// ArchiveNotificationsWithResponse Archive notifications
+	//
+	// Archives the caller's notifications, marking them read and seen too: they leave the list (see `archived=true`) and the counts.
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "archive"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /notifications/archive (the `ArchiveNotifications` operationId).
+	ArchiveNotificationsWithResponse(ctx context.Context, body ArchiveNotificationsJSONRequestBody, reqEditors ...RequestEditorFn) (*ArchiveNotificationsResponse, error)
+
+	// InboxCountsWithResponse Read the caller's counts
+	//
+	// The numbers for a badge: unread and unseen notifications, leaving
+	// out archived, expired and scheduled ones. Read it after a stream
+	// reconnects; meanwhile `event: state` carries the counts after
+	// every change. Employees only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /notifications/counts (the `InboxCounts` operationId).
+	InboxCountsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*InboxCountsResponse, error)
+
+	// DeleteNotificationsWithBodyWithResponse Delete notifications
+	//
+	// Deletes the caller's notifications from their inbox for good (other recipients keep theirs).
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "delete"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /notifications/delete (the `DeleteNotifications` operationId).
+	DeleteNotificationsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteNotificationsResponse, error)
+
+	// DeleteNotificationsWithResponse Delete notifications
+	//
+	// Deletes the caller's notifications from their inbox for good (other recipients keep theirs).
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "delete"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /notifications/delete (the `DeleteNotifications` operationId).
+	DeleteNotificationsWithResponse(ctx context.Context, body DeleteNotificationsJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteNotificationsResponse, error)
+
 	// MarkReadWithBodyWithResponse Mark notifications read
 	//
-	// Marks the caller's notifications with these ids read, or all of them.
-	// Ids are the caller's own (each employee has their own sequence), so
-	// nobody can touch or learn about another's notifications: ids that
-	// match nothing are ignored and not counted. Marking a read
-	// notification again changes nothing. Employees only, at most
+	// Marks the caller's notifications with these ids read (and seen), or
+	// all of them. Ids are the caller's own (each employee has their own
+	// sequence), so nobody can touch or learn about another's
+	// notifications: ids that match nothing are ignored and not counted.
+	// Marking a read notification again changes nothing. Every open
+	// stream of the caller, on every instance, gets `event: state`. Employees only, at most
 	// `STATE_RATE` state changes per second each (default 20, with a burst
 	// of twice that; 429 beyond).
 	//
@@ -5538,11 +6852,12 @@ type ClientWithResponsesInterface interface {
 
 	// MarkReadWithResponse Mark notifications read
 	//
-	// Marks the caller's notifications with these ids read, or all of them.
-	// Ids are the caller's own (each employee has their own sequence), so
-	// nobody can touch or learn about another's notifications: ids that
-	// match nothing are ignored and not counted. Marking a read
-	// notification again changes nothing. Employees only, at most
+	// Marks the caller's notifications with these ids read (and seen), or
+	// all of them. Ids are the caller's own (each employee has their own
+	// sequence), so nobody can touch or learn about another's
+	// notifications: ids that match nothing are ignored and not counted.
+	// Marking a read notification again changes nothing. Every open
+	// stream of the caller, on every instance, gets `event: state`. Employees only, at most
 	// `STATE_RATE` state changes per second each (default 20, with a burst
 	// of twice that; 429 beyond).
 	//
@@ -5550,6 +6865,111 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /notifications/read (the `MarkRead` operationId).
 	MarkReadWithResponse(ctx context.Context, body MarkReadJSONRequestBody, reqEditors ...RequestEditorFn) (*MarkReadResponse, error)
+
+	// MarkSeenWithBodyWithResponse Mark notifications seen
+	//
+	// Marks the caller's notifications seen: they leave the badge (`unseen_count`) but stay unread.
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "seen"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /notifications/seen (the `MarkSeen` operationId).
+	MarkSeenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MarkSeenResponse, error)
+
+	// MarkSeenWithResponse Mark notifications seen
+	//
+	// Marks the caller's notifications seen: they leave the badge (`unseen_count`) but stay unread.
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "seen"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /notifications/seen (the `MarkSeen` operationId).
+	MarkSeenWithResponse(ctx context.Context, body MarkSeenJSONRequestBody, reqEditors ...RequestEditorFn) (*MarkSeenResponse, error)
+
+	// UnarchiveNotificationsWithBodyWithResponse Unarchive notifications
+	//
+	// Brings archived notifications back into the list (their read and seen state stays).
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "unarchive"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /notifications/unarchive (the `UnarchiveNotifications` operationId).
+	UnarchiveNotificationsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UnarchiveNotificationsResponse, error)
+
+	// UnarchiveNotificationsWithResponse Unarchive notifications
+	//
+	// Brings archived notifications back into the list (their read and seen state stays).
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "unarchive"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /notifications/unarchive (the `UnarchiveNotifications` operationId).
+	UnarchiveNotificationsWithResponse(ctx context.Context, body UnarchiveNotificationsJSONRequestBody, reqEditors ...RequestEditorFn) (*UnarchiveNotificationsResponse, error)
+
+	// MarkUnreadWithBodyWithResponse Mark notifications unread
+	//
+	// Marks the caller's notifications unread again (they stay seen).
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "unread"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /notifications/unread (the `MarkUnread` operationId).
+	MarkUnreadWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MarkUnreadResponse, error)
+
+	// MarkUnreadWithResponse Mark notifications unread
+	//
+	// Marks the caller's notifications unread again (they stay seen).
+	// The body is the one of `POST /notifications/read`: ids of the
+	// caller's own notifications (others are ignored, never revealed) or
+	// `"all": true`. Every open stream of the caller, on every instance,
+	// gets `event: state` with `"op": "unread"` when something changed.
+	// Employees only, at most `STATE_RATE` state changes per second each
+	// (default 20, burst twice that; 429 beyond).
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /notifications/unread (the `MarkUnread` operationId).
+	MarkUnreadWithResponse(ctx context.Context, body MarkUnreadJSONRequestBody, reqEditors ...RequestEditorFn) (*MarkUnreadResponse, error)
+
+	// WithdrawNotificationWithResponse Withdraw a notification
+	//
+	// Takes back a notification sent by mistake: every recipient's copy,
+	// delivered or scheduled, is deleted, and every open stream of each
+	// recipient gets `event: state` with `"op": "delete"` and the
+	// recipient's own id. Only the publisher identity that published it
+	// (the same employee, or the same service) may; any other id, another
+	// publisher's included, is 404, so ids are not revealed. Callers
+	// without a publisher role get 403.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with DELETE /notifications/{id} (the `WithdrawNotification` operationId).
+	WithdrawNotificationWithResponse(ctx context.Context, id WithdrawID, reqEditors ...RequestEditorFn) (*WithdrawNotificationResponse, error)
 
 	// OpenapiJSONWithResponse This document (JSON)
 	//
@@ -5566,6 +6986,37 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with GET /openapi.yaml (the `OpenapiYAML` operationId).
 	OpenapiYAMLWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*OpenapiYAMLResponse, error)
+
+	// GetPreferencesWithResponse Read the caller's preferences
+	//
+	// Muted types and whether Web Push is on. Employees only.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /preferences (the `GetPreferences` operationId).
+	GetPreferencesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetPreferencesResponse, error)
+
+	// PutPreferencesWithBodyWithResponse Replace the caller's preferences
+	//
+	// Replaces the preferences; a field left out takes its default
+	// (nothing muted, push on). Duplicate patterns are kept once.
+	// Employees only, counted against `STATE_RATE`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /preferences (the `PutPreferences` operationId).
+	PutPreferencesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutPreferencesResponse, error)
+
+	// PutPreferencesWithResponse Replace the caller's preferences
+	//
+	// Replaces the preferences; a field left out takes its default
+	// (nothing muted, push on). Duplicate patterns are kept once.
+	// Employees only, counted against `STATE_RATE`.
+	//
+	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with PUT /preferences (the `PutPreferences` operationId).
+	PutPreferencesWithResponse(ctx context.Context, body PutPreferencesJSONRequestBody, reqEditors ...RequestEditorFn) (*PutPreferencesResponse, error)
 
 	// PushKeyWithResponse The VAPID public key
 	//
@@ -5760,6 +7211,8 @@ type ClientWithResponsesInterface interface {
 	// - `{"event":"notification","id":"<seq>","data":{…}}` for each
 	//   notification, `data` as in the SSE stream;
 	// - ephemeral messages as `{"event":"<name>","data":{…}}`, without `id`;
+	// - `{"event":"state","data":{…}}` for each change of the caller's
+	//   inbox state, as `event: state` in the SSE stream;
 	// - `{"event":"replay_truncated","id":"<newest seq>","data":{…}}` when a
 	//   replay stops at 1,000.
 	//
@@ -6697,6 +8150,339 @@ func (r PublishNotificationResponse) ContentType() string {
 	return ""
 }
 
+// ArchiveNotificationsResponse401Headers the declared response headers of an HTTP 401 response for ArchiveNotifications
+type ArchiveNotificationsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// ArchiveNotificationsResponse429Headers the declared response headers of an HTTP 429 response for ArchiveNotifications
+type ArchiveNotificationsResponse429Headers struct {
+	RetryAfter int
+}
+
+// ArchiveNotificationsResponse503Headers the declared response headers of an HTTP 503 response for ArchiveNotifications
+type ArchiveNotificationsResponse503Headers struct {
+	RetryAfter int
+}
+
+type ArchiveNotificationsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReadResult
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *NotUTF8
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *RateLimited
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *ArchiveNotificationsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *ArchiveNotificationsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *ArchiveNotificationsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r ArchiveNotificationsResponse) GetJSON200() *ReadResult {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r ArchiveNotificationsResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r ArchiveNotificationsResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r ArchiveNotificationsResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r ArchiveNotificationsResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r ArchiveNotificationsResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r ArchiveNotificationsResponse) GetApplicationProblemJSON422() *NotUTF8 {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r ArchiveNotificationsResponse) GetApplicationProblemJSON429() *RateLimited {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r ArchiveNotificationsResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r ArchiveNotificationsResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r ArchiveNotificationsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r ArchiveNotificationsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r ArchiveNotificationsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r ArchiveNotificationsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// InboxCountsResponse401Headers the declared response headers of an HTTP 401 response for InboxCounts
+type InboxCountsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// InboxCountsResponse503Headers the declared response headers of an HTTP 503 response for InboxCounts
+type InboxCountsResponse503Headers struct {
+	RetryAfter int
+}
+
+type InboxCountsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *Counts
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *InboxCountsResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *InboxCountsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r InboxCountsResponse) GetJSON200() *Counts {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r InboxCountsResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r InboxCountsResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r InboxCountsResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r InboxCountsResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r InboxCountsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r InboxCountsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r InboxCountsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r InboxCountsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// DeleteNotificationsResponse401Headers the declared response headers of an HTTP 401 response for DeleteNotifications
+type DeleteNotificationsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// DeleteNotificationsResponse429Headers the declared response headers of an HTTP 429 response for DeleteNotifications
+type DeleteNotificationsResponse429Headers struct {
+	RetryAfter int
+}
+
+// DeleteNotificationsResponse503Headers the declared response headers of an HTTP 503 response for DeleteNotifications
+type DeleteNotificationsResponse503Headers struct {
+	RetryAfter int
+}
+
+type DeleteNotificationsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReadResult
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *NotUTF8
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *RateLimited
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *DeleteNotificationsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *DeleteNotificationsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *DeleteNotificationsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r DeleteNotificationsResponse) GetJSON200() *ReadResult {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r DeleteNotificationsResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r DeleteNotificationsResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r DeleteNotificationsResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r DeleteNotificationsResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r DeleteNotificationsResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r DeleteNotificationsResponse) GetApplicationProblemJSON422() *NotUTF8 {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r DeleteNotificationsResponse) GetApplicationProblemJSON429() *RateLimited {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r DeleteNotificationsResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r DeleteNotificationsResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r DeleteNotificationsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r DeleteNotificationsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r DeleteNotificationsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r DeleteNotificationsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // MarkReadResponse401Headers the declared response headers of an HTTP 401 response for MarkRead
 type MarkReadResponse401Headers struct {
 	WWWAuthenticate string
@@ -6822,6 +8608,464 @@ func (r MarkReadResponse) ContentType() string {
 	return ""
 }
 
+// MarkSeenResponse401Headers the declared response headers of an HTTP 401 response for MarkSeen
+type MarkSeenResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// MarkSeenResponse429Headers the declared response headers of an HTTP 429 response for MarkSeen
+type MarkSeenResponse429Headers struct {
+	RetryAfter int
+}
+
+// MarkSeenResponse503Headers the declared response headers of an HTTP 503 response for MarkSeen
+type MarkSeenResponse503Headers struct {
+	RetryAfter int
+}
+
+type MarkSeenResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReadResult
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *NotUTF8
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *RateLimited
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *MarkSeenResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *MarkSeenResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *MarkSeenResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r MarkSeenResponse) GetJSON200() *ReadResult {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r MarkSeenResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r MarkSeenResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r MarkSeenResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r MarkSeenResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r MarkSeenResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r MarkSeenResponse) GetApplicationProblemJSON422() *NotUTF8 {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r MarkSeenResponse) GetApplicationProblemJSON429() *RateLimited {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r MarkSeenResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r MarkSeenResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r MarkSeenResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r MarkSeenResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r MarkSeenResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r MarkSeenResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// UnarchiveNotificationsResponse401Headers the declared response headers of an HTTP 401 response for UnarchiveNotifications
+type UnarchiveNotificationsResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// UnarchiveNotificationsResponse429Headers the declared response headers of an HTTP 429 response for UnarchiveNotifications
+type UnarchiveNotificationsResponse429Headers struct {
+	RetryAfter int
+}
+
+// UnarchiveNotificationsResponse503Headers the declared response headers of an HTTP 503 response for UnarchiveNotifications
+type UnarchiveNotificationsResponse503Headers struct {
+	RetryAfter int
+}
+
+type UnarchiveNotificationsResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReadResult
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *NotUTF8
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *RateLimited
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *UnarchiveNotificationsResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *UnarchiveNotificationsResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *UnarchiveNotificationsResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r UnarchiveNotificationsResponse) GetJSON200() *ReadResult {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r UnarchiveNotificationsResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r UnarchiveNotificationsResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r UnarchiveNotificationsResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r UnarchiveNotificationsResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r UnarchiveNotificationsResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r UnarchiveNotificationsResponse) GetApplicationProblemJSON422() *NotUTF8 {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r UnarchiveNotificationsResponse) GetApplicationProblemJSON429() *RateLimited {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r UnarchiveNotificationsResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r UnarchiveNotificationsResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r UnarchiveNotificationsResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r UnarchiveNotificationsResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r UnarchiveNotificationsResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r UnarchiveNotificationsResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// MarkUnreadResponse401Headers the declared response headers of an HTTP 401 response for MarkUnread
+type MarkUnreadResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// MarkUnreadResponse429Headers the declared response headers of an HTTP 429 response for MarkUnread
+type MarkUnreadResponse429Headers struct {
+	RetryAfter int
+}
+
+// MarkUnreadResponse503Headers the declared response headers of an HTTP 503 response for MarkUnread
+type MarkUnreadResponse503Headers struct {
+	RetryAfter int
+}
+
+type MarkUnreadResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *ReadResult
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *NotUTF8
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *RateLimited
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *MarkUnreadResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *MarkUnreadResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *MarkUnreadResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r MarkUnreadResponse) GetJSON200() *ReadResult {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r MarkUnreadResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r MarkUnreadResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r MarkUnreadResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r MarkUnreadResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r MarkUnreadResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r MarkUnreadResponse) GetApplicationProblemJSON422() *NotUTF8 {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r MarkUnreadResponse) GetApplicationProblemJSON429() *RateLimited {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r MarkUnreadResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r MarkUnreadResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r MarkUnreadResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r MarkUnreadResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r MarkUnreadResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r MarkUnreadResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// WithdrawNotificationResponse401Headers the declared response headers of an HTTP 401 response for WithdrawNotification
+type WithdrawNotificationResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// WithdrawNotificationResponse503Headers the declared response headers of an HTTP 503 response for WithdrawNotification
+type WithdrawNotificationResponse503Headers struct {
+	RetryAfter int
+}
+
+type WithdrawNotificationResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON404 the response for an HTTP 404 `application/problem+json` response
+	ApplicationProblemJSON404 *NotFound
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *WithdrawNotificationResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *WithdrawNotificationResponse503Headers
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r WithdrawNotificationResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r WithdrawNotificationResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON404 returns the response for an HTTP 404 `application/problem+json` response
+func (r WithdrawNotificationResponse) GetApplicationProblemJSON404() *NotFound {
+	return r.ApplicationProblemJSON404
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r WithdrawNotificationResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r WithdrawNotificationResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r WithdrawNotificationResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r WithdrawNotificationResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r WithdrawNotificationResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r WithdrawNotificationResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 type OpenapiJSONResponse struct {
 	Body         []byte
 	HTTPResponse *http.Response
@@ -6898,6 +9142,214 @@ func (r OpenapiYAMLResponse) StatusCode() int {
 
 // ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
 func (r OpenapiYAMLResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// GetPreferencesResponse401Headers the declared response headers of an HTTP 401 response for GetPreferences
+type GetPreferencesResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// GetPreferencesResponse503Headers the declared response headers of an HTTP 503 response for GetPreferences
+type GetPreferencesResponse503Headers struct {
+	RetryAfter int
+}
+
+type GetPreferencesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PreferencesSaved
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *GetPreferencesResponse401Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *GetPreferencesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r GetPreferencesResponse) GetJSON200() *PreferencesSaved {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r GetPreferencesResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r GetPreferencesResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r GetPreferencesResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r GetPreferencesResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r GetPreferencesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r GetPreferencesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r GetPreferencesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r GetPreferencesResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+// PutPreferencesResponse401Headers the declared response headers of an HTTP 401 response for PutPreferences
+type PutPreferencesResponse401Headers struct {
+	WWWAuthenticate string
+}
+
+// PutPreferencesResponse429Headers the declared response headers of an HTTP 429 response for PutPreferences
+type PutPreferencesResponse429Headers struct {
+	RetryAfter int
+}
+
+// PutPreferencesResponse503Headers the declared response headers of an HTTP 503 response for PutPreferences
+type PutPreferencesResponse503Headers struct {
+	RetryAfter int
+}
+
+type PutPreferencesResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// JSON200 the response for an HTTP 200 `application/json` response
+	JSON200 *PreferencesSaved
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON401 the response for an HTTP 401 `application/problem+json` response
+	ApplicationProblemJSON401 *Unauthorized
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON415 the response for an HTTP 415 `application/problem+json` response
+	ApplicationProblemJSON415 *UnsupportedMediaType
+	// ApplicationProblemJSON422 the response for an HTTP 422 `application/problem+json` response
+	ApplicationProblemJSON422 *NotUTF8
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *RateLimited
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
+	// Headers401 the parsed response headers for an HTTP 401 response
+	Headers401 *PutPreferencesResponse401Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *PutPreferencesResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *PutPreferencesResponse503Headers
+}
+
+// GetJSON200 returns the response for an HTTP 200 `application/json` response
+func (r PutPreferencesResponse) GetJSON200() *PreferencesSaved {
+	return r.JSON200
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r PutPreferencesResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON401 returns the response for an HTTP 401 `application/problem+json` response
+func (r PutPreferencesResponse) GetApplicationProblemJSON401() *Unauthorized {
+	return r.ApplicationProblemJSON401
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r PutPreferencesResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r PutPreferencesResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON415 returns the response for an HTTP 415 `application/problem+json` response
+func (r PutPreferencesResponse) GetApplicationProblemJSON415() *UnsupportedMediaType {
+	return r.ApplicationProblemJSON415
+}
+
+// GetApplicationProblemJSON422 returns the response for an HTTP 422 `application/problem+json` response
+func (r PutPreferencesResponse) GetApplicationProblemJSON422() *NotUTF8 {
+	return r.ApplicationProblemJSON422
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r PutPreferencesResponse) GetApplicationProblemJSON429() *RateLimited {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r PutPreferencesResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r PutPreferencesResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r PutPreferencesResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r PutPreferencesResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r PutPreferencesResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r PutPreferencesResponse) ContentType() string {
 	if r.HTTPResponse != nil {
 		return r.HTTPResponse.Header.Get("Content-Type")
 	}
@@ -7800,6 +10252,10 @@ func (c *ClientWithResponses) PutEmployeeWithResponse(ctx context.Context, id Em
 //     switch from replay to live.
 //   - **Ephemeral messages** under their own event name, without an `id:`
 //     line (they have no place in the sequence).
+//   - **State.** `event: state` when the caller's inbox changed (read,
+//     unread, seen, archive, unarchive, delete, in any tab or device,
+//     on any instance) or a notification was withdrawn, with the
+//     counts after the change; no `id:` line, not replayed.
 //   - **Heartbeat.** The comment `: heartbeat` every `HEARTBEAT_INTERVAL`
 //     (default 15 s).
 //   - **Token expiry.** At the token's `exp` the stream sends
@@ -7959,9 +10415,12 @@ func (c *ClientWithResponses) MetricsWithResponse(ctx context.Context, reqEditor
 
 // ListInboxWithResponse Read the caller's inbox
 //
-// The caller's own notifications, newest first, with the number of
-// unread ones. Page with `before`: pass the previous page's
-// `next_before`. Employees only: a service has no inbox (403).
+// The caller's own notifications, newest first, with the numbers of
+// unread and unseen ones. Page with `before`: pass the previous page's
+// `next_before`. Filters combine: `unread`, `unseen`, `archived`
+// (archived notifications are listed only with `archived=true`) and
+// `type`. Expired notifications and scheduled ones not yet delivered
+// are never listed. Employees only: a service has no inbox (403).
 //
 // Returns a wrapper object for the known response body format(s).
 //
@@ -8066,13 +10525,116 @@ func (c *ClientWithResponses) PublishNotificationWithResponse(ctx context.Contex
 	return ParsePublishNotificationResponse(rsp)
 }
 
+// ArchiveNotificationsWithBodyWithResponse Archive notifications
+//
+// Archives the caller's notifications, marking them read and seen too: they leave the list (see `archived=true`) and the counts.
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "archive"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /notifications/archive (the `ArchiveNotifications` operationId).
+func (c *ClientWithResponses) ArchiveNotificationsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*ArchiveNotificationsResponse, error) {
+	rsp, err := c.ArchiveNotificationsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseArchiveNotificationsResponse(rsp)
+}
+
+// ArchiveNotificationsWithResponse Archive notifications
+//
+// Archives the caller's notifications, marking them read and seen too: they leave the list (see `archived=true`) and the counts.
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "archive"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /notifications/archive (the `ArchiveNotifications` operationId).
+func (c *ClientWithResponses) ArchiveNotificationsWithResponse(ctx context.Context, body ArchiveNotificationsJSONRequestBody, reqEditors ...RequestEditorFn) (*ArchiveNotificationsResponse, error) {
+	rsp, err := c.ArchiveNotifications(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseArchiveNotificationsResponse(rsp)
+}
+
+// InboxCountsWithResponse Read the caller's counts
+//
+// The numbers for a badge: unread and unseen notifications, leaving
+// out archived, expired and scheduled ones. Read it after a stream
+// reconnects; meanwhile `event: state` carries the counts after
+// every change. Employees only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /notifications/counts (the `InboxCounts` operationId).
+func (c *ClientWithResponses) InboxCountsWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*InboxCountsResponse, error) {
+	rsp, err := c.InboxCounts(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseInboxCountsResponse(rsp)
+}
+
+// DeleteNotificationsWithBodyWithResponse Delete notifications
+//
+// Deletes the caller's notifications from their inbox for good (other recipients keep theirs).
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "delete"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /notifications/delete (the `DeleteNotifications` operationId).
+func (c *ClientWithResponses) DeleteNotificationsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*DeleteNotificationsResponse, error) {
+	rsp, err := c.DeleteNotificationsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteNotificationsResponse(rsp)
+}
+
+// DeleteNotificationsWithResponse Delete notifications
+//
+// Deletes the caller's notifications from their inbox for good (other recipients keep theirs).
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "delete"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /notifications/delete (the `DeleteNotifications` operationId).
+func (c *ClientWithResponses) DeleteNotificationsWithResponse(ctx context.Context, body DeleteNotificationsJSONRequestBody, reqEditors ...RequestEditorFn) (*DeleteNotificationsResponse, error) {
+	rsp, err := c.DeleteNotifications(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseDeleteNotificationsResponse(rsp)
+}
+
 // MarkReadWithBodyWithResponse Mark notifications read
 //
-// Marks the caller's notifications with these ids read, or all of them.
-// Ids are the caller's own (each employee has their own sequence), so
-// nobody can touch or learn about another's notifications: ids that
-// match nothing are ignored and not counted. Marking a read
-// notification again changes nothing. Employees only, at most
+// Marks the caller's notifications with these ids read (and seen), or
+// all of them. Ids are the caller's own (each employee has their own
+// sequence), so nobody can touch or learn about another's
+// notifications: ids that match nothing are ignored and not counted.
+// Marking a read notification again changes nothing. Every open
+// stream of the caller, on every instance, gets `event: state`. Employees only, at most
 // `STATE_RATE` state changes per second each (default 20, with a burst
 // of twice that; 429 beyond).
 //
@@ -8089,11 +10651,12 @@ func (c *ClientWithResponses) MarkReadWithBodyWithResponse(ctx context.Context, 
 
 // MarkReadWithResponse Mark notifications read
 //
-// Marks the caller's notifications with these ids read, or all of them.
-// Ids are the caller's own (each employee has their own sequence), so
-// nobody can touch or learn about another's notifications: ids that
-// match nothing are ignored and not counted. Marking a read
-// notification again changes nothing. Employees only, at most
+// Marks the caller's notifications with these ids read (and seen), or
+// all of them. Ids are the caller's own (each employee has their own
+// sequence), so nobody can touch or learn about another's
+// notifications: ids that match nothing are ignored and not counted.
+// Marking a read notification again changes nothing. Every open
+// stream of the caller, on every instance, gets `event: state`. Employees only, at most
 // `STATE_RATE` state changes per second each (default 20, with a burst
 // of twice that; 429 beyond).
 //
@@ -8106,6 +10669,153 @@ func (c *ClientWithResponses) MarkReadWithResponse(ctx context.Context, body Mar
 		return nil, err
 	}
 	return ParseMarkReadResponse(rsp)
+}
+
+// MarkSeenWithBodyWithResponse Mark notifications seen
+//
+// Marks the caller's notifications seen: they leave the badge (`unseen_count`) but stay unread.
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "seen"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /notifications/seen (the `MarkSeen` operationId).
+func (c *ClientWithResponses) MarkSeenWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MarkSeenResponse, error) {
+	rsp, err := c.MarkSeenWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMarkSeenResponse(rsp)
+}
+
+// MarkSeenWithResponse Mark notifications seen
+//
+// Marks the caller's notifications seen: they leave the badge (`unseen_count`) but stay unread.
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "seen"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /notifications/seen (the `MarkSeen` operationId).
+func (c *ClientWithResponses) MarkSeenWithResponse(ctx context.Context, body MarkSeenJSONRequestBody, reqEditors ...RequestEditorFn) (*MarkSeenResponse, error) {
+	rsp, err := c.MarkSeen(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMarkSeenResponse(rsp)
+}
+
+// UnarchiveNotificationsWithBodyWithResponse Unarchive notifications
+//
+// Brings archived notifications back into the list (their read and seen state stays).
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "unarchive"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /notifications/unarchive (the `UnarchiveNotifications` operationId).
+func (c *ClientWithResponses) UnarchiveNotificationsWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*UnarchiveNotificationsResponse, error) {
+	rsp, err := c.UnarchiveNotificationsWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnarchiveNotificationsResponse(rsp)
+}
+
+// UnarchiveNotificationsWithResponse Unarchive notifications
+//
+// Brings archived notifications back into the list (their read and seen state stays).
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "unarchive"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /notifications/unarchive (the `UnarchiveNotifications` operationId).
+func (c *ClientWithResponses) UnarchiveNotificationsWithResponse(ctx context.Context, body UnarchiveNotificationsJSONRequestBody, reqEditors ...RequestEditorFn) (*UnarchiveNotificationsResponse, error) {
+	rsp, err := c.UnarchiveNotifications(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseUnarchiveNotificationsResponse(rsp)
+}
+
+// MarkUnreadWithBodyWithResponse Mark notifications unread
+//
+// Marks the caller's notifications unread again (they stay seen).
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "unread"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /notifications/unread (the `MarkUnread` operationId).
+func (c *ClientWithResponses) MarkUnreadWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*MarkUnreadResponse, error) {
+	rsp, err := c.MarkUnreadWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMarkUnreadResponse(rsp)
+}
+
+// MarkUnreadWithResponse Mark notifications unread
+//
+// Marks the caller's notifications unread again (they stay seen).
+// The body is the one of `POST /notifications/read`: ids of the
+// caller's own notifications (others are ignored, never revealed) or
+// `"all": true`. Every open stream of the caller, on every instance,
+// gets `event: state` with `"op": "unread"` when something changed.
+// Employees only, at most `STATE_RATE` state changes per second each
+// (default 20, burst twice that; 429 beyond).
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /notifications/unread (the `MarkUnread` operationId).
+func (c *ClientWithResponses) MarkUnreadWithResponse(ctx context.Context, body MarkUnreadJSONRequestBody, reqEditors ...RequestEditorFn) (*MarkUnreadResponse, error) {
+	rsp, err := c.MarkUnread(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseMarkUnreadResponse(rsp)
+}
+
+// WithdrawNotificationWithResponse Withdraw a notification
+//
+// Takes back a notification sent by mistake: every recipient's copy,
+// delivered or scheduled, is deleted, and every open stream of each
+// recipient gets `event: state` with `"op": "delete"` and the
+// recipient's own id. Only the publisher identity that published it
+// (the same employee, or the same service) may; any other id, another
+// publisher's included, is 404, so ids are not revealed. Callers
+// without a publisher role get 403.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with DELETE /notifications/{id} (the `WithdrawNotification` operationId).
+func (c *ClientWithResponses) WithdrawNotificationWithResponse(ctx context.Context, id WithdrawID, reqEditors ...RequestEditorFn) (*WithdrawNotificationResponse, error) {
+	rsp, err := c.WithdrawNotification(ctx, id, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseWithdrawNotificationResponse(rsp)
 }
 
 // OpenapiJSONWithResponse This document (JSON)
@@ -8134,6 +10844,55 @@ func (c *ClientWithResponses) OpenapiYAMLWithResponse(ctx context.Context, reqEd
 		return nil, err
 	}
 	return ParseOpenapiYAMLResponse(rsp)
+}
+
+// GetPreferencesWithResponse Read the caller's preferences
+//
+// Muted types and whether Web Push is on. Employees only.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /preferences (the `GetPreferences` operationId).
+func (c *ClientWithResponses) GetPreferencesWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*GetPreferencesResponse, error) {
+	rsp, err := c.GetPreferences(ctx, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseGetPreferencesResponse(rsp)
+}
+
+// PutPreferencesWithBodyWithResponse Replace the caller's preferences
+//
+// Replaces the preferences; a field left out takes its default
+// (nothing muted, push on). Duplicate patterns are kept once.
+// Employees only, counted against `STATE_RATE`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /preferences (the `PutPreferences` operationId).
+func (c *ClientWithResponses) PutPreferencesWithBodyWithResponse(ctx context.Context, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*PutPreferencesResponse, error) {
+	rsp, err := c.PutPreferencesWithBody(ctx, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutPreferencesResponse(rsp)
+}
+
+// PutPreferencesWithResponse Replace the caller's preferences
+//
+// Replaces the preferences; a field left out takes its default
+// (nothing muted, push on). Duplicate patterns are kept once.
+// Employees only, counted against `STATE_RATE`.
+//
+// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with PUT /preferences (the `PutPreferences` operationId).
+func (c *ClientWithResponses) PutPreferencesWithResponse(ctx context.Context, body PutPreferencesJSONRequestBody, reqEditors ...RequestEditorFn) (*PutPreferencesResponse, error) {
+	rsp, err := c.PutPreferences(ctx, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParsePutPreferencesResponse(rsp)
 }
 
 // PushKeyWithResponse The VAPID public key
@@ -8395,6 +11154,8 @@ func (c *ClientWithResponses) SocketIOPostWithTextBodyWithResponse(ctx context.C
 //   - `{"event":"notification","id":"<seq>","data":{…}}` for each
 //     notification, `data` as in the SSE stream;
 //   - ephemeral messages as `{"event":"<name>","data":{…}}`, without `id`;
+//   - `{"event":"state","data":{…}}` for each change of the caller's
+//     inbox state, as `event: state` in the SSE stream;
 //   - `{"event":"replay_truncated","id":"<newest seq>","data":{…}}` when a
 //     replay stops at 1,000.
 //
@@ -9241,6 +12002,327 @@ func ParsePublishNotificationResponse(rsp *http.Response) (*PublishNotificationR
 	return response, nil
 }
 
+// ParseArchiveNotificationsResponse parses an HTTP response from a ArchiveNotificationsWithResponse call
+func ParseArchiveNotificationsResponse(rsp *http.Response) (*ArchiveNotificationsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &ArchiveNotificationsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReadResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest NotUTF8
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers ArchiveNotificationsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers ArchiveNotificationsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers ArchiveNotificationsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseInboxCountsResponse parses an HTTP response from a InboxCountsWithResponse call
+func ParseInboxCountsResponse(rsp *http.Response) (*InboxCountsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &InboxCountsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest Counts
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers InboxCountsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers InboxCountsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseDeleteNotificationsResponse parses an HTTP response from a DeleteNotificationsWithResponse call
+func ParseDeleteNotificationsResponse(rsp *http.Response) (*DeleteNotificationsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &DeleteNotificationsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReadResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest NotUTF8
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers DeleteNotificationsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers DeleteNotificationsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers DeleteNotificationsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseMarkReadResponse parses an HTTP response from a MarkReadWithResponse call
 func ParseMarkReadResponse(rsp *http.Response) (*MarkReadResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -9363,6 +12445,452 @@ func ParseMarkReadResponse(rsp *http.Response) (*MarkReadResponse, error) {
 	return response, nil
 }
 
+// ParseMarkSeenResponse parses an HTTP response from a MarkSeenWithResponse call
+func ParseMarkSeenResponse(rsp *http.Response) (*MarkSeenResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &MarkSeenResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReadResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest NotUTF8
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers MarkSeenResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers MarkSeenResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers MarkSeenResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseUnarchiveNotificationsResponse parses an HTTP response from a UnarchiveNotificationsWithResponse call
+func ParseUnarchiveNotificationsResponse(rsp *http.Response) (*UnarchiveNotificationsResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &UnarchiveNotificationsResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReadResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest NotUTF8
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers UnarchiveNotificationsResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers UnarchiveNotificationsResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers UnarchiveNotificationsResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseMarkUnreadResponse parses an HTTP response from a MarkUnreadWithResponse call
+func ParseMarkUnreadResponse(rsp *http.Response) (*MarkUnreadResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &MarkUnreadResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest ReadResult
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest NotUTF8
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers MarkUnreadResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers MarkUnreadResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers MarkUnreadResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseWithdrawNotificationResponse parses an HTTP response from a WithdrawNotificationWithResponse call
+func ParseWithdrawNotificationResponse(rsp *http.Response) (*WithdrawNotificationResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &WithdrawNotificationResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 204:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 404:
+		var dest NotFound
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON404 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers WithdrawNotificationResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers WithdrawNotificationResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
 // ParseOpenapiJSONResponse parses an HTTP response from a OpenapiJSONWithResponse call
 func ParseOpenapiJSONResponse(rsp *http.Response) (*OpenapiJSONResponse, error) {
 	bodyBytes, err := io.ReadAll(rsp.Body)
@@ -9410,6 +12938,205 @@ func ParseOpenapiYAMLResponse(rsp *http.Response) (*OpenapiYAMLResponse, error) 
 		}
 		response.YAML200 = &dest
 
+	}
+
+	return response, nil
+}
+
+// ParseGetPreferencesResponse parses an HTTP response from a GetPreferencesWithResponse call
+func ParseGetPreferencesResponse(rsp *http.Response) (*GetPreferencesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &GetPreferencesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PreferencesSaved
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers GetPreferencesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 503:
+		var headers GetPreferencesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParsePutPreferencesResponse parses an HTTP response from a PutPreferencesWithResponse call
+func ParsePutPreferencesResponse(rsp *http.Response) (*PutPreferencesResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &PutPreferencesResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 200:
+		var dest PreferencesSaved
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.JSON200 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 401:
+		var dest Unauthorized
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON401 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 415:
+		var dest UnsupportedMediaType
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON415 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 422:
+		var dest NotUTF8
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON422 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 401:
+		var headers PutPreferencesResponse401Headers
+		if values := rsp.Header.Values("WWW-Authenticate"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "WWW-Authenticate", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.WWWAuthenticate = value
+		}
+		response.Headers401 = &headers
+	case rsp.StatusCode == 429:
+		var headers PutPreferencesResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers PutPreferencesResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
 	}
 
 	return response, nil

@@ -177,12 +177,24 @@ func (sess *sioSession) poll(w http.ResponseWriter, r *http.Request) error {
 	out := sess.out
 	s := sess.s
 	sess.out, sess.outBytes = nil, 0
+	// The close packet goes in a poll of its own: socket.io-client handles
+	// the events of an answer on the next tick, and a close in the same
+	// answer would drop them (the closed event, token_expired).
+	for i, p := range out {
+		if i > 0 && bytes.Equal(p, sioPacketClose) {
+			sess.out, out = out[i:], out[:i]
+			sess.outBytes = len(sioPacketClose)
+			break
+		}
+	}
 	sess.signalDrainedLocked()
-	closed := sess.closed
+	closed := sess.closed && len(sess.out) == 0
 	sess.mu.Unlock()
-	if closed && len(out) == 0 {
+	if closed {
 		sess.hub.sioForget(sess.sid)
-		out = [][]byte{sioPacketClose}
+		if len(out) == 0 {
+			out = [][]byte{sioPacketClose}
+		}
 	}
 	if len(out) == 0 {
 		if r.Context().Err() != nil {

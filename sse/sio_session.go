@@ -59,6 +59,7 @@ type sioSession struct {
 func (h *Hub) sioSession(sid string) *sioSession {
 	h.sioMu.Lock()
 	defer h.sioMu.Unlock()
+	h.sweepSIOLocked(h.now())
 	return h.sioSessions[sid]
 }
 

@@ -443,12 +443,10 @@ func (sess *sioSession) upgrade(c *sioWS) (s *stream, hd http.Header, ok bool) {
 		}
 	}
 	sess.mu.Lock()
-	defer sess.mu.Unlock()
-	if sess.closed {
-		return nil, nil, false
-	}
-	if sess.s != nil {
-		return sess.s, nil, true
+	if sess.closed || sess.s != nil {
+		s, ok := sess.s, !sess.closed
+		sess.mu.Unlock()
+		return s, nil, ok
 	}
 	// Not connected yet: what waited goes to the WebSocket, which now
 	// serves the CONNECT; the polling session is done.
@@ -456,18 +454,22 @@ func (sess *sioSession) upgrade(c *sioWS) (s *stream, hd http.Header, ok bool) {
 	for _, p := range sess.out {
 		b = appendWSFrame(b, opText, p)
 	}
+	sess.out, sess.closed, sess.closedAt = nil, true, sess.hub.now()
+	hd = sess.header
+	sess.mu.Unlock()
+	// After the unlock: the sweep locks sessions under the table's lock.
+	sess.hub.sioForget(sess.sid)
 	if len(b) > 0 && c.sendFrames(b) != nil {
 		return nil, nil, false
 	}
-	sess.out, sess.closed, sess.closedAt = nil, true, sess.hub.now()
-	sess.hub.sioForget(sess.sid)
-	return nil, sess.header, true
+	return nil, hd, true
 }
 
 // attach makes the WebSocket wc the session's conn, after writing what
 // waited for a poll. It reports false when the stream ended meanwhile
 // (what it said at the end is written, and the caller closes wc).
 func (sess *sioSession) attach(wc conn) bool {
+	defer sess.hub.sioForget(sess.sid) // after the unlock: the sweep locks sessions under the table's lock
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	var b []byte
@@ -484,7 +486,6 @@ func (sess *sioSession) attach(wc conn) bool {
 			_ = wc.write([][]byte{b})
 		}
 	}
-	sess.hub.sioForget(sess.sid)
 	if sess.closed {
 		return false
 	}

@@ -48,6 +48,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzRoundTrip$$' -fuzztime $(FUZZTIME) ./sse
 	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./sse
 	$(GO) test -run '^$$' -fuzz '^FuzzWSFeed$$' -fuzztime $(FUZZTIME) ./sse
+	$(GO) test -run '^$$' -fuzz '^FuzzSIOFeed$$' -fuzztime $(FUZZTIME) ./sse
 	$(GO) test -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime $(FUZZTIME) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzPublishBody$$' -fuzztime $(FUZZTIME) ./handlers
 	$(GO) test -run '^$$' -fuzz '^FuzzExactAtSight$$' -fuzztime $(FUZZTIME) ./handlers

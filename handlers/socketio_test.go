@@ -317,3 +317,40 @@ func TestSocketIOLimitsAndBadRequests(t *testing.T) {
 		t.Fatalf("message_too_large ends: %v, want 1", v)
 	}
 }
+
+// Herald ends a stream on purpose: the client hears why, by the event name
+// of the SSE stream, then reconnects by itself, except an employee removed
+// from the directory, who is disconnected for good.
+func TestSocketIOEndings(t *testing.T) {
+	for _, tr := range []string{"websocket", "polling"} {
+		t.Run(tr, func(t *testing.T) {
+			e := newEnv(t)
+			d := newSIODriver(t, e.URL)
+			// A token that expires in 4 s: token_expired, then the
+			// reconnect is refused with the token's code.
+			d.open("exp", map[string]any{"auth": map[string]any{"token": e.tokenTTL("user3", 4*time.Second)}, "transports": []string{tr}}, false)
+			d.expect("exp", "connect")
+			if ev := d.expect("exp", "event"); ev.Event != "token_expired" || !strings.Contains(string(ev.Args[0]), `"code":"token_expired"`) {
+				t.Fatalf("got %+v, want token_expired", ev)
+			}
+			d.expect("exp", "disconnect")
+			if ev := d.expect("exp", "connect_error"); ev.Message != "Autenticación fallida: Token de Azure inválido." || code(t, ev) != "token_expired" {
+				t.Fatalf("reconnect with the expired token: %+v", ev)
+			}
+			d.send(map[string]any{"op": "close", "client": "exp"})
+
+			d.open("del", map[string]any{"auth": map[string]any{"token": e.token("user4")}, "transports": []string{tr}}, false)
+			d.expect("del", "connect")
+			waitFor(t, "the stream", func() bool { n, _ := e.Hub.Stats(); return n == 1 })
+			if status, _, body := e.do("DELETE", "/employees/4", e.directory(), nil); status != 204 {
+				t.Fatalf("delete: %d %s", status, body)
+			}
+			if ev := d.expect("del", "event"); ev.Event != "closed" || string(ev.Args[0]) != `{"reason":"employee_deleted"}` {
+				t.Fatalf("got %+v, want closed employee_deleted", ev)
+			}
+			if ev := d.expect("del", "disconnect"); ev.Reason != "io server disconnect" {
+				t.Fatalf("disconnect %q, want io server disconnect (no reconnecting)", ev.Reason)
+			}
+		})
+	}
+}

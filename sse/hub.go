@@ -2,7 +2,7 @@
 // stream's bounded queue and state machine (replay, live, heartbeat,
 // expiry, maximum age, one table of end reasons), the poller that holds idle
 // connections without a goroutine, the timer wheel that drives every
-// stream's timers, and each transport's framing (SSE, WebSocket).
+// stream's timers, and each transport's framing (SSE, WebSocket, Socket.IO).
 //
 // Delivering an event to a stream never waits: on a taken-over connection
 // the hub writes the event's shared bytes with one non-blocking write; when

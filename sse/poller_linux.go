@@ -132,6 +132,14 @@ func (p *poller) takeOver(nc net.Conn, s *stream, buffered []byte) (*fdConn, err
 	// 5 s): the heartbeats after it died find it.
 	_ = unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, int(silence(p.hub.heartbeat)/int64(time.Millisecond)))
 	c := &fdConn{p: p, s: s, fd: fd}
+	// The bytes already read go first, before the connection is published
+	// to the poller's goroutine (its lock orders this parsing before the
+	// poller's), and the stream is stopped only once it is registered, so
+	// that its closing finds it there.
+	var end *End
+	if len(buffered) > 0 {
+		end = c.handleInput(buffered)
+	}
 	p.mu.Lock()
 	if fd >= len(p.conns) {
 		grown := make([]*fdConn, max(fd+1, 2*len(p.conns)))
@@ -140,15 +148,13 @@ func (p *poller) takeOver(nc net.Conn, s *stream, buffered []byte) (*fdConn, err
 	}
 	p.conns[fd] = c
 	p.mu.Unlock()
-	if len(buffered) > 0 {
-		if end := c.handleInput(buffered); end != nil {
-			s.stop(end)
-		}
-	}
 	ev := unix.EpollEvent{Events: epollEvents, Fd: int32(fd)}
 	if err := unix.EpollCtl(p.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		c.close(nil)
 		return nil, fmt.Errorf("epoll_ctl: %w", err)
+	}
+	if end != nil {
+		s.stop(end)
 	}
 	return c, nil
 }

@@ -222,6 +222,11 @@ func (c *sioWS) next(deadline time.Time) (payload []byte, binary bool, err error
 			return nil, false, err
 		}
 		if !hd.Masked || hd.Rsv != 0 || hd.Length > SIOMaxPayload {
+			end := EndProtocol
+			if hd.Length > SIOMaxPayload {
+				end = EndTooLarge
+			}
+			_ = c.sendFrames(closeFrame(end.Code, end.Text))
 			return nil, false, errSIOClosed
 		}
 		p := make([]byte, hd.Length)

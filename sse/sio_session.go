@@ -59,6 +59,7 @@ type sioSession struct {
 func (h *Hub) sioSession(sid string) *sioSession {
 	h.sioMu.Lock()
 	defer h.sioMu.Unlock()
+	h.sweepSIOLocked(h.now())
 	return h.sioSessions[sid]
 }
 
@@ -177,12 +178,24 @@ func (sess *sioSession) poll(w http.ResponseWriter, r *http.Request) error {
 	out := sess.out
 	s := sess.s
 	sess.out, sess.outBytes = nil, 0
+	// The close packet goes in a poll of its own: socket.io-client handles
+	// the events of an answer on the next tick, and a close in the same
+	// answer would drop them (the closed event, token_expired).
+	for i, p := range out {
+		if i > 0 && bytes.Equal(p, sioPacketClose) {
+			sess.out, out = out[i:], out[:i]
+			sess.outBytes = len(sioPacketClose)
+			break
+		}
+	}
 	sess.signalDrainedLocked()
-	closed := sess.closed
+	closed := sess.closed && len(sess.out) == 0
 	sess.mu.Unlock()
-	if closed && len(out) == 0 {
+	if closed {
 		sess.hub.sioForget(sess.sid)
-		out = [][]byte{sioPacketClose}
+		if len(out) == 0 {
+			out = [][]byte{sioPacketClose}
+		}
 	}
 	if len(out) == 0 {
 		if r.Context().Err() != nil {
@@ -430,12 +443,10 @@ func (sess *sioSession) upgrade(c *sioWS) (s *stream, hd http.Header, ok bool) {
 		}
 	}
 	sess.mu.Lock()
-	defer sess.mu.Unlock()
-	if sess.closed {
-		return nil, nil, false
-	}
-	if sess.s != nil {
-		return sess.s, nil, true
+	if sess.closed || sess.s != nil {
+		s, ok := sess.s, !sess.closed
+		sess.mu.Unlock()
+		return s, nil, ok
 	}
 	// Not connected yet: what waited goes to the WebSocket, which now
 	// serves the CONNECT; the polling session is done.
@@ -443,18 +454,22 @@ func (sess *sioSession) upgrade(c *sioWS) (s *stream, hd http.Header, ok bool) {
 	for _, p := range sess.out {
 		b = appendWSFrame(b, opText, p)
 	}
+	sess.out, sess.closed, sess.closedAt = nil, true, sess.hub.now()
+	hd = sess.header
+	sess.mu.Unlock()
+	// After the unlock: the sweep locks sessions under the table's lock.
+	sess.hub.sioForget(sess.sid)
 	if len(b) > 0 && c.sendFrames(b) != nil {
 		return nil, nil, false
 	}
-	sess.out, sess.closed, sess.closedAt = nil, true, sess.hub.now()
-	sess.hub.sioForget(sess.sid)
-	return nil, sess.header, true
+	return nil, hd, true
 }
 
 // attach makes the WebSocket wc the session's conn, after writing what
 // waited for a poll. It reports false when the stream ended meanwhile
 // (what it said at the end is written, and the caller closes wc).
 func (sess *sioSession) attach(wc conn) bool {
+	defer sess.hub.sioForget(sess.sid) // after the unlock: the sweep locks sessions under the table's lock
 	sess.mu.Lock()
 	defer sess.mu.Unlock()
 	var b []byte
@@ -471,7 +486,6 @@ func (sess *sioSession) attach(wc conn) bool {
 			_ = wc.write([][]byte{b})
 		}
 	}
-	sess.hub.sioForget(sess.sid)
 	if sess.closed {
 		return false
 	}

@@ -14,8 +14,8 @@ import (
 // once per event (unmasked, so every connection gets the same bytes);
 // client frames are parsed as they arrive, without a goroutine per
 // connection: pings are answered, a close is echoed, data is ignored (the
-// stream is push-only; a transport that listens, such as Socket.IO, sets
-// onMessage).
+// stream is push-only) except on Socket.IO streams, whose data frames are
+// Engine.IO packets read by their first bytes (wsState.sio).
 
 const (
 	opText = ws.OpText

@@ -12,3 +12,8 @@ import (
 func BenchmarkPublish(b *testing.B) {
 	storetest.BenchPublish(b, func(tb testing.TB) store.Store { return MustOpen(tb) })
 }
+
+// BenchmarkPush is the shared Web Push queue benchmark (storetest.BenchPush).
+func BenchmarkPush(b *testing.B) {
+	storetest.BenchPush(b, func(tb testing.TB) store.Store { return MustOpen(tb) })
+}

@@ -284,6 +284,35 @@ func (db *DB) RetryPush(ctx context.Context, id int64, at time.Time) error {
 	}))
 }
 
+// SettlePushes records outcomes in one transaction: one sync for a whole
+// batch of pushes, so the worker's bookkeeping barely touches the writer
+// that publishes share.
+func (db *DB) SettlePushes(ctx context.Context, outcomes []store.PushOutcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	return wrap("settle pushes", db.pushTx(ctx, func(tx *sqlx.Tx) error {
+		for _, o := range outcomes {
+			var err error
+			switch {
+			case o.DropSubscription != 0:
+				_, err = tx.ExecContext(ctx, `DELETE FROM push_subscriptions WHERE id = ?`, o.DropSubscription)
+				if err == nil {
+					_, err = tx.ExecContext(ctx, `DELETE FROM push_jobs WHERE id = ?`, o.Job)
+				}
+			case !o.Retry.IsZero():
+				_, err = tx.ExecContext(ctx, `UPDATE push_jobs SET due_at = ? WHERE id = ?`, store.Millis(o.Retry), o.Job)
+			default:
+				_, err = tx.ExecContext(ctx, `DELETE FROM push_jobs WHERE id = ?`, o.Job)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
+	}))
+}
+
 // PushQueueDepth counts the jobs.
 func (db *DB) PushQueueDepth(ctx context.Context) (int, error) {
 	var n int

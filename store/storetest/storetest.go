@@ -48,6 +48,7 @@ func Run(t *testing.T, open Opener) {
 		{"PushSubscriptions", testPushSubscriptions},
 		{"PushQueue", testPushQueue},
 		{"PushConcurrent", testPushConcurrent},
+		{"PushSettle", testPushSettle},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

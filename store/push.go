@@ -53,6 +53,15 @@ type PushJob struct {
 	Expires time.Time
 }
 
+// PushOutcome is what became of a claimed push: the job is deleted, unless
+// Retry is set (it is due again then); DropSubscription, when not zero,
+// also deletes that subscription with its jobs.
+type PushOutcome struct {
+	Job              int64
+	Retry            time.Time
+	DropSubscription int64
+}
+
 // PushRule is what QueuePushes decides with.
 type PushRule struct {
 	// Now is the decision's clock; copies delivered at or before
@@ -96,6 +105,8 @@ type Push interface {
 	CompletePush(ctx context.Context, id int64) error
 	// RetryPush makes a job due again at at.
 	RetryPush(ctx context.Context, id int64, at time.Time) error
+	// SettlePushes records the outcomes of claimed pushes in one write.
+	SettlePushes(ctx context.Context, outcomes []PushOutcome) error
 	// PushQueueDepth counts the jobs waiting or in flight.
 	PushQueueDepth(ctx context.Context) (int, error)
 }

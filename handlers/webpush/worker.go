@@ -30,6 +30,8 @@ const (
 	queueBatch = 500
 	// maxRetryWait bounds the wait between two attempts.
 	maxRetryWait = time.Hour
+	// settleBatch bounds the outcomes recorded in one store write.
+	settleBatch = 256
 	// shutdownGrace is how long pushes in flight may finish after the
 	// worker is told to stop; then they are cut off and made due again.
 	shutdownGrace = 3 * time.Second
@@ -61,6 +63,9 @@ type Worker struct {
 	// slots holds a token per push in flight (InFlight at most).
 	slots chan struct{}
 	wg    sync.WaitGroup
+	// outcomes carries what became of each push to the settler, which
+	// records them in batches (one store write for many pushes).
+	outcomes chan store.PushOutcome
 }
 
 // NewWorker returns a worker; Run starts it.
@@ -83,15 +88,21 @@ func NewWorker(cfg WorkerConfig) *Worker {
 	if cfg.Metrics == nil {
 		cfg.Metrics = NewMetrics(nil)
 	}
-	return &Worker{cfg: cfg, wake: make(chan struct{}, 1), slots: make(chan struct{}, cfg.InFlight)}
+	return &Worker{cfg: cfg, wake: make(chan struct{}, 1), slots: make(chan struct{}, cfg.InFlight),
+		outcomes: make(chan store.PushOutcome, 4*cfg.InFlight)}
 }
 
 // Run works until ctx ends, then lets the pushes in flight finish for a
 // moment; those cut off are made due again at once, for this instance's
-// next start or another instance.
+// next start or another instance. Run is called once.
 func (w *Worker) Run(ctx context.Context) {
 	sendCtx, cancelSends := context.WithCancel(context.Background())
 	defer cancelSends()
+	settled := make(chan struct{})
+	go func() {
+		defer close(settled)
+		w.settleLoop()
+	}()
 	t := time.NewTicker(w.cfg.Interval)
 	defer t.Stop()
 	for {
@@ -101,6 +112,8 @@ func (w *Worker) Run(ctx context.Context) {
 			stop := time.AfterFunc(shutdownGrace, cancelSends)
 			w.wg.Wait()
 			stop.Stop()
+			close(w.outcomes)
+			<-settled
 			return
 		case <-t.C:
 		case <-w.wake:
@@ -157,7 +170,7 @@ func (w *Worker) push(ctx context.Context, j store.PushJob) {
 	log := w.cfg.Log.With("subscription", j.Subscription.ID, "employee", j.Subscription.Employee, "id", j.Seq)
 	now := time.Now()
 	if !now.Before(j.Expires) {
-		w.settle(log, "give up", w.cfg.Store.CompletePush, j.ID)
+		w.outcomes <- store.PushOutcome{Job: j.ID}
 		w.cfg.Metrics.failed.WithLabelValues("expired").Inc()
 		return
 	}
@@ -168,13 +181,11 @@ func (w *Worker) push(ctx context.Context, j store.PushJob) {
 	switch {
 	case ctx.Err() != nil:
 		// Cut off at shutdown: due again at once, wherever it is claimed.
-		w.settle(log, "release", func(c context.Context, id int64) error {
-			return w.cfg.Store.RetryPush(c, id, time.Now())
-		}, j.ID)
+		w.outcomes <- store.PushOutcome{Job: j.ID, Retry: time.Now()}
 		return
 	case res.Outcome == Sent:
 		w.cfg.Metrics.sent.Inc()
-		w.settle(log, "complete", w.cfg.Store.CompletePush, j.ID)
+		w.outcomes <- store.PushOutcome{Job: j.ID}
 		return
 	}
 	w.cfg.Metrics.failed.WithLabelValues(res.Reason).Inc()
@@ -182,21 +193,21 @@ func (w *Worker) push(ctx context.Context, j store.PushJob) {
 	case Gone:
 		log.Info("web push: the push service says the subscription is gone; deleted", "status", res.Status)
 		w.cfg.Metrics.removed.Inc()
-		w.settle(log, "drop subscription", w.cfg.Store.DropPushSubscription, j.Subscription.ID)
+		w.outcomes <- store.PushOutcome{Job: j.ID, DropSubscription: j.Subscription.ID}
 	case Retry:
 		wait := w.retryWait(j.Attempts, res.RetryAfter)
 		at := time.Now().Add(wait)
 		if !at.Before(j.Expires) {
 			log.Warn("web push: giving up at the TTL", "attempts", j.Attempts, "reason", res.Reason)
 			w.cfg.Metrics.failed.WithLabelValues("expired").Inc()
-			w.settle(log, "give up", w.cfg.Store.CompletePush, j.ID)
+			w.outcomes <- store.PushOutcome{Job: j.ID}
 			return
 		}
 		log.Debug("web push: retrying", "in", wait, "reason", res.Reason, "status", res.Status)
-		w.settle(log, "retry", func(c context.Context, id int64) error { return w.cfg.Store.RetryPush(c, id, at) }, j.ID)
+		w.outcomes <- store.PushOutcome{Job: j.ID, Retry: at}
 	default:
 		log.Warn("web push: the push service refused the push; dropped", "status", res.Status)
-		w.settle(log, "drop", w.cfg.Store.CompletePush, j.ID)
+		w.outcomes <- store.PushOutcome{Job: j.ID}
 	}
 }
 
@@ -211,14 +222,31 @@ func (w *Worker) retryWait(attempts int, retryAfter time.Duration) time.Duration
 	return min(d, maxRetryWait)
 }
 
-// settle runs a store call that records a push's outcome. If it fails,
-// the lease runs out and the push is claimed again (a success may then be
-// sent twice: the store was unreachable, nothing better is possible).
-func (w *Worker) settle(log *slog.Logger, what string, fn func(context.Context, int64) error, id int64) {
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := fn(ctx, id); err != nil {
-		log.Warn("web push: cannot record the outcome; the push is tried again when its lease ends", "step", what, "err", err)
+// settleLoop records outcomes until the channel closes, as many per store
+// write as have arrived meanwhile. If a write fails, those pushes' leases
+// run out and they are claimed again (a success may then be sent twice:
+// the store was unreachable, nothing better is possible).
+func (w *Worker) settleLoop() {
+	batch := make([]store.PushOutcome, 0, settleBatch)
+	for o := range w.outcomes {
+		batch = append(batch[:0], o)
+	gather:
+		for len(batch) < settleBatch {
+			select {
+			case o, ok := <-w.outcomes:
+				if !ok {
+					break gather
+				}
+				batch = append(batch, o)
+			default:
+				break gather
+			}
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		if err := w.cfg.Store.SettlePushes(ctx, batch); err != nil {
+			w.cfg.Log.Warn("web push: cannot record the outcome of pushes; they are tried again when their leases end", "pushes", len(batch), "err", err)
+		}
+		cancel()
 	}
 }
 

@@ -135,3 +135,9 @@ func BenchmarkPublishPaced(b *testing.B) {
 	b.ReportMetric(float64(sink.percentile(0.50).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(sink.percentile(0.99).Microseconds())/1000, "p99-ms")
 }
+
+// BenchmarkPush is the shared Web Push queue benchmark (storetest.BenchPush).
+func BenchmarkPush(b *testing.B) {
+	pgtest.ServerURL(b)
+	storetest.BenchPush(b, func(tb testing.TB) store.Store { return MustOpen(tb) })
+}

@@ -260,6 +260,46 @@ func (db *DB) RetryPush(ctx context.Context, id int64, at time.Time) error {
 	return wrap(ctx, "retry push", err)
 }
 
+// SettlePushes records outcomes in one transaction of three statements.
+func (db *DB) SettlePushes(ctx context.Context, outcomes []store.PushOutcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	var done, retry, drops []int64
+	var at []time.Time
+	for _, o := range outcomes {
+		switch {
+		case o.DropSubscription != 0:
+			drops = append(drops, o.DropSubscription)
+			done = append(done, o.Job)
+		case !o.Retry.IsZero():
+			retry = append(retry, o.Job)
+			at = append(at, o.Retry.UTC())
+		default:
+			done = append(done, o.Job)
+		}
+	}
+	err := db.pushTx(ctx, func(tx *sqlx.Tx) error {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM push_subscriptions WHERE id = ANY($1::bigint[])`, pq.Int64Array(drops)); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM push_jobs WHERE id = ANY($1::bigint[])`, pq.Int64Array(done)); err != nil {
+			return err
+		}
+		if len(retry) == 0 {
+			return nil
+		}
+		ats := make([]string, len(at))
+		for i, t := range at {
+			ats[i] = t.Format(time.RFC3339Nano)
+		}
+		_, err := tx.ExecContext(ctx, `UPDATE push_jobs j SET due_at = d.at
+			FROM unnest($1::bigint[], $2::timestamptz[]) AS d(id, at) WHERE j.id = d.id`, pq.Int64Array(retry), pq.StringArray(ats))
+		return err
+	})
+	return wrap(ctx, "settle pushes", err)
+}
+
 // PushQueueDepth counts the jobs.
 func (db *DB) PushQueueDepth(ctx context.Context) (int, error) {
 	var n int

@@ -42,3 +42,8 @@ func BenchmarkPublishEphemeral(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPush is the shared Web Push queue benchmark (storetest.BenchPush).
+func BenchmarkPush(b *testing.B) {
+	storetest.BenchPush(b, func(tb testing.TB) store.Store { return MustOpen(tb) })
+}

@@ -156,41 +156,44 @@ type decision struct {
 
 // QueuePushes decides the due copies of up to r.Limit subscriptions. A
 // subscription's range ends before its first copy that is not due yet, so
-// its cursor never passes an undecided copy.
+// its cursor never passes an undecided copy. The ranges are read outside
+// writeMu (the scan of the subscriptions must not hold publishes up); the
+// write then takes only the subscriptions whose cursor is still where it
+// was read.
 func (db *DB) QueuePushes(ctx context.Context, r store.PushRule) (int, bool, error) {
 	now := store.Millis(r.Now)
 	cutoff := store.Millis(r.Now.Add(-r.Delay))
+	var ds []decision
+	// Only subscriptions with a due copy are taken, so those still
+	// waiting leave room for others.
+	err := db.x.SelectContext(ctx, &ds, `
+		SELECT id, employee_id, decided_seq, upto FROM (
+			SELECT s.id, s.employee_id, s.decided_seq,
+				coalesce((SELECT min(i.seq) - 1 FROM inbox i JOIN notifications n ON n.id = i.notification_id
+					WHERE i.employee_id = s.employee_id AND i.seq > s.decided_seq AND n.created_at > ?1), e.last_seq) AS upto
+			FROM push_subscriptions s JOIN employees e ON e.id = s.employee_id
+			WHERE s.decided_seq < e.last_seq
+		) WHERE upto > decided_seq ORDER BY id LIMIT ?2`, cutoff, r.Limit+1)
+	if err != nil {
+		return 0, false, wrap("queue pushes", err)
+	}
+	more := false
+	if len(ds) > r.Limit {
+		ds, more = ds[:r.Limit], true
+	}
+	if len(ds) == 0 {
+		return 0, more, nil
+	}
+	js, _ := json.Marshal(ds)
 	var queued int64
-	var more bool
-	err := db.pushTx(ctx, func(tx *sqlx.Tx) error {
-		var ds []decision
-		// first: the created_at of the subscription's first undecided copy
-		// (NULL when its copies were deleted); only subscriptions with a
-		// due one are taken, so those still waiting leave room for others.
-		err := tx.SelectContext(ctx, &ds, `
-			SELECT id, employee_id, decided_seq, upto FROM (
-				SELECT s.id, s.employee_id, s.decided_seq,
-					coalesce((SELECT min(i.seq) - 1 FROM inbox i JOIN notifications n ON n.id = i.notification_id
-						WHERE i.employee_id = s.employee_id AND i.seq > s.decided_seq AND n.created_at > ?1), e.last_seq) AS upto
-				FROM push_subscriptions s JOIN employees e ON e.id = s.employee_id
-				WHERE s.decided_seq < e.last_seq
-			) WHERE upto > decided_seq ORDER BY id LIMIT ?2`, cutoff, r.Limit+1)
-		if err != nil {
-			return err
-		}
-		if len(ds) > r.Limit {
-			ds, more = ds[:r.Limit], true
-		}
-		if len(ds) == 0 {
-			return nil
-		}
-		js, _ := json.Marshal(ds)
+	err = db.pushTx(ctx, func(tx *sqlx.Tx) error {
 		// The conditions of a push, one clause each.
 		res, err := tx.ExecContext(ctx, `
 			INSERT INTO push_jobs (subscription_id, employee_id, seq, due_at, expires_at)
-			SELECT d.value->>'s', i.employee_id, i.seq, ?2, ?3
+			SELECT s.id, i.employee_id, i.seq, ?2, ?3
 			FROM json_each(?1) d
-			JOIN inbox i ON i.employee_id = d.value->>'e' AND i.seq > d.value->>'f' AND i.seq <= d.value->>'u'
+			JOIN push_subscriptions s ON s.id = d.value->>'s' AND s.decided_seq = d.value->>'f'
+			JOIN inbox i ON i.employee_id = s.employee_id AND i.seq > d.value->>'f' AND i.seq <= d.value->>'u'
 			WHERE i.read_at IS NULL
 				AND i.streamed = 0
 			ORDER BY i.employee_id, i.seq`, string(js), now, store.Millis(r.Now.Add(r.TTL)))
@@ -199,7 +202,7 @@ func (db *DB) QueuePushes(ctx context.Context, r store.PushRule) (int, bool, err
 		}
 		queued, _ = res.RowsAffected()
 		_, err = tx.ExecContext(ctx, `UPDATE push_subscriptions SET decided_seq = d.value->>'u'
-			FROM json_each(?1) d WHERE push_subscriptions.id = d.value->>'s'`, string(js))
+			FROM json_each(?1) d WHERE push_subscriptions.id = d.value->>'s' AND push_subscriptions.decided_seq = d.value->>'f'`, string(js))
 		return err
 	})
 	return int(queued), more, wrap("queue pushes", err)
@@ -278,6 +281,35 @@ func (db *DB) RetryPush(ctx context.Context, id int64, at time.Time) error {
 	return wrap("retry push", db.pushTx(ctx, func(tx *sqlx.Tx) error {
 		_, err := tx.ExecContext(ctx, `UPDATE push_jobs SET due_at = ? WHERE id = ?`, store.Millis(at), id)
 		return err
+	}))
+}
+
+// SettlePushes records outcomes in one transaction: one sync for a whole
+// batch of pushes, so the worker's bookkeeping barely touches the writer
+// that publishes share.
+func (db *DB) SettlePushes(ctx context.Context, outcomes []store.PushOutcome) error {
+	if len(outcomes) == 0 {
+		return nil
+	}
+	return wrap("settle pushes", db.pushTx(ctx, func(tx *sqlx.Tx) error {
+		for _, o := range outcomes {
+			var err error
+			switch {
+			case o.DropSubscription != 0:
+				_, err = tx.ExecContext(ctx, `DELETE FROM push_subscriptions WHERE id = ?`, o.DropSubscription)
+				if err == nil {
+					_, err = tx.ExecContext(ctx, `DELETE FROM push_jobs WHERE id = ?`, o.Job)
+				}
+			case !o.Retry.IsZero():
+				_, err = tx.ExecContext(ctx, `UPDATE push_jobs SET due_at = ? WHERE id = ?`, store.Millis(o.Retry), o.Job)
+			default:
+				_, err = tx.ExecContext(ctx, `DELETE FROM push_jobs WHERE id = ?`, o.Job)
+			}
+			if err != nil {
+				return err
+			}
+		}
+		return nil
 	}))
 }
 

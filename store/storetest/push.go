@@ -290,3 +290,47 @@ func testPushConcurrent(t *testing.T, h *Harness) {
 		}
 	}
 }
+
+// testPushSettle checks SettlePushes: one write completes, retries and
+// drops subscriptions.
+func testPushSettle(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 3, 0)
+	for e := int64(1); e <= 3; e++ {
+		mustSubscribe(t, st, pushSub(e, fmt.Sprintf("https://push.example/%d", e), 1))
+	}
+	mustPublish(t, st, msg("one", store.Targets{Employees: []int64{1, 2, 3}}))
+	mustPublish(t, st, msg("two", store.Targets{Employees: []int64{3}}))
+	later := time.Now().Add(11 * time.Second)
+	queueAt(t, st, later)
+	jobs := claimAll(t, st, later)
+	if len(jobs) != 4 {
+		t.Fatalf("claimed %d; want 4", len(jobs))
+	}
+	var outcomes []store.PushOutcome
+	for _, j := range jobs {
+		switch j.Subscription.Endpoint {
+		case "https://push.example/1": // sent
+			outcomes = append(outcomes, store.PushOutcome{Job: j.ID})
+		case "https://push.example/2": // retried
+			outcomes = append(outcomes, store.PushOutcome{Job: j.ID, Retry: later.Add(time.Hour)})
+		case "https://push.example/3": // gone (both of its jobs)
+			outcomes = append(outcomes, store.PushOutcome{Job: j.ID, DropSubscription: j.Subscription.ID})
+		}
+	}
+	if err := st.SettlePushes(ctx(), outcomes); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := st.PushQueueDepth(ctx()); d != 1 {
+		t.Fatalf("PushQueueDepth = %d; want 1 (the retry)", d)
+	}
+	if n := len(endpoints(t, st, 3)); n != 0 {
+		t.Fatalf("employee 3 still has %d subscriptions", n)
+	}
+	if got := jobKeys(claimAll(t, st, later.Add(time.Hour))); !slices.Equal(got, []string{"https://push.example/2#1:one"}) {
+		t.Fatalf("claimed at the retry time: %v", got)
+	}
+	if err := st.SettlePushes(ctx(), nil); err != nil {
+		t.Fatalf("settling nothing: %v", err)
+	}
+}

@@ -58,6 +58,7 @@ func Run(t *testing.T, open Opener) {
 		{"Withdraw", testWithdraw},
 		{"Sweep", testSweep},
 		{"CenterFields", testCenterFields},
+		{"PushSettle", testPushSettle},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -3,6 +3,8 @@ package handlers
 import (
 	"encoding/json"
 	"reflect"
+	"regexp"
+	"strings"
 	"testing"
 )
 
@@ -59,4 +61,19 @@ func FuzzExactAtSight(f *testing.F) {
 			}
 		}
 	})
+}
+
+// isTypeName is the patterns of the API document, without a regexp.
+func TestIsTypeName(t *testing.T) {
+	lower := regexp.MustCompile(`^[a-z0-9_.-]{1,64}$`)
+	upper := regexp.MustCompile(`^[A-Za-z0-9_.-]{1,64}$`)
+	long := strings.Repeat("a", 64)
+	for _, s := range []string{"", "a", "request.approved", "A", "Typing", "a b", "a\n", "é", "a/b", "x-y_z.0", long, long + "a", "\x00", "ZZ", "a:b"} {
+		if got, want := isTypeName(s, false), lower.MatchString(s); got != want {
+			t.Errorf("isTypeName(%q, false) = %v, want %v", s, got, want)
+		}
+		if got, want := isTypeName(s, true), upper.MatchString(s); got != want {
+			t.Errorf("isTypeName(%q, true) = %v, want %v", s, got, want)
+		}
+	}
 }

@@ -2,6 +2,7 @@ package sse
 
 import (
 	"testing"
+	"time"
 )
 
 // TestDefaultQueueBound pins the default queue size the README promises
@@ -31,5 +32,61 @@ func TestDefaultQueueBound(t *testing.T) {
 	}
 	if s.end != EndSlowConsumer {
 		t.Fatalf("end %v, want slow_consumer", s.end)
+	}
+}
+
+// TestStoreRetryBackoff: a replay whose store read keeps failing is retried
+// after 1 s, 2 s, 4 s … at most 30 s after each failure, on the hub's
+// clock; a success resets the backoff.
+func TestStoreRetryBackoff(t *testing.T) {
+	src := &memSource{}
+	src.add(1, 3)
+	src.setDown(true)
+	h := testHub(t, WithSource(src))
+	now := nanotime()
+	h.clock = func() int64 { return now }
+	s, c := open(t, h, Params{Employee: 1, After: 1, Resuming: true})
+	retryIn := func() time.Duration {
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return time.Duration(s.retryAt - now)
+	}
+	for i, want := range []time.Duration{1, 2, 4, 8, 16, 30, 30, 30} {
+		if got := retryIn(); got != want*time.Second {
+			t.Fatalf("after failure %d: retry in %v, want %v", i+1, got, want*time.Second)
+		}
+		now = s.retryAt
+		s.onTimer(now)
+		runWork(s, c)
+	}
+	src.setDown(false)
+	now = s.retryAt
+	s.onTimer(now)
+	runWork(s, c)
+	if got := ids(c.messages(t)); got != "2 3" {
+		t.Fatalf("after the store came back: %q, want 2 3", got)
+	}
+	s.mu.Lock()
+	failures, replay := s.failures, s.replay
+	s.mu.Unlock()
+	if failures != 0 || replay {
+		t.Fatalf("after a success: failures %d, replay due %v; want the backoff reset", failures, replay)
+	}
+}
+
+// TestWheelTick: the timer wheel's resolution is a tenth of the heartbeat,
+// between 5 ms and 100 ms.
+func TestWheelTick(t *testing.T) {
+	for _, tt := range []struct{ heartbeat, want time.Duration }{
+		{15 * time.Second, 100 * time.Millisecond},
+		{time.Second, 100 * time.Millisecond},
+		{999 * time.Millisecond, 99900 * time.Microsecond},
+		{500 * time.Millisecond, 50 * time.Millisecond},
+		{50 * time.Millisecond, 5 * time.Millisecond},
+		{10 * time.Millisecond, 5 * time.Millisecond},
+	} {
+		if got := wheelTick(tt.heartbeat); got != tt.want {
+			t.Errorf("wheelTick(%v) = %v, want %v", tt.heartbeat, got, tt.want)
+		}
 	}
 }

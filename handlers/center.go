@@ -17,7 +17,7 @@ var typePrefixPattern = regexp.MustCompile(`^[a-z0-9_.-]{0,63}\.\*$`)
 
 // validTypePattern reports whether s is a type or a prefix ending in ".*".
 func validTypePattern(s string) bool {
-	return typePattern.MatchString(s) || typePrefixPattern.MatchString(s)
+	return isTypeName(s, false) || typePrefixPattern.MatchString(s)
 }
 
 type countsResponse struct {

@@ -135,3 +135,9 @@ func BenchmarkPublishPaced(b *testing.B) {
 	b.ReportMetric(float64(sink.percentile(0.50).Microseconds())/1000, "p50-ms")
 	b.ReportMetric(float64(sink.percentile(0.99).Microseconds())/1000, "p99-ms")
 }
+
+// BenchmarkCenter is the shared notification-center benchmark
+// (storetest.BenchCenter) on a fresh database.
+func BenchmarkCenter(b *testing.B) {
+	storetest.BenchCenter(b, func(tb testing.TB) store.Store { return MustOpen(tb, postgres.WithMaxConns(32)) })
+}

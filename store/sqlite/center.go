@@ -90,10 +90,12 @@ func (db *DB) SetState(ctx context.Context, employee int64, op store.StateOp, se
 }
 
 // countsSQL reads both counts through the partial indexes inbox_unread and
-// inbox_unseen (which cover expires_at).
+// inbox_unseen (which cover expires_at), named: without statistics SQLite
+// prefers the primary key and counts the whole inbox (60 ms at 100,000
+// items instead of well under one).
 const countsSQL = `SELECT
-	(SELECT count(*) FROM inbox WHERE employee_id = ?1 AND read_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)),
-	(SELECT count(*) FROM inbox WHERE employee_id = ?1 AND seen_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > ?2))`
+	(SELECT count(*) FROM inbox INDEXED BY inbox_unread WHERE employee_id = ?1 AND read_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)),
+	(SELECT count(*) FROM inbox INDEXED BY inbox_unseen WHERE employee_id = ?1 AND seen_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > ?2))`
 
 func counts(ctx context.Context, q stmter, employee, now int64) (store.Counts, error) {
 	var c store.Counts

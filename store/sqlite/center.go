@@ -214,8 +214,18 @@ func muted(ctx context.Context, q stmter, ids []int64, typ string) (map[int64]bo
 	return set, nil
 }
 
-// DeliverDue delivers scheduled notifications whose time has come.
+// DeliverDue delivers scheduled notifications whose time has come. A read
+// first tells whether anything is due, so that the frequent checks cost the
+// writer nothing when nothing is.
 func (db *DB) DeliverDue(ctx context.Context, limit int) (int, error) {
+	var due int
+	st, err := db.prepared(ctx, db.x, `SELECT count(*) FROM (SELECT 1 FROM scheduled WHERE due_at <= ? LIMIT 1)`)
+	if err == nil {
+		err = st.GetContext(ctx, &due, store.Millis(time.Now()))
+	}
+	if err != nil || due == 0 {
+		return 0, wrap("deliver scheduled", err)
+	}
 	r, err := db.run(ctx, "deliver scheduled", func(ctx context.Context, b *batch, r *request) error {
 		now := time.Now().UTC().Truncate(time.Millisecond)
 		var due []int64

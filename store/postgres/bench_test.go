@@ -141,3 +141,9 @@ func BenchmarkPush(b *testing.B) {
 	pgtest.ServerURL(b)
 	storetest.BenchPush(b, func(tb testing.TB) store.Store { return MustOpen(tb) })
 }
+
+// BenchmarkCenter is the shared notification-center benchmark
+// (storetest.BenchCenter) on a fresh database.
+func BenchmarkCenter(b *testing.B) {
+	storetest.BenchCenter(b, func(tb testing.TB) store.Store { return MustOpen(tb, postgres.WithMaxConns(32)) })
+}

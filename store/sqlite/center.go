@@ -90,10 +90,12 @@ func (db *DB) SetState(ctx context.Context, employee int64, op store.StateOp, se
 }
 
 // countsSQL reads both counts through the partial indexes inbox_unread and
-// inbox_unseen (which cover expires_at).
+// inbox_unseen (which cover expires_at), named: without statistics SQLite
+// prefers the primary key and counts the whole inbox (60 ms at 100,000
+// items instead of well under one).
 const countsSQL = `SELECT
-	(SELECT count(*) FROM inbox WHERE employee_id = ?1 AND read_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)),
-	(SELECT count(*) FROM inbox WHERE employee_id = ?1 AND seen_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > ?2))`
+	(SELECT count(*) FROM inbox INDEXED BY inbox_unread WHERE employee_id = ?1 AND read_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > ?2)),
+	(SELECT count(*) FROM inbox INDEXED BY inbox_unseen WHERE employee_id = ?1 AND seen_at IS NULL AND archived_at IS NULL AND (expires_at IS NULL OR expires_at > ?2))`
 
 func counts(ctx context.Context, q stmter, employee, now int64) (store.Counts, error) {
 	var c store.Counts
@@ -212,8 +214,18 @@ func muted(ctx context.Context, q stmter, ids []int64, typ string) (map[int64]bo
 	return set, nil
 }
 
-// DeliverDue delivers scheduled notifications whose time has come.
+// DeliverDue delivers scheduled notifications whose time has come. A read
+// first tells whether anything is due, so that the frequent checks cost the
+// writer nothing when nothing is.
 func (db *DB) DeliverDue(ctx context.Context, limit int) (int, error) {
+	var due int
+	st, err := db.prepared(ctx, db.x, `SELECT count(*) FROM (SELECT 1 FROM scheduled WHERE due_at <= ? LIMIT 1)`)
+	if err == nil {
+		err = st.GetContext(ctx, &due, store.Millis(time.Now()))
+	}
+	if err != nil || due == 0 {
+		return 0, wrap("deliver scheduled", err)
+	}
 	r, err := db.run(ctx, "deliver scheduled", func(ctx context.Context, b *batch, r *request) error {
 		now := time.Now().UTC().Truncate(time.Millisecond)
 		var due []int64

@@ -74,7 +74,18 @@ func items(rows []inboxRow) []store.InboxItem {
 // filters, so each is prepared once.
 func inboxSQL(q store.InboxQuery) (string, []any) {
 	var b strings.Builder
-	b.WriteString(`SELECT ` + inboxCols + ` FROM inbox i JOIN notifications n ON n.id = i.notification_id
+	// A filter names the partial index that holds just its items, so a
+	// page of old unread items does not walk the whole inbox (see countsSQL).
+	from := `inbox i`
+	switch {
+	case q.Archived:
+		from = `inbox i INDEXED BY inbox_archived`
+	case q.UnreadOnly:
+		from = `inbox i INDEXED BY inbox_unread`
+	case q.UnseenOnly:
+		from = `inbox i INDEXED BY inbox_unseen`
+	}
+	b.WriteString(`SELECT ` + inboxCols + ` FROM ` + from + ` JOIN notifications n ON n.id = i.notification_id
 		WHERE i.employee_id = ? AND i.seq < ? AND (i.expires_at IS NULL OR i.expires_at > ?)`)
 	args := []any{q.Employee, q.Bound(), store.Millis(time.Now())}
 	if q.Archived {

@@ -47,3 +47,9 @@ func BenchmarkPublishEphemeral(b *testing.B) {
 func BenchmarkPush(b *testing.B) {
 	storetest.BenchPush(b, func(tb testing.TB) store.Store { return MustOpen(tb) })
 }
+
+// BenchmarkCenter is the shared notification-center benchmark
+// (storetest.BenchCenter) on a SQLite file in a temp dir.
+func BenchmarkCenter(b *testing.B) {
+	storetest.BenchCenter(b, func(tb testing.TB) store.Store { return MustOpen(tb) })
+}

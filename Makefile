@@ -32,6 +32,7 @@ test-parts:
 	@if [ -z "$$TEST_DATABASE_URL" ]; then echo "make test: TEST_DATABASE_URL is not set: the PostgreSQL tests skip (e.g. TEST_DATABASE_URL='postgres://postgres@127.0.0.1:5432/test?sslmode=disable'; see README, Development)"; fi
 	@command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1 || command -v google-chrome >/dev/null 2>&1 || echo "make test: no Chromium: the browser tests skip (apt-get install chromium)"
 	@command -v nginx >/dev/null 2>&1 || test -x /usr/sbin/nginx || echo "make test: no nginx: the reverse-proxy test skips (apt-get install nginx)"
+	@command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || echo "make test: no node/npm: the Node and socket.io-client tests skip (apt-get install nodejs npm)"
 
 ## build: the binary, bin/herald
 build:

@@ -8,7 +8,6 @@ import (
 	"time"
 
 	"github.com/corp/herald/auth"
-	"github.com/corp/herald/internal/heraldtest"
 )
 
 // The Socket.IO endpoint, driven by the real socket.io-client v4
@@ -264,7 +263,6 @@ func TestSocketIOSharesTheCap(t *testing.T) {
 	// Another employee is not held back.
 	d.open("other", map[string]any{"auth": map[string]any{"token": e.token("user3")}}, false)
 	d.expect("other", "connect")
-	_ = heraldtest.Client
 }
 
 func TestSocketIOLimitsAndBadRequests(t *testing.T) {

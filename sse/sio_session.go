@@ -39,20 +39,20 @@ type sioSession struct {
 	sid     string
 	created int64
 
-	mu       sync.Mutex  // guards every field below
-	header   http.Header // the handshake's credentials, until a CONNECT is accepted
-	attempts int         // refused CONNECTs
-	s        *stream     // the stream, once a CONNECT is accepted
-	out      [][]byte    // packets for the next poll
-	outBytes int
-	notify   chan struct{} // closed when out gains packets or the session closes
-	polling  bool          // a poll is waiting
-	drained  chan struct{} // closed when a poll took out
-	upgraded conn          // the WebSocket, after an upgrade: writes go there
-	upgrade_ bool          // an upgrade is under way
-	aborted  bool
-	closed   bool
-	closedAt int64
+	mu        sync.Mutex  // guards every field below
+	header    http.Header // the handshake's credentials, until a CONNECT is accepted
+	attempts  int         // refused CONNECTs
+	s         *stream     // the stream, once a CONNECT is accepted
+	out       [][]byte    // packets for the next poll
+	outBytes  int
+	notify    chan struct{} // closed when out gains packets or the session closes
+	polling   bool          // a poll is waiting
+	drained   chan struct{} // closed when a poll took out
+	upgraded  conn          // the WebSocket, after an upgrade: writes go there
+	upgrading bool          // an upgrade is under way
+	aborted   bool
+	closed    bool
+	closedAt  int64
 }
 
 // sioSession returns the session sid, or nil.
@@ -150,7 +150,7 @@ func (sess *sioSession) poll(w http.ResponseWriter, r *http.Request) error {
 		sess.mu.Unlock()
 		return sioBad("a poll is already waiting, or the session moved to WebSocket")
 	}
-	if sess.upgrade_ && len(sess.out) == 0 {
+	if sess.upgrading && len(sess.out) == 0 {
 		sess.out = [][]byte{sioNoopPacket} // the client is moving to WebSocket
 	}
 	if len(sess.out) == 0 && !sess.closed {
@@ -416,11 +416,11 @@ func (sess *sioSession) upgrade(c *sioWS) (s *stream, hd http.Header, ok bool) {
 		return nil, nil, false
 	}
 	sess.mu.Lock()
-	if sess.closed || sess.upgrade_ || sess.upgraded != nil {
+	if sess.closed || sess.upgrading || sess.upgraded != nil {
 		sess.mu.Unlock()
 		return nil, nil, false
 	}
-	sess.upgrade_ = true
+	sess.upgrading = true
 	if sess.polling {
 		sess.appendLocked(sioNoopPacket)
 	}
@@ -429,7 +429,7 @@ func (sess *sioSession) upgrade(c *sioWS) (s *stream, hd http.Header, ok bool) {
 		p, _, err = c.next(time.Now().Add(sioUpgradeTimeout))
 		if err != nil {
 			sess.mu.Lock()
-			sess.upgrade_ = false
+			sess.upgrading = false
 			sess.signalDrainedLocked()
 			s := sess.s
 			sess.mu.Unlock()
@@ -489,7 +489,7 @@ func (sess *sioSession) attach(wc conn) bool {
 	if sess.closed {
 		return false
 	}
-	sess.upgraded, sess.upgrade_ = wc, false
+	sess.upgraded, sess.upgrading = wc, false
 	sess.signalDrainedLocked()
 	sess.notifyLocked()
 	return true

@@ -5,7 +5,7 @@ LDFLAGS := -X main.version=$(VERSION)
 # The API document's Node tools (see lint-openapi, generate).
 NODE_TOOLS := openapi/node_modules/.package-lock.json
 
-.PHONY: help run test build vet fuzz bench clean generate lint-openapi test-parts
+.PHONY: help run test build vet fuzz bench clean generate lint-openapi test-parts mutate
 .DEFAULT_GOAL := help
 
 ## help: this list of targets
@@ -22,8 +22,8 @@ run:
 
 ## test: gofmt, go vet, the race-enabled tests (both stream modes), short fuzz runs
 test: vet test-parts
-	$(GO) test -race -count=1 ./...
-	$(GO) test -race -count=1 ./handlers -args -goroutine-streams
+	$(GO) test -race -count=1 -timeout 30m ./...
+	$(GO) test -race -count=1 -timeout 30m ./handlers -args -goroutine-streams
 	$(MAKE) fuzz FUZZTIME=5s
 	@$(MAKE) --no-print-directory test-parts
 
@@ -50,12 +50,19 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzWSFeed$$' -fuzztime $(FUZZTIME) ./sse
 	$(GO) test -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime $(FUZZTIME) ./auth
 	$(GO) test -run '^$$' -fuzz '^FuzzPublishBody$$' -fuzztime $(FUZZTIME) ./handlers
+	$(GO) test -run '^$$' -fuzz '^FuzzExactAtSight$$' -fuzztime $(FUZZTIME) ./handlers
 	$(GO) test -run '^$$' -fuzz '^FuzzEmployeeBody$$' -fuzztime $(FUZZTIME) ./handlers
 
 ## bench: micro-benchmarks (-count 3) and a short load run (3×), medians written to BENCHMARKS.md;
 ## a few minutes. Long scenarios: BENCH_SCENARIOS="streams unicast broadcast …" (README, Benchmarks).
 bench:
 	GO=$(GO) cmd/herald-bench/bench.sh
+
+## mutate: mutation testing (gremlins v0.6.0) of sse, auth, store and the stream and publish files of
+## handlers, one package at a time, niced; results in bin/mutate/. Slow: not part of test or CI.
+## MUTATE_PKGS="sse auth" limits it; MUTATE_DIFF=main mutates only changed lines (internal/mutate/mutate.sh).
+mutate:
+	GO=$(GO) internal/mutate/mutate.sh
 
 ## clean: remove bin/
 clean:

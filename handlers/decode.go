@@ -52,10 +52,136 @@ func readJSON(w http.ResponseWriter, r *http.Request, dst any) ([]byte, error) {
 	if _, err := dec.Token(); err != io.EOF {
 		return nil, badRequest("unexpected data after the JSON object")
 	}
-	if err := exactMembers(raw, reflect.TypeOf(dst), ""); err != nil {
-		return nil, err
+	if t := reflect.TypeOf(dst); !exactAtSight(raw, t) {
+		if err := exactMembers(raw, t, ""); err != nil {
+			return nil, err
+		}
 	}
 	return raw, nil
+}
+
+// exactAtSight reports whether every member name of the valid JSON raw, at
+// every depth exactMembers checks, is exactly a field of t, reading the
+// text in place instead of decoding it into maps. false means it cannot
+// tell (a name unknown or written with an escape): exactMembers then
+// decides and says what is wrong. Every value of a repeated name is
+// checked, so true implies exactMembers finds nothing.
+func exactAtSight(raw []byte, t reflect.Type) bool {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	raw = bytes.TrimSpace(raw)
+	if string(raw) == "null" {
+		return true
+	}
+	switch t.Kind() {
+	case reflect.Struct:
+		fields := jsonFields(t)
+		return eachJSON(raw, '{', '}', func(key, value []byte) bool {
+			ft, ok := fields[string(key)]
+			return ok && exactAtSight(value, ft)
+		})
+	case reflect.Slice:
+		if e := t.Elem(); e.Kind() == reflect.Struct || e.Kind() == reflect.Pointer {
+			return eachJSON(raw, '[', ']', func(_, value []byte) bool { return exactAtSight(value, e) })
+		}
+	}
+	return true
+}
+
+// eachJSON calls fn with each member (opening '{': name and value) or element
+// (opening '[': value only) of the valid JSON object or array raw, and reports
+// whether raw is one and fn returned true for all. Names holding an escape
+// make it return false.
+func eachJSON(raw []byte, opening, closing byte, fn func(key, value []byte) bool) bool {
+	if len(raw) < 2 || raw[0] != opening {
+		return false
+	}
+	i := skipJSONSpace(raw, 1)
+	if i < len(raw) && raw[i] == closing {
+		return true
+	}
+	for i < len(raw) {
+		var key []byte
+		if opening == '{' {
+			if raw[i] != '"' {
+				return false
+			}
+			end := i + 1
+			for end < len(raw) && raw[end] != '"' {
+				if raw[end] == '\\' {
+					return false
+				}
+				end++
+			}
+			if end >= len(raw) {
+				return false
+			}
+			key = raw[i+1 : end]
+			i = skipJSONSpace(raw, end+1)
+			if i >= len(raw) || raw[i] != ':' {
+				return false
+			}
+			i = skipJSONSpace(raw, i+1)
+		}
+		end := skipJSONValue(raw, i)
+		if end <= i || !fn(key, raw[i:end]) {
+			return false
+		}
+		i = skipJSONSpace(raw, end)
+		if i >= len(raw) {
+			return false
+		}
+		switch raw[i] {
+		case ',':
+			i = skipJSONSpace(raw, i+1)
+		case closing:
+			return true
+		default:
+			return false
+		}
+	}
+	return false
+}
+
+func skipJSONSpace(raw []byte, i int) int {
+	for i < len(raw) && (raw[i] == ' ' || raw[i] == '\t' || raw[i] == '\n' || raw[i] == '\r') {
+		i++
+	}
+	return i
+}
+
+// skipJSONValue returns where the valid JSON value starting at i ends.
+func skipJSONValue(raw []byte, i int) int {
+	depth := 0
+	for ; i < len(raw); i++ {
+		switch c := raw[i]; c {
+		case '"':
+			for i++; i < len(raw) && raw[i] != '"'; i++ {
+				if raw[i] == '\\' {
+					i++
+				}
+			}
+			if depth == 0 {
+				return i + 1
+			}
+		case '{', '[':
+			depth++
+		case '}', ']':
+			depth--
+			if depth == 0 {
+				return i + 1
+			}
+			if depth < 0 {
+				return i
+			}
+		case ',', ' ', '\t', '\n', '\r':
+			if depth == 0 {
+				return i
+			}
+		}
+	}
+	return i
 }
 
 // exactMembers refuses object members whose names match a field of t only

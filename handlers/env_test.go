@@ -31,12 +31,14 @@ const (
 // Employees 1..5 exist (user1..user5, user<i>@corp.example); user1 is an
 // admin, and so a publisher.
 type env struct {
-	t      testing.TB
-	URL    string
-	Store  *sqlite.DB
-	Hub    *sse.Hub
-	Secret []byte
-	dsn    string
+	t     testing.TB
+	URL   string
+	Store *sqlite.DB
+	Hub   *sse.Hub
+	// Handler is the handler under test (Drain, Shutdown).
+	Handler *handlers.Handler
+	Secret  []byte
+	dsn     string
 }
 
 // silentStore opens a second handle on the same database without a
@@ -124,7 +126,7 @@ func newEnv(t testing.TB, opts ...func(*envOptions)) *env {
 		<-listening
 	})
 	waitReady(t, st)
-	return &env{t: t, URL: srv.URL, Store: st, Hub: hub, Secret: []byte(testSecret), dsn: path}
+	return &env{t: t, URL: srv.URL, Store: st, Hub: hub, Handler: h, Secret: []byte(testSecret), dsn: path}
 }
 
 // token mints an HS256 token for user with roles, valid for an hour.

@@ -216,17 +216,17 @@ func TestHeartbeat(t *testing.T) {
 
 func TestTokenExpiryEndsStream(t *testing.T) {
 	e := newEnv(t)
-	tok := e.tokenTTL("user2", 1500*time.Millisecond)
+	tok := e.tokenTTL("user2", shortTTL)
 	s := heraldtest.MustOpenStream(t, e.URL+"/events", tok)
 	start := time.Now()
-	m := s.MustNext(t, 10*time.Second)
+	m := s.MustNext(t, shortTTL+10*time.Second)
 	if m.Event != "token_expired" {
 		t.Fatalf("got %q, want token_expired", m.Event)
 	}
 	if !strings.Contains(m.Data, `"code":"token_expired"`) {
 		t.Fatalf("token_expired data %s", m.Data)
 	}
-	if took := time.Since(start); took > 8*time.Second {
+	if took := time.Since(start); took > shortTTL+6*time.Second {
 		t.Fatalf("token_expired came after %v", took)
 	}
 	s.WaitClosed(t, wait)

@@ -3,6 +3,7 @@ package handlers
 import (
 	"encoding/json"
 	"log/slog"
+	"strconv"
 
 	"github.com/corp/herald/auth"
 	"github.com/corp/herald/sse"
@@ -72,4 +73,36 @@ func (f *Fanout) EmployeeChanged(id int64, deleted bool) {
 func (f *Fanout) Resync() {
 	f.log.Info("deliveries may have been missed; streams catch up from the store")
 	f.hub.Resync()
+}
+
+// stateEvent is the data of a `state` event.
+type stateEvent struct {
+	Op          string   `json:"op"`
+	IDs         []string `json:"ids,omitempty"`
+	All         bool     `json:"all,omitempty"`
+	UnreadCount int      `json:"unread_count"`
+	UnseenCount int      `json:"unseen_count"`
+}
+
+// stateEventName is the stream event of inbox state changes; ephemeral
+// messages may not use it.
+const stateEventName = "state"
+
+// newStateEvent encodes c as its stream event: no seq (no id: line, not
+// replayed).
+func newStateEvent(c store.StateChange) *sse.Event {
+	ev := stateEvent{Op: string(c.Op), All: c.All, UnreadCount: c.Counts.Unread, UnseenCount: c.Counts.Unseen}
+	if !c.All {
+		ev.IDs = make([]string, len(c.Seqs))
+		for i, s := range c.Seqs {
+			ev.IDs[i] = strconv.FormatInt(s, 10)
+		}
+	}
+	data, _ := json.Marshal(ev)
+	return sse.NewEvent(0, stateEventName, data)
+}
+
+// State queues a state change on the employee's streams here.
+func (f *Fanout) State(c store.StateChange) {
+	f.hub.DeliverFunc(c.Employee, func() *sse.Event { return newStateEvent(c) })
 }

@@ -151,6 +151,10 @@ func (h *Handler) routes(origins []string) chi.Router {
 	// stream opens per client IP over all of them).
 	r.With(h.limitConnects, authn).Get("/events", h.events)
 	r.With(h.limitConnects, authn).Get("/ws", h.ws)
+	// Socket.IO authenticates each CONNECT itself (the token may come in
+	// the CONNECT packet), and only a handshake opens a stream.
+	r.With(h.limitSIOConnects).Get("/socket.io/", h.socketIO)
+	r.With(h.limitSIOConnects).Post("/socket.io/", h.socketIO)
 	// The REST API. Routes that change inbox state or preferences take
 	// limitState (STATE_RATE per employee).
 	r.Group(func(r chi.Router) {

@@ -140,11 +140,11 @@ func TestWSAuthAndOrigin(t *testing.T) {
 
 func TestWSTokenExpiry(t *testing.T) {
 	e := newEnv(t)
-	c, status, body := dialWS(t, e, "", "Authorization", "Bearer "+e.tokenTTL("user2", 1500*time.Millisecond))
+	c, status, body := dialWS(t, e, "", "Authorization", "Bearer "+e.tokenTTL("user2", shortTTL))
 	if c == nil {
 		t.Fatalf("dial: %d %s", status, body)
 	}
-	if f := readFrame(t, c); f.Event != "token_expired" {
+	if f := readFrameWithin(t, c, shortTTL+wait); f.Event != "token_expired" {
 		t.Fatalf("frame %+v, want token_expired", f)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), wait)

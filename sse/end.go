@@ -36,6 +36,9 @@ var (
 	// EndProtocol: a WebSocket client broke the protocol (bad frame, a
 	// frame over the limit).
 	EndProtocol = &End{Reason: "protocol_error", Code: 1002, Text: "protocol error"}
+	// EndTooLarge: a Socket.IO client sent a message over the size limit
+	// (SIOMaxPayload), as Socket.IO's maxHttpBufferSize.
+	EndTooLarge = &End{Reason: "message_too_large", Code: 1009, Text: "message too big"}
 	// EndTokenExpired: the token's exp passed. SSE sends its own
 	// token_expired event instead of closed.
 	EndTokenExpired = &End{Reason: "token_expired", Code: 4001, Text: "token expired"}
@@ -63,7 +66,7 @@ var (
 
 // Ends is every End, for metrics tables and tests.
 var Ends = []*End{
-	EndClient, EndClientData, EndProtocol, EndTokenExpired, EndSlowConsumer, EndWriteTimeout,
+	EndClient, EndClientData, EndProtocol, EndTooLarge, EndTokenExpired, EndSlowConsumer, EndWriteTimeout,
 	EndDeadPeer, EndRemoved, EndShutdown, EndMaxAge, EndStore, EndError,
 }
 

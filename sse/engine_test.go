@@ -250,8 +250,11 @@ func TestWSFramesPingsAndClose(t *testing.T) {
 	}
 	wsutil.WriteClientMessage(c, ws.OpText, []byte("ignored"))
 	wsutil.WriteClientMessage(c, ws.OpPing, []byte("hi"))
+	// One deadline for the whole wait: the server's own pings keep the
+	// socket busy, so a deadline per read would never pass without a pong.
+	deadline := time.Now().Add(wait)
 	for {
-		c.SetReadDeadline(time.Now().Add(wait))
+		c.SetReadDeadline(deadline)
 		f, err := ws.ReadFrame(c)
 		if err != nil {
 			t.Fatalf("no pong to the client's ping: %v (ends: %v)", err, ends(s.hub, sse.TransportWS))

@@ -26,6 +26,8 @@ type Event struct {
 	ws        []byte
 	frameOnce sync.Once
 	frame     []byte
+	sioOnce   sync.Once
+	sio       []byte
 }
 
 // NewEvent returns an event; data must be a compact JSON value.

@@ -28,11 +28,12 @@ type Transport uint8
 const (
 	TransportSSE Transport = iota
 	TransportWS
+	TransportSIO // Socket.IO, over long-polling or WebSocket
 	numTransports
 )
 
 // Transports lists every transport, for metrics tables.
-var Transports = []Transport{TransportSSE, TransportWS}
+var Transports = []Transport{TransportSSE, TransportWS, TransportSIO}
 
 func (t Transport) String() string {
 	switch t {
@@ -40,6 +41,8 @@ func (t Transport) String() string {
 		return "sse"
 	case TransportWS:
 		return "ws"
+	case TransportSIO:
+		return "socketio"
 	}
 	return "unknown"
 }

@@ -157,6 +157,11 @@ type Hub struct {
 	streams   int
 	closed    bool
 
+	// Socket.IO long-polling sessions by id (sio_session.go).
+	sioMu       sync.Mutex // guards sioSessions and sioSwept
+	sioSessions map[string]*sioSession
+	sioSwept    int64
+
 	closeOnce sync.Once
 	stats     Counters
 }
@@ -297,6 +302,15 @@ func (h *Hub) DeliverTo(t Targets, ev *Event) int {
 		}
 		return n
 	}
+	if len(t.Roles) == 0 && len(t.Employees) == 1 {
+		// One employee's streams: no stream can match twice.
+		for _, s := range h.employees[t.Employees[0]] {
+			if s.offer(ev) {
+				n++
+			}
+		}
+		return n
+	}
 	// A stream matched twice (its employee and a role) gets the event once.
 	seen := make(streamSet)
 	visit := func(s *stream) {
@@ -321,14 +335,19 @@ func (h *Hub) DeliverTo(t Targets, ev *Event) int {
 	return n
 }
 
-// Connected returns those of employees that have an open stream here.
+// Connected returns those of employees that have an open stream here: one
+// that has not ended (a removed employee's streams end before
+// CloseEmployee returns, though they leave the rooms only once closed).
 func (h *Hub) Connected(employees []int64) []int64 {
 	h.mu.RLock()
 	defer h.mu.RUnlock()
 	out := make([]int64, 0, len(employees))
 	for _, id := range employees {
-		if len(h.employees[id]) > 0 {
-			out = append(out, id)
+		for _, s := range h.employees[id] {
+			if s.open() {
+				out = append(out, id)
+				break
+			}
 		}
 	}
 	return out
@@ -374,6 +393,7 @@ func (h *Hub) Close() {
 	for _, s := range h.snapshot(nil) {
 		s.stop(EndShutdown)
 	}
+	h.closeSIOSessions()
 }
 
 // Shutdown closes the hub (see Close), then waits until ctx ends for every

@@ -221,6 +221,14 @@ func (s *stream) offer(ev *Event) bool {
 	return true
 }
 
+// open reports whether the stream has not ended. An ended stream stays in
+// the hub's rooms until its connection is closed.
+func (s *stream) open() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.end == nil
+}
+
 // liveLocked reports whether the stream's position is settled, so an
 // event can go out without reading the store first.
 func (s *stream) liveLocked() bool { return s.known && !s.replay && !s.catchUp }

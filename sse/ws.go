@@ -49,6 +49,9 @@ type wsState struct {
 	pingedAt atomic.Int64
 	partial  []byte // an incomplete frame; nil almost always
 	skip     int64  // payload bytes of an ignored frame still to come
+	// sio: the client speaks Engine.IO (Socket.IO): data frames are
+	// packets, read by their first bytes (sioClientPacket).
+	sio bool
 }
 
 // silence is how long a client may leave a ping unanswered: a heartbeat,
@@ -96,8 +99,27 @@ func (w *wsState) feed(s *stream, b []byte) (replies []byte, end *End) {
 		}
 		hlen := int64(ws.HeaderSize(h))
 		if !h.OpCode.IsControl() {
-			// Data: ignored and counted (a push-only stream).
-			if h.Fin {
+			if w.sio {
+				// An Engine.IO packet: its type is in its first two bytes;
+				// the rest is skipped unread, whatever it says.
+				if h.Length > SIOMaxPayload {
+					return replies, EndTooLarge
+				}
+				need := min(h.Length, 2)
+				if int64(len(b)) < hlen+need {
+					w.partial = bytes.Clone(b) // at most 14 + 2 bytes
+					return replies, nil
+				}
+				if h.OpCode != ws.OpContinuation {
+					var head [2]byte
+					copy(head[:], b[hlen:hlen+need])
+					ws.Cipher(head[:need], h.Mask, 0)
+					if end := s.sioClientPacket(h.OpCode == ws.OpBinary, head[:need]); end != nil {
+						return replies, end
+					}
+				}
+			} else if h.Fin {
+				// Data: ignored and counted (a push-only stream).
 				s.hub.stats.ignored[s.f.transport()].Add(1)
 			}
 			w.skip = h.Length

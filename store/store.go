@@ -86,6 +86,11 @@ type Notification struct {
 	Body      string
 	Data      json.RawMessage // a JSON object, or nil
 	CreatedAt time.Time
+	// URL is where a click leads ("" when not set).
+	URL string
+	// ExpiresAt is when the notification is gone for its recipients (nil:
+	// never).
+	ExpiresAt *time.Time
 }
 
 // InboxItem is one recipient's copy of a notification.
@@ -93,6 +98,8 @@ type InboxItem struct {
 	Seq          int64 // per employee; the id clients see
 	Notification Notification
 	ReadAt       *time.Time
+	SeenAt       *time.Time
+	ArchivedAt   *time.Time
 }
 
 // Targets says who receives a publish. Roles and All are expanded from the
@@ -117,6 +124,21 @@ type Message struct {
 	// Publisher identifies who published, for the record (a username or an
 	// application ID); never shown to recipients.
 	Publisher string
+	// Owner is the publisher identity that may withdraw the notification
+	// (Center.Withdraw); never shown to recipients.
+	Owner string
+	// URL is where a click leads ("" when not set).
+	URL string
+	// ExpiresAt, when set, is when the notification is gone for its
+	// recipients.
+	ExpiresAt *time.Time
+	// DeliverAt, when set and in the future, schedules the copies: targets
+	// are resolved now, the copies become visible (and get their seqs) at
+	// that time.
+	DeliverAt *time.Time
+	// Required delivers the notification even to employees who muted its
+	// type.
+	Required bool
 }
 
 // Idempotency identifies a publish for retries: Owner scopes Key to one
@@ -150,6 +172,11 @@ type InboxQuery struct {
 	Before     int64 // only items with seq < Before; 0 for the newest
 	Limit      int
 	UnreadOnly bool
+	UnseenOnly bool
+	// Archived selects only archived items; by default they are left out.
+	Archived bool
+	// Type selects one type, or a prefix when it ends in "*" ("build.*").
+	Type string
 }
 
 // Bound returns the exclusive upper seq of the page: Before, or no bound.
@@ -162,8 +189,8 @@ func (q InboxQuery) Bound() int64 {
 
 // Page cuts items, read newest first with one more than q.Limit (to learn
 // whether older ones exist), to q's page.
-func (q InboxQuery) Page(items []InboxItem, unread int) InboxPage {
-	p := InboxPage{Items: items, UnreadCount: unread}
+func (q InboxQuery) Page(items []InboxItem, c Counts) InboxPage {
+	p := InboxPage{Items: items, UnreadCount: c.Unread, UnseenCount: c.Unseen}
 	if len(items) > q.Limit {
 		p.Items, p.More = items[:q.Limit], true
 	}
@@ -174,6 +201,7 @@ func (q InboxQuery) Page(items []InboxItem, unread int) InboxPage {
 type InboxPage struct {
 	Items       []InboxItem
 	UnreadCount int
+	UnseenCount int
 	More        bool // older items exist beyond this page
 }
 
@@ -224,6 +252,9 @@ type Sink interface {
 	// Resync reports that deliveries may have been missed (a dropped
 	// listener connection): streams must catch up from the store.
 	Resync()
+	// State hands over a committed change of an employee's inbox state
+	// (or a withdrawal), for that employee's open streams.
+	State(c StateChange)
 }
 
 // Directory is the employee directory.
@@ -257,15 +288,16 @@ type Publisher interface {
 
 // Inbox reads and updates employees' inboxes.
 type Inbox interface {
-	// Inbox returns a page, newest first, with the unread count.
+	// Inbox returns a page, newest first, with the counts. Expired items
+	// and scheduled copies not yet delivered are never listed.
 	Inbox(ctx context.Context, q InboxQuery) (InboxPage, error)
-	// Since returns up to limit items with seq > after, oldest first.
+	// Since returns up to limit items with seq > after, oldest first: what
+	// streams replay, so expired items and muted copies (stored without a
+	// live delivery) are left out.
 	Since(ctx context.Context, employee, after int64, limit int) ([]InboxItem, error)
 	// Head returns the employee's latest seq (0 when none).
 	Head(ctx context.Context, employee int64) (int64, error)
-	// MarkRead marks the given seqs (or all when all is true) of the
-	// employee's own inbox read; seqs that are not theirs are ignored. It
-	// returns how many became read and how many remain unread.
+	// MarkRead is SetState with OpRead, returning the unread count.
 	MarkRead(ctx context.Context, employee int64, seqs []int64, all bool) (marked, unread int, err error)
 }
 
@@ -276,6 +308,7 @@ type Store interface {
 	Publisher
 	Inbox
 	Push
+	Center
 	// Listen hands committed deliveries to sink until ctx ends. Only one
 	// Listen runs per Store.
 	Listen(ctx context.Context, sink Sink) error

@@ -96,7 +96,7 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 	fs.IntVar(&c.Roles, "roles", 0, "roles bench-r0… dealt to the employees (default 10 with --mode role)")
 	fs.Int64Var(&c.EmployeeBase, "employee-base", 1_000_000, "the bench's employee IDs are base+1…base+employees")
 	fs.BoolVar(&c.Seed, "seed", true, "put the bench's employees into the directory first")
-	fs.StringVar(&c.Transport, "transport", "sse", "sse (GET /events) or ws (GET /ws)")
+	fs.StringVar(&c.Transport, "transport", "sse", "sse (GET /events), ws (GET /ws) or socketio (/socket.io/, WebSocket transport)")
 	fs.StringVar(&c.Mode, "mode", "unicast", "unicast (a random employee each), role (a random role), broadcast (all)")
 	fs.Float64Var(&c.Rate, "rate", 100, "publishes per second (0: only open streams)")
 	fs.DurationVar(&c.Duration, "duration", 10*time.Second, "how long to publish (at most 10m)")
@@ -237,8 +237,8 @@ func (c *config) loadProblems() []string {
 	if c.Employees < 1 || c.Employees > maxStreams || c.Streams > 10*c.Employees {
 		bad("--employees must be 1…%d and at least streams/10 (Herald allows 10 streams per employee)", maxStreams)
 	}
-	if c.Transport != "sse" && c.Transport != "ws" {
-		bad("--transport must be sse or ws")
+	if c.Transport != "sse" && c.Transport != "ws" && c.Transport != "socketio" {
+		bad("--transport must be sse, ws or socketio")
 	}
 	if c.Mode != "unicast" && c.Mode != "role" && c.Mode != "broadcast" {
 		bad("--mode must be unicast, role or broadcast")

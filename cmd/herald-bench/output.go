@@ -25,6 +25,9 @@ type Report struct {
 	Servers  []ServerReport `json:"servers,omitempty"`
 	Client   ClientReport   `json:"client"`
 	Issuer   *IssuerReport  `json:"issuer,omitempty"`
+	// LoadAvg is /proc/loadavg's 1, 5 and 15 minute figures just before
+	// the run: how busy the machine was with other work.
+	LoadAvg string `json:"loadavg,omitempty"`
 	// Interrupted runs were stopped (SIGINT) before the end: deliveries in
 	// flight count as lost.
 	Interrupted bool     `json:"interrupted,omitempty"`

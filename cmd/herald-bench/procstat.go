@@ -33,6 +33,20 @@ func raiseFileLimit() fileLimit {
 	return fileLimit{Soft: uint64(l.Cur), Hard: uint64(l.Max)}
 }
 
+// loadAverage is /proc/loadavg's 1, 5 and 15 minute load averages, or ""
+// where there is none.
+func loadAverage() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return ""
+	}
+	f := strings.Fields(string(b))
+	if len(f) < 3 {
+		return ""
+	}
+	return strings.Join(f[:3], " ")
+}
+
 // selfCPUSeconds is the CPU time (user + system) this process has used.
 func selfCPUSeconds() float64 {
 	var ru syscall.Rusage

@@ -27,11 +27,24 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 	load := fs.String("load", "", "load results: the JSON lines of herald-bench runs")
 	out := fs.String("out", "", "write here instead of stdout")
 	notes := fs.String("notes", "", "a Markdown file included after the header (what profiling found, before and after)")
+	peer := fs.String("peer", "", "the Socket.IO peer's runs: JSON lines of its load tool (peer-socketio.sh run)")
+	side := fs.String("side", "", "Herald's runs to compare with the peer's: JSON lines of herald-bench runs")
+	sideTransports := fs.String("side-transports", "sse,ws,socketio", "Herald's transports in the comparison, in column order")
+	missing := map[string]string{}
+	fs.Func("side-missing", "TRANSPORT=why: why a transport of the comparison did not run (repeatable)", func(v string) error {
+		k, why, ok := strings.Cut(v, "=")
+		if !ok {
+			return fmt.Errorf("%q is not TRANSPORT=why", v)
+		}
+		missing[k] = why
+		return nil
+	})
+	keep := fs.String("keep", "", "an earlier BENCHMARKS.md: its sections (## headings) this report does not write are kept, in their place")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *micro == "" && *load == "" {
-		return errors.New("report: give --micro and/or --load")
+	if *micro == "" && *load == "" && *peer == "" && *side == "" {
+		return errors.New("report: give --micro, --load and/or --peer with --side")
 	}
 	var doc strings.Builder
 	writeHeader(&doc)
@@ -57,11 +70,92 @@ func reportCmd(args []string, stdout, stderr io.Writer) error {
 		}
 		writeLoad(&doc, runs)
 	}
+	if *peer != "" || *side != "" {
+		var peers []peerRun
+		var herald []Report
+		var err error
+		if *peer != "" {
+			if peers, err = readPeerFile(*peer); err != nil {
+				return err
+			}
+		}
+		if *side != "" {
+			if herald, err = readLoadFile(*side); err != nil {
+				return err
+			}
+		}
+		writeSideBySide(&doc, peers, herald, splitList(strings.ReplaceAll(*sideTransports, " ", ",")), missing)
+	}
+	text := doc.String()
+	if *keep != "" {
+		old, err := os.ReadFile(*keep)
+		if err != nil && !errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("report: %w", err)
+		}
+		text = keepSections(string(old), text)
+	}
 	if *out == "" {
-		_, err := io.WriteString(stdout, doc.String())
+		_, err := io.WriteString(stdout, text)
 		return err
 	}
-	return os.WriteFile(*out, []byte(doc.String()), 0o644)
+	return os.WriteFile(*out, []byte(text), 0o644)
+}
+
+// keepSections returns doc with the sections of old that doc lacks: a
+// section is a "## " heading and what follows up to the next one. doc's
+// opening (before its first section) comes first; then old's sections in
+// their order, each replaced by doc's section of the same heading when it
+// has one; then doc's sections old did not have. So a run of a few
+// scenarios updates their sections and keeps the figures of the others.
+func keepSections(old, doc string) string {
+	_, oldSecs := splitSections(old)
+	head, secs := splitSections(doc)
+	used := map[string]bool{}
+	var b strings.Builder
+	b.WriteString(head)
+	for _, s := range oldSecs {
+		if i := slices.IndexFunc(secs, func(n [2]string) bool { return n[0] == s[0] }); i >= 0 {
+			b.WriteString(secs[i][1])
+			used[s[0]] = true
+			continue
+		}
+		b.WriteString(s[1])
+	}
+	for _, s := range secs {
+		if !used[s[0]] {
+			b.WriteString(s[1])
+		}
+	}
+	return b.String()
+}
+
+// splitSections cuts Markdown at its "## " headings (outside code blocks):
+// the text before the first, then each heading with its text.
+func splitSections(doc string) (head string, secs [][2]string) {
+	lines := strings.SplitAfter(doc, "\n")
+	cur := &strings.Builder{}
+	heading := ""
+	fence := false
+	flush := func() {
+		if heading == "" {
+			head = cur.String()
+		} else {
+			secs = append(secs, [2]string{heading, cur.String()})
+		}
+	}
+	for _, l := range lines {
+		if strings.HasPrefix(l, "```") {
+			fence = !fence
+		}
+		if !fence && strings.HasPrefix(l, "## ") {
+			flush()
+			cur = &strings.Builder{}
+			heading = strings.TrimSpace(l)
+		}
+		cur.WriteString(l)
+	}
+	flush()
+	return head, secs
 }
 
 // machine describes where the figures come from.
@@ -98,7 +192,7 @@ func writeHeader(w *strings.Builder) {
 	fmt.Fprintf(w, "Written by `make bench` (`herald-bench report`) on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"))
 	fmt.Fprintf(w, "- **Machine**: %s.\n", machine())
 	fmt.Fprintf(w, "- **Figures** are medians over repeated runs (the run count is given); the load tool runs on the same machine as the server.\n")
-	fmt.Fprintf(w, "- How to run these and the long scenarios: README, section Benchmarks.\n\n")
+	fmt.Fprintf(w, "- How to run these and the long scenarios: README, section Benchmarks. A run of only some scenarios rewrites their sections and keeps the others from the previous file.\n\n")
 }
 
 // benchResult is one benchmark's runs: unit → values, one per run.

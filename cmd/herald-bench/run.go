@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -52,6 +53,7 @@ func runLoad(ctx context.Context, cfg config, command string, stdout, stderr io.
 		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
 	}
 	defer r.cleanup()
+	load := loadAverage()
 	if err := r.setup(ctx); err != nil {
 		return err
 	}
@@ -59,6 +61,7 @@ func runLoad(ctx context.Context, cfg config, command string, stdout, stderr io.
 	if err != nil {
 		return err
 	}
+	rep.LoadAvg = load
 	if err := writeReport(stdout, rep); err != nil {
 		return err
 	}
@@ -145,6 +148,17 @@ func (r *runner) warmUp(ctx context.Context, m *minter) error {
 func openAndClose(ctx context.Context, base, transport, token string) error {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
+	if transport == "socketio" {
+		u, err := url.Parse(base)
+		if err != nil {
+			return err
+		}
+		c, err := newDialer(nil, 10*time.Second).openSIO(ctx, u, token, -1)
+		if err == nil {
+			c.close()
+		}
+		return err
+	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events", nil)
 	if err != nil {
 		return err

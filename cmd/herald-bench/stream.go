@@ -115,8 +115,11 @@ func (e *statusError) Error() string { return fmt.Sprintf("status %d: %s", e.sta
 // bearer token, resuming after the id resume (Last-Event-ID, or
 // ?lastEventId for WebSocket); a negative resume is a fresh connect.
 func (d *dialer) open(ctx context.Context, transport string, base *url.URL, token string, resume int64) (streamConn, error) {
-	if transport == "ws" {
+	switch transport {
+	case "ws":
 		return d.openWS(ctx, base, token, resume)
+	case "socketio":
+		return d.openSIO(ctx, base, token, resume)
 	}
 	return d.openSSE(ctx, base, token, resume)
 }
@@ -265,6 +268,110 @@ func (w *wsConn) next(ctx context.Context) (event, error) {
 }
 
 func (w *wsConn) close() { _ = w.c.CloseNow() }
+
+// openSIO connects the way socket.io-client v4 does with
+// transports: ["websocket"]: GET /socket.io/?EIO=4&transport=websocket,
+// the open packet, then a CONNECT with auth {token, lastEventId}; a
+// connect_error is a refused stream (counted as "http 401" etc. by its code).
+func (d *dialer) openSIO(ctx context.Context, base *url.URL, token string, resume int64) (streamConn, error) {
+	ctx, cancel := context.WithTimeout(ctx, d.timeout)
+	defer cancel()
+	c, resp, err := websocket.Dial(ctx, "ws://"+base.Host+"/socket.io/?EIO=4&transport=websocket", &websocket.DialOptions{HTTPClient: d.ws})
+	if err != nil {
+		if resp != nil && resp.StatusCode != http.StatusSwitchingProtocols {
+			return nil, &statusError{status: resp.StatusCode, body: err.Error()}
+		}
+		return nil, err
+	}
+	c.SetReadLimit(1 << 20)
+	fail := func(err error) (streamConn, error) { _ = c.CloseNow(); return nil, err }
+	if _, b, err := c.Read(ctx); err != nil || len(b) == 0 || b[0] != '0' {
+		return fail(fmt.Errorf("socket.io open packet %q: %v", b, err))
+	}
+	auth := map[string]string{"token": token}
+	if resume >= 0 {
+		auth["lastEventId"] = strconv.FormatInt(resume, 10)
+	}
+	a, _ := json.Marshal(auth)
+	if err := c.Write(ctx, websocket.MessageText, append([]byte("40"), a...)); err != nil {
+		return fail(err)
+	}
+	for {
+		_, b, err := c.Read(ctx)
+		switch {
+		case err != nil:
+			return fail(err)
+		case len(b) >= 2 && b[0] == '4' && b[1] == '0':
+			return &sioConn{c: c}, nil
+		case len(b) >= 2 && b[0] == '4' && b[1] == '4':
+			var ce struct{ Data struct{ Code string } }
+			_ = json.Unmarshal(b[2:], &ce)
+			status := http.StatusUnauthorized
+			switch ce.Data.Code {
+			case "too_many_connections":
+				status = http.StatusTooManyRequests
+			case "unavailable":
+				status = http.StatusServiceUnavailable
+			case "unknown_employee", "forbidden":
+				status = http.StatusForbidden
+			}
+			return fail(&statusError{status: status, body: string(b[2:])})
+		case len(b) == 1 && b[0] == '2':
+			_ = c.Write(ctx, websocket.MessageText, []byte("3"))
+		}
+	}
+}
+
+// sioConn is a Socket.IO stream on the WebSocket transport.
+type sioConn struct{ c *websocket.Conn }
+
+func (s *sioConn) next(ctx context.Context) (event, error) {
+	for {
+		typ, b, err := s.c.Read(ctx)
+		if err != nil {
+			return event{}, err
+		}
+		if typ != websocket.MessageText || len(b) == 0 {
+			continue
+		}
+		switch {
+		case b[0] == '2': // ping
+			_ = s.c.Write(ctx, websocket.MessageText, []byte("3"))
+			continue
+		case b[0] == '1' || (len(b) >= 2 && b[0] == '4' && b[1] == '1'):
+			return event{}, io.EOF
+		case len(b) < 2 || b[0] != '4' || b[1] != '2':
+			continue
+		}
+		var args []json.RawMessage
+		if err := json.Unmarshal(b[2:], &args); err != nil || len(args) == 0 {
+			return event{}, fmt.Errorf("decode socket.io event %q: %v", b, err)
+		}
+		var name string
+		_ = json.Unmarshal(args[0], &name)
+		ev := event{name: name}
+		if name == "nueva_notificacion" {
+			ev.name = "notification"
+		}
+		if len(args) > 1 {
+			var n struct {
+				ID string `json:"id"`
+			}
+			if json.Unmarshal(args[1], &n) == nil && n.ID != "" {
+				ev.seq, _ = strconv.ParseInt(n.ID, 10, 64)
+			}
+			if ev.name == "notification" {
+				decodeNotification(&ev, args[1])
+			}
+		}
+		if name == "replay_truncated" {
+			continue // its position comes with the next notifications
+		}
+		return ev, nil
+	}
+}
+
+func (s *sioConn) close() { _ = s.c.CloseNow() }
 
 // reason condenses a connect error into a short label for counting.
 func reason(err error) string {

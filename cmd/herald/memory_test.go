@@ -5,12 +5,20 @@ import (
 	"log/slog"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 )
 
 // TestCompactAfterBursts: one compaction per burst, once it has settled; none
-// for a trickle of streams or while the burst goes on.
+// for a trickle of streams or while the burst goes on. It runs in a
+// synctest bubble: the ticker and the sleeps are on a fake clock that moves
+// only when every goroutine waits, so a loaded machine cannot make the
+// 5 ms ticker miss the 30 ms window.
 func TestCompactAfterBursts(t *testing.T) {
+	synctest.Test(t, testCompactAfterBursts)
+}
+
+func testCompactAfterBursts(t *testing.T) {
 	var streams, freed atomic.Int64
 	p := burstPolicy{every: 5 * time.Millisecond, streams: 100, quiet: 30 * time.Millisecond, free: func() { freed.Add(1) }}
 	ctx, cancel := context.WithCancel(context.Background())

@@ -1700,6 +1700,39 @@ type PublishNotificationParams struct {
 	IdempotencyKey *IdempotencyKey `json:"Idempotency-Key,omitempty"`
 }
 
+// SocketIOGetParams defines parameters for SocketIOGet.
+type SocketIOGetParams struct {
+	// EIO The Engine.IO protocol version; Herald speaks 4 (socket.io-client v3 and v4).
+	EIO string `form:"EIO" json:"EIO"`
+
+	// Transport `polling` (HTTP long-polling) or `websocket`.
+	Transport string `form:"transport" json:"transport"`
+
+	// Sid The Engine.IO session id of the handshake answer; absent on a handshake.
+	Sid *string `form:"sid,omitempty" json:"sid,omitempty"`
+
+	// T A cache-busting value socket.io-client adds; ignored.
+	T *string `form:"t,omitempty" json:"t,omitempty"`
+}
+
+// SocketIOPostTextBody defines parameters for SocketIOPost.
+type SocketIOPostTextBody = string
+
+// SocketIOPostParams defines parameters for SocketIOPost.
+type SocketIOPostParams struct {
+	// EIO The Engine.IO protocol version; Herald speaks 4 (socket.io-client v3 and v4).
+	EIO string `form:"EIO" json:"EIO"`
+
+	// Transport `polling` (HTTP long-polling) or `websocket`.
+	Transport string `form:"transport" json:"transport"`
+
+	// Sid The Engine.IO session id of the handshake answer; absent on a handshake.
+	Sid *string `form:"sid,omitempty" json:"sid,omitempty"`
+
+	// T A cache-busting value socket.io-client adds; ignored.
+	T *string `form:"t,omitempty" json:"t,omitempty"`
+}
+
 // StreamWebSocketParams defines parameters for StreamWebSocket.
 type StreamWebSocketParams struct {
 	// LastEventID Resume after this notification id on a first connect (after a page
@@ -1731,6 +1764,9 @@ type UnsubscribePushJSONRequestBody = PushSubscriptionDelete
 
 // SubscribePushJSONRequestBody defines body for SubscribePush for application/json ContentType.
 type SubscribePushJSONRequestBody = PushSubscriptionInput
+
+// SocketIOPostTextRequestBody defines body for SocketIOPost for text/plain ContentType.
+type SocketIOPostTextRequestBody = SocketIOPostTextBody
 
 // AsEmployeeInput0 returns the union data inside the EmployeeInput as a EmployeeInput0
 func (t EmployeeInput) AsEmployeeInput0() (EmployeeInput0, error) {
@@ -3096,6 +3132,68 @@ type ClientInterface interface {
 	// Corresponds with POST /session (the `CreateSession` operationId).
 	CreateSession(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error)
 
+	// SocketIOGet Socket.IO endpoint (handshake, poll, WebSocket)
+	//
+	// The endpoint of the Socket.IO frontends (`socket.io-client` v4, Engine.IO
+	// protocol 4, Socket.IO protocol 5): they connect unchanged with
+	// `io(HERALD_URL, { auth: { token } })` or
+	// `io(HERALD_URL, { withCredentials: true })` (the `token` cookie). It is a
+	// stream like `GET /events` and `GET /ws`: same rooms, same cap of 10 per
+	// employee over every transport, same queues, the same `Origin` rule.
+	//
+	// A `GET` without `sid` is a handshake (`transport=polling`: a `0{…}`
+	// open packet in a `text/plain` body; `transport=websocket`: a
+	// WebSocket whose first frame is that packet); with `sid`, a poll (the
+	// packets waiting, separated by `0x1e`, held until there are some, at most
+	// a heartbeat) or the upgrade of a polling session to WebSocket.
+	//
+	// The token is checked when the client sends its Socket.IO CONNECT:
+	// `auth.token`, else the handshake's `Authorization: Bearer` header,
+	// else its `token` cookie. A refusal is the client's `connect_error`,
+	// with the old systems' messages and a stable `code` in its `data`:
+	//
+	// | message | `data.code` |
+	// |---|---|
+	// | `Autenticación requerida: No se proporcionó token.` (cookie-only handshake: `No autenticado`, or `Token no proporcionado` when it has cookies but no `token`) | `missing_token` |
+	// | `Autenticación fallida: Token de Azure inválido.` (cookie-only: `Token inválido`) | `invalid_token`, `token_expired` |
+	// | `Usuario no encontrado en el sistema local.` | `unknown_employee`, `forbidden` (a service token) |
+	// | `Demasiadas conexiones abiertas: …` | `too_many_connections` |
+	// | `auth.lastEventId must be an event id: …` | `invalid_request` |
+	//
+	// A stored notification is the event `nueva_notificacion` with the
+	// notification JSON of the SSE stream; an ephemeral message is the event
+	// of its `event` name (`nueva_notificacion` without one); every other
+	// event of the stream (`replay_truncated`, `closed`, `token_expired`, and
+	// inbox `state` changes) keeps its name. `auth.lastEventId` (the `id` of
+	// the last `nueva_notificacion`) replays what was missed, as
+	// `Last-Event-ID` does. Events the client emits, and rooms it tries to
+	// join, reach no one: they are ignored and counted in
+	// `herald_stream_client_messages_ignored_total{transport="socketio"}`.
+	// A client packet (or poll body) over 64 KiB ends the connection.
+	//
+	// Corresponds with GET /socket.io/ (the `SocketIOGet` operationId).
+	SocketIOGet(ctx context.Context, params *SocketIOGetParams, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SocketIOPostWithBody Socket.IO packets from a long-polling client
+	//
+	// The packets a long-polling client sends (its CONNECT, pongs),
+	// separated by `0x1e`, at most 64 KiB. Answer `ok`.
+	//
+	// Takes any type of body and a specified content type.
+	//
+	// Corresponds with POST /socket.io/ (the `SocketIOPost` operationId).
+	SocketIOPostWithBody(ctx context.Context, params *SocketIOPostParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error)
+
+	// SocketIOPostWithTextBody Socket.IO packets from a long-polling client
+	//
+	// The packets a long-polling client sends (its CONNECT, pongs),
+	// separated by `0x1e`, at most 64 KiB. Answer `ok`.
+	//
+	// Takes a body of the `text/plain` content type.
+	//
+	// Corresponds with POST /socket.io/ (the `SocketIOPost` operationId).
+	SocketIOPostWithTextBody(ctx context.Context, params *SocketIOPostParams, body SocketIOPostTextRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error)
+
 	// StreamWebSocket Open the caller's event stream (WebSocket fallback)
 	//
 	// The same stream as `GET /events` over a WebSocket, for clients that
@@ -3835,6 +3933,98 @@ func (c *Client) DeleteSession(ctx context.Context, reqEditors ...RequestEditorF
 // Corresponds with POST /session (the `CreateSession` operationId).
 func (c *Client) CreateSession(ctx context.Context, reqEditors ...RequestEditorFn) (*http.Response, error) {
 	req, err := NewCreateSessionRequest(c.Server)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SocketIOGet Socket.IO endpoint (handshake, poll, WebSocket)
+//
+// The endpoint of the Socket.IO frontends (`socket.io-client` v4, Engine.IO
+// protocol 4, Socket.IO protocol 5): they connect unchanged with
+// `io(HERALD_URL, { auth: { token } })` or
+// `io(HERALD_URL, { withCredentials: true })` (the `token` cookie). It is a
+// stream like `GET /events` and `GET /ws`: same rooms, same cap of 10 per
+// employee over every transport, same queues, the same `Origin` rule.
+//
+// A `GET` without `sid` is a handshake (`transport=polling`: a `0{…}`
+// open packet in a `text/plain` body; `transport=websocket`: a
+// WebSocket whose first frame is that packet); with `sid`, a poll (the
+// packets waiting, separated by `0x1e`, held until there are some, at most
+// a heartbeat) or the upgrade of a polling session to WebSocket.
+//
+// The token is checked when the client sends its Socket.IO CONNECT:
+// `auth.token`, else the handshake's `Authorization: Bearer` header,
+// else its `token` cookie. A refusal is the client's `connect_error`,
+// with the old systems' messages and a stable `code` in its `data`:
+//
+// | message | `data.code` |
+// |---|---|
+// | `Autenticación requerida: No se proporcionó token.` (cookie-only handshake: `No autenticado`, or `Token no proporcionado` when it has cookies but no `token`) | `missing_token` |
+// | `Autenticación fallida: Token de Azure inválido.` (cookie-only: `Token inválido`) | `invalid_token`, `token_expired` |
+// | `Usuario no encontrado en el sistema local.` | `unknown_employee`, `forbidden` (a service token) |
+// | `Demasiadas conexiones abiertas: …` | `too_many_connections` |
+// | `auth.lastEventId must be an event id: …` | `invalid_request` |
+//
+// A stored notification is the event `nueva_notificacion` with the
+// notification JSON of the SSE stream; an ephemeral message is the event
+// of its `event` name (`nueva_notificacion` without one); every other
+// event of the stream (`replay_truncated`, `closed`, `token_expired`, and
+// inbox `state` changes) keeps its name. `auth.lastEventId` (the `id` of
+// the last `nueva_notificacion`) replays what was missed, as
+// `Last-Event-ID` does. Events the client emits, and rooms it tries to
+// join, reach no one: they are ignored and counted in
+// `herald_stream_client_messages_ignored_total{transport="socketio"}`.
+// A client packet (or poll body) over 64 KiB ends the connection.
+//
+// Corresponds with GET /socket.io/ (the `SocketIOGet` operationId).
+func (c *Client) SocketIOGet(ctx context.Context, params *SocketIOGetParams, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSocketIOGetRequest(c.Server, params)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SocketIOPostWithBody Socket.IO packets from a long-polling client
+//
+// The packets a long-polling client sends (its CONNECT, pongs),
+// separated by `0x1e`, at most 64 KiB. Answer `ok`.
+//
+// Takes any type of body and a specified content type.
+//
+// Corresponds with POST /socket.io/ (the `SocketIOPost` operationId).
+func (c *Client) SocketIOPostWithBody(ctx context.Context, params *SocketIOPostParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSocketIOPostRequestWithBody(c.Server, params, contentType, body)
+	if err != nil {
+		return nil, err
+	}
+	req = req.WithContext(ctx)
+	if err := c.applyEditors(ctx, req, reqEditors); err != nil {
+		return nil, err
+	}
+	return c.Client.Do(req)
+}
+
+// SocketIOPostWithTextBody Socket.IO packets from a long-polling client
+//
+// The packets a long-polling client sends (its CONNECT, pongs),
+// separated by `0x1e`, at most 64 KiB. Answer `ok`.
+//
+// Takes a body of the `text/plain` content type.
+//
+// Corresponds with POST /socket.io/ (the `SocketIOPost` operationId).
+func (c *Client) SocketIOPostWithTextBody(ctx context.Context, params *SocketIOPostParams, body SocketIOPostTextRequestBody, reqEditors ...RequestEditorFn) (*http.Response, error) {
+	req, err := NewSocketIOPostRequestWithTextBody(c.Server, params, body)
 	if err != nil {
 		return nil, err
 	}
@@ -4721,6 +4911,183 @@ func NewCreateSessionRequest(server string) (*http.Request, error) {
 	return req, nil
 }
 
+// NewSocketIOGetRequest constructs an http.Request for the SocketIOGet method
+func NewSocketIOGetRequest(server string, params *SocketIOGetParams) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/socket.io/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "EIO", params.EIO, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "transport", params.Transport, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Sid != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sid", *params.Sid, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.T != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "t", *params.T, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodGet, queryURL.String(), nil)
+	if err != nil {
+		return nil, err
+	}
+
+	return req, nil
+}
+
+// NewSocketIOPostRequestWithTextBody calls the generic SocketIOPost builder with text/plain body
+func NewSocketIOPostRequestWithTextBody(server string, params *SocketIOPostParams, body SocketIOPostTextRequestBody) (*http.Request, error) {
+	var bodyReader io.Reader
+	if stringer, ok := interface{}(body).(fmt.Stringer); ok {
+		bodyReader = strings.NewReader(stringer.String())
+	} else {
+		bodyReader = strings.NewReader(fmt.Sprint(body))
+	}
+	return NewSocketIOPostRequestWithBody(server, params, "text/plain", bodyReader)
+}
+
+// NewSocketIOPostRequestWithBody constructs an http.Request for the SocketIOPost method, with any body, and a specified content type
+func NewSocketIOPostRequestWithBody(server string, params *SocketIOPostParams, contentType string, body io.Reader) (*http.Request, error) {
+	var err error
+
+	serverURL, err := url.Parse(server)
+	if err != nil {
+		return nil, err
+	}
+
+	operationPath := fmt.Sprintf("/socket.io/")
+	if operationPath[0] == '/' {
+		operationPath = "." + operationPath
+	}
+
+	queryURL, err := serverURL.Parse(operationPath)
+	if err != nil {
+		return nil, err
+	}
+
+	if params != nil {
+		// queryValues collects non-styled parameters (passthrough, JSON)
+		// that are safe to round-trip through url.Values.Encode().
+		queryValues := queryURL.Query()
+		// rawQueryFragments collects pre-encoded query fragments from
+		// styled parameters, preserving literal commas as delimiters
+		// per the OpenAPI spec (e.g. "color=blue,black,brown").
+		var rawQueryFragments []string
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "EIO", params.EIO, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if queryFrag, err := runtime.StyleParamWithOptions("form", true, "transport", params.Transport, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+			return nil, err
+		} else {
+			for _, qp := range strings.Split(queryFrag, "&") {
+				rawQueryFragments = append(rawQueryFragments, qp)
+			}
+		}
+
+		if params.Sid != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "sid", *params.Sid, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if params.T != nil {
+
+			if queryFrag, err := runtime.StyleParamWithOptions("form", true, "t", *params.T, runtime.StyleParamOptions{ParamLocation: runtime.ParamLocationQuery, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			} else {
+				for _, qp := range strings.Split(queryFrag, "&") {
+					rawQueryFragments = append(rawQueryFragments, qp)
+				}
+			}
+
+		}
+
+		if encoded := queryValues.Encode(); encoded != "" {
+			rawQueryFragments = append(rawQueryFragments, encoded)
+		}
+		queryURL.RawQuery = strings.Join(rawQueryFragments, "&")
+	}
+
+	req, err := http.NewRequest(http.MethodPost, queryURL.String(), body)
+	if err != nil {
+		return nil, err
+	}
+
+	req.Header.Add("Content-Type", contentType)
+
+	return req, nil
+}
+
 // NewStreamWebSocketRequest constructs an http.Request for the StreamWebSocket method
 func NewStreamWebSocketRequest(server string, params *StreamWebSocketParams) (*http.Request, error) {
 	var err error
@@ -5314,6 +5681,70 @@ type ClientWithResponsesInterface interface {
 	//
 	// Corresponds with POST /session (the `CreateSession` operationId).
 	CreateSessionWithResponse(ctx context.Context, reqEditors ...RequestEditorFn) (*CreateSessionResponse, error)
+
+	// SocketIOGetWithResponse Socket.IO endpoint (handshake, poll, WebSocket)
+	//
+	// The endpoint of the Socket.IO frontends (`socket.io-client` v4, Engine.IO
+	// protocol 4, Socket.IO protocol 5): they connect unchanged with
+	// `io(HERALD_URL, { auth: { token } })` or
+	// `io(HERALD_URL, { withCredentials: true })` (the `token` cookie). It is a
+	// stream like `GET /events` and `GET /ws`: same rooms, same cap of 10 per
+	// employee over every transport, same queues, the same `Origin` rule.
+	//
+	// A `GET` without `sid` is a handshake (`transport=polling`: a `0{…}`
+	// open packet in a `text/plain` body; `transport=websocket`: a
+	// WebSocket whose first frame is that packet); with `sid`, a poll (the
+	// packets waiting, separated by `0x1e`, held until there are some, at most
+	// a heartbeat) or the upgrade of a polling session to WebSocket.
+	//
+	// The token is checked when the client sends its Socket.IO CONNECT:
+	// `auth.token`, else the handshake's `Authorization: Bearer` header,
+	// else its `token` cookie. A refusal is the client's `connect_error`,
+	// with the old systems' messages and a stable `code` in its `data`:
+	//
+	// | message | `data.code` |
+	// |---|---|
+	// | `Autenticación requerida: No se proporcionó token.` (cookie-only handshake: `No autenticado`, or `Token no proporcionado` when it has cookies but no `token`) | `missing_token` |
+	// | `Autenticación fallida: Token de Azure inválido.` (cookie-only: `Token inválido`) | `invalid_token`, `token_expired` |
+	// | `Usuario no encontrado en el sistema local.` | `unknown_employee`, `forbidden` (a service token) |
+	// | `Demasiadas conexiones abiertas: …` | `too_many_connections` |
+	// | `auth.lastEventId must be an event id: …` | `invalid_request` |
+	//
+	// A stored notification is the event `nueva_notificacion` with the
+	// notification JSON of the SSE stream; an ephemeral message is the event
+	// of its `event` name (`nueva_notificacion` without one); every other
+	// event of the stream (`replay_truncated`, `closed`, `token_expired`, and
+	// inbox `state` changes) keeps its name. `auth.lastEventId` (the `id` of
+	// the last `nueva_notificacion`) replays what was missed, as
+	// `Last-Event-ID` does. Events the client emits, and rooms it tries to
+	// join, reach no one: they are ignored and counted in
+	// `herald_stream_client_messages_ignored_total{transport="socketio"}`.
+	// A client packet (or poll body) over 64 KiB ends the connection.
+	//
+	// Returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with GET /socket.io/ (the `SocketIOGet` operationId).
+	SocketIOGetWithResponse(ctx context.Context, params *SocketIOGetParams, reqEditors ...RequestEditorFn) (*SocketIOGetResponse, error)
+
+	// SocketIOPostWithBodyWithResponse Socket.IO packets from a long-polling client
+	//
+	// The packets a long-polling client sends (its CONNECT, pongs),
+	// separated by `0x1e`, at most 64 KiB. Answer `ok`.
+	//
+	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /socket.io/ (the `SocketIOPost` operationId).
+	SocketIOPostWithBodyWithResponse(ctx context.Context, params *SocketIOPostParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SocketIOPostResponse, error)
+
+	// SocketIOPostWithTextBodyWithResponse Socket.IO packets from a long-polling client
+	//
+	// The packets a long-polling client sends (its CONNECT, pongs),
+	// separated by `0x1e`, at most 64 KiB. Answer `ok`.
+	//
+	// Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
+	//
+	// Corresponds with POST /socket.io/ (the `SocketIOPost` operationId).
+	SocketIOPostWithTextBodyWithResponse(ctx context.Context, params *SocketIOPostParams, body SocketIOPostTextRequestBody, reqEditors ...RequestEditorFn) (*SocketIOPostResponse, error)
 
 	// StreamWebSocketWithResponse Open the caller's event stream (WebSocket fallback)
 	//
@@ -6971,6 +7402,158 @@ func (r CreateSessionResponse) ContentType() string {
 	return ""
 }
 
+// SocketIOGetResponse101Headers the declared response headers of an HTTP 101 response for SocketIOGet
+type SocketIOGetResponse101Headers struct {
+	Upgrade string
+}
+
+// SocketIOGetResponse429Headers the declared response headers of an HTTP 429 response for SocketIOGet
+type SocketIOGetResponse429Headers struct {
+	RetryAfter int
+}
+
+// SocketIOGetResponse503Headers the declared response headers of an HTTP 503 response for SocketIOGet
+type SocketIOGetResponse503Headers struct {
+	RetryAfter int
+}
+
+type SocketIOGetResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON429 the response for an HTTP 429 `application/problem+json` response
+	ApplicationProblemJSON429 *RateLimited
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+	// ApplicationProblemJSON503 the response for an HTTP 503 `application/problem+json` response
+	ApplicationProblemJSON503 *Unavailable
+	// Headers101 the parsed response headers for an HTTP 101 response
+	Headers101 *SocketIOGetResponse101Headers
+	// Headers429 the parsed response headers for an HTTP 429 response
+	Headers429 *SocketIOGetResponse429Headers
+	// Headers503 the parsed response headers for an HTTP 503 response
+	Headers503 *SocketIOGetResponse503Headers
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SocketIOGetResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SocketIOGetResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON429 returns the response for an HTTP 429 `application/problem+json` response
+func (r SocketIOGetResponse) GetApplicationProblemJSON429() *RateLimited {
+	return r.ApplicationProblemJSON429
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SocketIOGetResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetApplicationProblemJSON503 returns the response for an HTTP 503 `application/problem+json` response
+func (r SocketIOGetResponse) GetApplicationProblemJSON503() *Unavailable {
+	return r.ApplicationProblemJSON503
+}
+
+// GetBody returns the raw response body bytes
+func (r SocketIOGetResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SocketIOGetResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SocketIOGetResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SocketIOGetResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
+type SocketIOPostResponse struct {
+	Body         []byte
+	HTTPResponse *http.Response
+	// ApplicationProblemJSON400 the response for an HTTP 400 `application/problem+json` response
+	ApplicationProblemJSON400 *BadRequest
+	// ApplicationProblemJSON403 the response for an HTTP 403 `application/problem+json` response
+	ApplicationProblemJSON403 *Forbidden
+	// ApplicationProblemJSON413 the response for an HTTP 413 `application/problem+json` response
+	ApplicationProblemJSON413 *PayloadTooLarge
+	// ApplicationProblemJSON500 the response for an HTTP 500 `application/problem+json` response
+	ApplicationProblemJSON500 *InternalError
+}
+
+// GetApplicationProblemJSON400 returns the response for an HTTP 400 `application/problem+json` response
+func (r SocketIOPostResponse) GetApplicationProblemJSON400() *BadRequest {
+	return r.ApplicationProblemJSON400
+}
+
+// GetApplicationProblemJSON403 returns the response for an HTTP 403 `application/problem+json` response
+func (r SocketIOPostResponse) GetApplicationProblemJSON403() *Forbidden {
+	return r.ApplicationProblemJSON403
+}
+
+// GetApplicationProblemJSON413 returns the response for an HTTP 413 `application/problem+json` response
+func (r SocketIOPostResponse) GetApplicationProblemJSON413() *PayloadTooLarge {
+	return r.ApplicationProblemJSON413
+}
+
+// GetApplicationProblemJSON500 returns the response for an HTTP 500 `application/problem+json` response
+func (r SocketIOPostResponse) GetApplicationProblemJSON500() *InternalError {
+	return r.ApplicationProblemJSON500
+}
+
+// GetBody returns the raw response body bytes
+func (r SocketIOPostResponse) GetBody() []byte {
+	return r.Body
+}
+
+// Status returns HTTPResponse.Status
+func (r SocketIOPostResponse) Status() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Status
+	}
+	return http.StatusText(0)
+}
+
+// StatusCode returns HTTPResponse.StatusCode
+func (r SocketIOPostResponse) StatusCode() int {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.StatusCode
+	}
+	return 0
+}
+
+// ContentType is a convenience method to retrieve the Content-Type value from the HTTP response headers
+func (r SocketIOPostResponse) ContentType() string {
+	if r.HTTPResponse != nil {
+		return r.HTTPResponse.Header.Get("Content-Type")
+	}
+	return ""
+}
+
 // StreamWebSocketResponse101Headers the declared response headers of an HTTP 101 response for StreamWebSocket
 type StreamWebSocketResponse101Headers struct {
 	Upgrade string
@@ -7714,6 +8297,88 @@ func (c *ClientWithResponses) CreateSessionWithResponse(ctx context.Context, req
 		return nil, err
 	}
 	return ParseCreateSessionResponse(rsp)
+}
+
+// SocketIOGetWithResponse Socket.IO endpoint (handshake, poll, WebSocket)
+//
+// The endpoint of the Socket.IO frontends (`socket.io-client` v4, Engine.IO
+// protocol 4, Socket.IO protocol 5): they connect unchanged with
+// `io(HERALD_URL, { auth: { token } })` or
+// `io(HERALD_URL, { withCredentials: true })` (the `token` cookie). It is a
+// stream like `GET /events` and `GET /ws`: same rooms, same cap of 10 per
+// employee over every transport, same queues, the same `Origin` rule.
+//
+// A `GET` without `sid` is a handshake (`transport=polling`: a `0{…}`
+// open packet in a `text/plain` body; `transport=websocket`: a
+// WebSocket whose first frame is that packet); with `sid`, a poll (the
+// packets waiting, separated by `0x1e`, held until there are some, at most
+// a heartbeat) or the upgrade of a polling session to WebSocket.
+//
+// The token is checked when the client sends its Socket.IO CONNECT:
+// `auth.token`, else the handshake's `Authorization: Bearer` header,
+// else its `token` cookie. A refusal is the client's `connect_error`,
+// with the old systems' messages and a stable `code` in its `data`:
+//
+// | message | `data.code` |
+// |---|---|
+// | `Autenticación requerida: No se proporcionó token.` (cookie-only handshake: `No autenticado`, or `Token no proporcionado` when it has cookies but no `token`) | `missing_token` |
+// | `Autenticación fallida: Token de Azure inválido.` (cookie-only: `Token inválido`) | `invalid_token`, `token_expired` |
+// | `Usuario no encontrado en el sistema local.` | `unknown_employee`, `forbidden` (a service token) |
+// | `Demasiadas conexiones abiertas: …` | `too_many_connections` |
+// | `auth.lastEventId must be an event id: …` | `invalid_request` |
+//
+// A stored notification is the event `nueva_notificacion` with the
+// notification JSON of the SSE stream; an ephemeral message is the event
+// of its `event` name (`nueva_notificacion` without one); every other
+// event of the stream (`replay_truncated`, `closed`, `token_expired`, and
+// inbox `state` changes) keeps its name. `auth.lastEventId` (the `id` of
+// the last `nueva_notificacion`) replays what was missed, as
+// `Last-Event-ID` does. Events the client emits, and rooms it tries to
+// join, reach no one: they are ignored and counted in
+// `herald_stream_client_messages_ignored_total{transport="socketio"}`.
+// A client packet (or poll body) over 64 KiB ends the connection.
+//
+// Returns a wrapper object for the known response body format(s).
+//
+// Corresponds with GET /socket.io/ (the `SocketIOGet` operationId).
+func (c *ClientWithResponses) SocketIOGetWithResponse(ctx context.Context, params *SocketIOGetParams, reqEditors ...RequestEditorFn) (*SocketIOGetResponse, error) {
+	rsp, err := c.SocketIOGet(ctx, params, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSocketIOGetResponse(rsp)
+}
+
+// SocketIOPostWithBodyWithResponse Socket.IO packets from a long-polling client
+//
+// The packets a long-polling client sends (its CONNECT, pongs),
+// separated by `0x1e`, at most 64 KiB. Answer `ok`.
+//
+// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /socket.io/ (the `SocketIOPost` operationId).
+func (c *ClientWithResponses) SocketIOPostWithBodyWithResponse(ctx context.Context, params *SocketIOPostParams, contentType string, body io.Reader, reqEditors ...RequestEditorFn) (*SocketIOPostResponse, error) {
+	rsp, err := c.SocketIOPostWithBody(ctx, params, contentType, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSocketIOPostResponse(rsp)
+}
+
+// SocketIOPostWithTextBodyWithResponse Socket.IO packets from a long-polling client
+//
+// The packets a long-polling client sends (its CONNECT, pongs),
+// separated by `0x1e`, at most 64 KiB. Answer `ok`.
+//
+// Takes a body of the `text/plain` content type, and returns a wrapper object for the known response body format(s).
+//
+// Corresponds with POST /socket.io/ (the `SocketIOPost` operationId).
+func (c *ClientWithResponses) SocketIOPostWithTextBodyWithResponse(ctx context.Context, params *SocketIOPostParams, body SocketIOPostTextRequestBody, reqEditors ...RequestEditorFn) (*SocketIOPostResponse, error) {
+	rsp, err := c.SocketIOPostWithTextBody(ctx, params, body, reqEditors...)
+	if err != nil {
+		return nil, err
+	}
+	return ParseSocketIOPostResponse(rsp)
 }
 
 // StreamWebSocketWithResponse Open the caller's event stream (WebSocket fallback)
@@ -9210,6 +9875,143 @@ func ParseCreateSessionResponse(rsp *http.Response) (*CreateSessionResponse, err
 			headers.RetryAfter = value
 		}
 		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSocketIOGetResponse parses an HTTP response from a SocketIOGetWithResponse call
+func ParseSocketIOGetResponse(rsp *http.Response) (*SocketIOGetResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SocketIOGetResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case rsp.StatusCode == 101:
+		break // No content-type
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 429:
+		var dest RateLimited
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON429 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 503:
+		var dest Unavailable
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON503 = &dest
+
+	}
+
+	switch {
+	case rsp.StatusCode == 101:
+		var headers SocketIOGetResponse101Headers
+		if values := rsp.Header.Values("Upgrade"); len(values) > 0 {
+			var value string
+			if err := runtime.BindStyledParameterWithOptions("simple", "Upgrade", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "string", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.Upgrade = value
+		}
+		response.Headers101 = &headers
+	case rsp.StatusCode == 429:
+		var headers SocketIOGetResponse429Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers429 = &headers
+	case rsp.StatusCode == 503:
+		var headers SocketIOGetResponse503Headers
+		if values := rsp.Header.Values("Retry-After"); len(values) > 0 {
+			var value int
+			if err := runtime.BindStyledParameterWithOptions("simple", "Retry-After", values[0], &value, runtime.BindStyledParameterOptions{ParamLocation: runtime.ParamLocationHeader, Explode: false, Required: true, Type: "integer", Format: ""}); err != nil {
+				return nil, err
+			}
+			headers.RetryAfter = value
+		}
+		response.Headers503 = &headers
+	}
+
+	return response, nil
+}
+
+// ParseSocketIOPostResponse parses an HTTP response from a SocketIOPostWithResponse call
+func ParseSocketIOPostResponse(rsp *http.Response) (*SocketIOPostResponse, error) {
+	bodyBytes, err := io.ReadAll(rsp.Body)
+	defer func() { _ = rsp.Body.Close() }()
+	if err != nil {
+		return nil, err
+	}
+
+	response := &SocketIOPostResponse{
+		Body:         bodyBytes,
+		HTTPResponse: rsp,
+	}
+
+	switch {
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 400:
+		var dest BadRequest
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON400 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 403:
+		var dest Forbidden
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON403 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 413:
+		var dest PayloadTooLarge
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON413 = &dest
+
+	case strings.Contains(rsp.Header.Get("Content-Type"), "json") && rsp.StatusCode == 500:
+		var dest InternalError
+		if err := json.Unmarshal(bodyBytes, &dest); err != nil {
+			return nil, err
+		}
+		response.ApplicationProblemJSON500 = &dest
+
 	}
 
 	return response, nil

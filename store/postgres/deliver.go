@@ -63,6 +63,8 @@ func (w *listenWork) handle(ctx context.Context, batch []*pq.Notification) {
 			w.sink.EmployeeChanged(m.id, false)
 		case m.kind == kindEmployeeDeleted:
 			w.sink.EmployeeChanged(m.id, true)
+		case m.kind == kindState:
+			w.sink.State(m.state)
 		}
 	}
 }
@@ -148,7 +150,7 @@ func connectedOnly(sink store.Sink, rs []store.Recipient) []store.Recipient {
 // keeps those connected here.
 func (db *DB) recipientsOf(ctx context.Context, ids []int64, sink store.Sink) (map[int64][]store.Recipient, error) {
 	rows, err := db.x.QueryContext(ctx, `SELECT notification_id, employee_id, seq FROM inbox
-		WHERE notification_id = ANY($1::bigint[])`, pq.Int64Array(ids))
+		WHERE notification_id = ANY($1::bigint[]) AND NOT muted`, pq.Int64Array(ids))
 	if err != nil {
 		return nil, wrap(ctx, "read recipients", err)
 	}
@@ -180,15 +182,18 @@ func (db *DB) notificationsByID(ctx context.Context, ids []int64) (map[int64]sto
 		Body      string         `db:"body"`
 		Data      sql.NullString `db:"data"`
 		CreatedAt time.Time      `db:"created_at"`
+		URL       sql.NullString `db:"url"`
+		ExpiresAt sql.NullTime   `db:"expires_at"`
 	}
-	err := db.x.SelectContext(ctx, &rows, `SELECT id, type, title, body, data, created_at FROM notifications
+	err := db.x.SelectContext(ctx, &rows, `SELECT id, type, title, body, data, created_at, url, expires_at FROM notifications
 		WHERE id = ANY($1::bigint[])`, pq.Int64Array(ids))
 	if err != nil {
 		return nil, wrap(ctx, "read notifications", err)
 	}
 	out := make(map[int64]store.Notification, len(rows))
 	for _, r := range rows {
-		n := store.Notification{ID: r.ID, Type: r.Type, Title: r.Title, Body: r.Body, CreatedAt: utc(r.CreatedAt)}
+		n := store.Notification{ID: r.ID, Type: r.Type, Title: r.Title, Body: r.Body, CreatedAt: utc(r.CreatedAt),
+			URL: r.URL.String, ExpiresAt: optTime(r.ExpiresAt)}
 		if r.Data.Valid {
 			n.Data = json.RawMessage(r.Data.String)
 		}

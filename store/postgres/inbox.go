@@ -4,9 +4,9 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"strconv"
+	"strings"
 	"time"
-
-	"github.com/lib/pq"
 
 	"github.com/corp/herald/store"
 )
@@ -14,29 +14,39 @@ import (
 type inboxRow struct {
 	Seq            int64          `db:"seq"`
 	ReadAt         sql.NullTime   `db:"read_at"`
+	SeenAt         sql.NullTime   `db:"seen_at"`
+	ArchivedAt     sql.NullTime   `db:"archived_at"`
 	NotificationID int64          `db:"id"`
 	Type           string         `db:"type"`
 	Title          string         `db:"title"`
 	Body           string         `db:"body"`
 	Data           sql.NullString `db:"data"`
 	CreatedAt      time.Time      `db:"created_at"`
+	URL            sql.NullString `db:"url"`
+	ExpiresAt      sql.NullTime   `db:"expires_at"`
 }
 
-const inboxCols = `i.seq, i.read_at, n.id, n.type, n.title, n.body, n.data, n.created_at`
+const inboxCols = `i.seq, i.read_at, i.seen_at, i.archived_at, n.id, n.type, n.title, n.body, n.data, n.created_at, n.url, n.expires_at`
+
+func optTime(t sql.NullTime) *time.Time {
+	if !t.Valid {
+		return nil
+	}
+	u := utc(t.Time)
+	return &u
+}
 
 func (r inboxRow) item() store.InboxItem {
 	it := store.InboxItem{
 		Seq: r.Seq,
 		Notification: store.Notification{
 			ID: r.NotificationID, Type: r.Type, Title: r.Title, Body: r.Body, CreatedAt: utc(r.CreatedAt),
+			URL: r.URL.String, ExpiresAt: optTime(r.ExpiresAt),
 		},
+		ReadAt: optTime(r.ReadAt), SeenAt: optTime(r.SeenAt), ArchivedAt: optTime(r.ArchivedAt),
 	}
 	if r.Data.Valid {
 		it.Notification.Data = json.RawMessage(r.Data.String)
-	}
-	if r.ReadAt.Valid {
-		t := utc(r.ReadAt.Time)
-		it.ReadAt = &t
 	}
 	return it
 }
@@ -49,27 +59,56 @@ func items(rows []inboxRow) []store.InboxItem {
 	return out
 }
 
+// inboxSQL builds the page query of q.
+func inboxSQL(q store.InboxQuery) (string, []any) {
+	var b strings.Builder
+	b.WriteString(`SELECT ` + inboxCols + ` FROM inbox i JOIN notifications n ON n.id = i.notification_id
+		WHERE i.employee_id = $1 AND i.seq < $2 AND (i.expires_at IS NULL OR i.expires_at > $3)`)
+	args := []any{q.Employee, q.Bound(), now()}
+	if q.Archived {
+		b.WriteString(` AND i.archived_at IS NOT NULL`)
+	} else {
+		b.WriteString(` AND i.archived_at IS NULL`)
+	}
+	if q.UnreadOnly {
+		b.WriteString(` AND i.read_at IS NULL`)
+	}
+	if q.UnseenOnly {
+		b.WriteString(` AND i.seen_at IS NULL`)
+	}
+	if prefix, ok := strings.CutSuffix(q.Type, "*"); ok {
+		args = append(args, prefix)
+		b.WriteString(` AND starts_with(n.type, $` + strconv.Itoa(len(args)) + `)`)
+	} else if q.Type != "" {
+		args = append(args, q.Type)
+		b.WriteString(` AND n.type = $` + strconv.Itoa(len(args)))
+	}
+	args = append(args, q.Limit+1)
+	b.WriteString(` ORDER BY i.seq DESC LIMIT $` + strconv.Itoa(len(args)))
+	return b.String(), args
+}
+
 // Inbox returns a page of the employee's inbox, newest first.
 func (db *DB) Inbox(ctx context.Context, q store.InboxQuery) (store.InboxPage, error) {
 	var rows []inboxRow
-	err := db.x.SelectContext(ctx, &rows, `SELECT `+inboxCols+` FROM inbox i JOIN notifications n ON n.id = i.notification_id
-		WHERE i.employee_id = $1 AND i.seq < $2 AND (NOT $3 OR i.read_at IS NULL)
-		ORDER BY i.seq DESC LIMIT $4`, q.Employee, q.Bound(), q.UnreadOnly, q.Limit+1)
-	if err != nil {
+	query, args := inboxSQL(q)
+	if err := db.x.SelectContext(ctx, &rows, query, args...); err != nil {
 		return store.InboxPage{}, wrap(ctx, "read inbox", err)
 	}
-	var unread int
-	if err := db.x.GetContext(ctx, &unread, `SELECT count(*) FROM inbox WHERE employee_id = $1 AND read_at IS NULL`, q.Employee); err != nil {
-		return store.InboxPage{}, wrap(ctx, "count unread", err)
+	c, err := db.Counts(ctx, q.Employee)
+	if err != nil {
+		return store.InboxPage{}, err
 	}
-	return q.Page(items(rows), unread), nil
+	return q.Page(items(rows), c), nil
 }
 
-// Since returns up to limit items after seq, oldest first.
+// Since returns up to limit items after seq, oldest first: expired items
+// and muted copies are left out.
 func (db *DB) Since(ctx context.Context, employee, after int64, limit int) ([]store.InboxItem, error) {
 	var rows []inboxRow
 	err := db.x.SelectContext(ctx, &rows, `SELECT `+inboxCols+` FROM inbox i JOIN notifications n ON n.id = i.notification_id
-		WHERE i.employee_id = $1 AND i.seq > $2 ORDER BY i.seq LIMIT $3`, employee, after, limit)
+		WHERE i.employee_id = $1 AND i.seq > $2 AND NOT i.muted AND (i.expires_at IS NULL OR i.expires_at > $4)
+		ORDER BY i.seq LIMIT $3`, employee, after, limit, now())
 	if err != nil {
 		return nil, wrap(ctx, "read inbox since", err)
 	}
@@ -86,31 +125,8 @@ func (db *DB) Head(ctx context.Context, employee int64) (int64, error) {
 	return seq, nil
 }
 
-// MarkRead marks seqs (or everything) of the employee's inbox read and
-// counts what stays unread, in one statement.
+// MarkRead marks seqs (or everything) of the employee's inbox read.
 func (db *DB) MarkRead(ctx context.Context, employee int64, seqs []int64, all bool) (int, int, error) {
-	if seqs == nil {
-		seqs = []int64{}
-	}
-	var res struct {
-		Marked int `db:"marked"`
-		Unread int `db:"unread"`
-	}
-	// The count runs on the statement's snapshot, which does not see the
-	// UPDATE's own changes: the rows just marked are subtracted.
-	err := db.write(ctx, func(q querier) error {
-		return q.GetContext(ctx, &res, `
-		WITH m AS (
-			UPDATE inbox SET read_at = $2 WHERE employee_id = $1 AND read_at IS NULL
-				AND ($3 OR seq = ANY($4::bigint[]))
-			RETURNING 1
-		)
-		SELECT (SELECT count(*) FROM m) AS marked,
-			(SELECT count(*) FROM inbox WHERE employee_id = $1 AND read_at IS NULL) - (SELECT count(*) FROM m) AS unread`,
-			employee, now(), all, pq.Int64Array(seqs))
-	})
-	if err != nil {
-		return 0, 0, wrap(ctx, "mark read", err)
-	}
-	return res.Marked, res.Unread, nil
+	marked, c, err := db.SetState(ctx, employee, store.OpRead, seqs, all)
+	return marked, c.Unread, err
 }

@@ -30,6 +30,8 @@ const (
 	kindEmployeeChanged = "u"
 	// kindEmployeeDeleted: "d<id>", an employee was deleted.
 	kindEmployeeDeleted = "d"
+	// kindState: "s<JSON>", a change of an employee's inbox state (stateWire).
+	kindState = "s"
 )
 
 // message is a parsed NOTIFY payload, or (resync) the listener's signal
@@ -42,7 +44,8 @@ type message struct {
 	// recipients holds them (later only the locally connected ones).
 	inline     bool
 	recipients []store.Recipient
-	ephemeral  store.Ephemeral // kindEphemeral
+	ephemeral  store.Ephemeral   // kindEphemeral
+	state      store.StateChange // kindState
 }
 
 // parseMessage reads a payload.
@@ -59,6 +62,13 @@ func parseMessage(p string) (message, error) {
 			return message{}, fmt.Errorf("ephemeral payload: %w", err)
 		}
 		m.ephemeral = w.ephemeral()
+		return m, nil
+	case kindState:
+		var w stateWire
+		if err := json.Unmarshal([]byte(rest), &w); err != nil {
+			return message{}, fmt.Errorf("state payload: %w", err)
+		}
+		m.state = w.change()
 		return m, nil
 	case kindNotification:
 		head, list, hasList := strings.Cut(rest, " ")
@@ -124,5 +134,41 @@ func (w ephemeralWire) ephemeral() store.Ephemeral {
 	return store.Ephemeral{
 		Event: w.Event, Type: w.Type, Title: w.Title, Body: w.Body, Data: w.Data,
 		CreatedAt: w.CreatedAt.UTC(), Employees: w.Employees, Roles: w.Roles, All: w.All,
+	}
+}
+
+// stateWire is a state change as it travels between instances.
+type stateWire struct {
+	Employee int64   `json:"e"`
+	Op       string  `json:"o"`
+	Seqs     []int64 `json:"s,omitempty"`
+	All      bool    `json:"a,omitempty"`
+	Unread   int     `json:"u"`
+	Unseen   int     `json:"n"`
+}
+
+func (w stateWire) change() store.StateChange {
+	return store.StateChange{Employee: w.Employee, Op: store.StateOp(w.Op), Seqs: w.Seqs, All: w.All,
+		Counts: store.Counts{Unread: w.Unread, Unseen: w.Unseen}}
+}
+
+// stateSeqsPerPayload bounds the seqs of one state payload: 300 of the
+// largest (19 digits and a comma) stay below maxPayload.
+const stateSeqsPerPayload = 300
+
+// statePayloads encodes c as one or more payloads (its seqs split so each
+// stays below maxPayload; every part carries the counts).
+func statePayloads(c store.StateChange) []string {
+	var out []string
+	seqs := c.Seqs
+	for {
+		part := seqs[:min(len(seqs), stateSeqsPerPayload)]
+		seqs = seqs[len(part):]
+		b, _ := json.Marshal(stateWire{Employee: c.Employee, Op: string(c.Op), Seqs: part, All: c.All,
+			Unread: c.Counts.Unread, Unseen: c.Counts.Unseen})
+		out = append(out, kindState+string(b))
+		if len(seqs) == 0 {
+			return out
+		}
 	}
 }

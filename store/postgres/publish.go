@@ -16,6 +16,9 @@ import (
 // commit. Concurrent publishes are written together, in one statement (see
 // batch.go).
 func (db *DB) Publish(ctx context.Context, m store.Message, idem *store.Idempotency) (store.PublishResult, error) {
+	if m.DeliverAt != nil && m.DeliverAt.After(now()) {
+		return db.schedule(ctx, m, idem)
+	}
 	return db.batcher.publish(ctx, m, idem)
 }
 

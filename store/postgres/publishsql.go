@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"encoding/json"
 	"fmt"
+	"time"
 
 	"github.com/lib/pq"
 
@@ -25,15 +26,19 @@ const inlineRecipients = 100
 // batchMessage is one message of publishBatchSQL's JSON input. Data travels
 // as a string so PostgreSQL stores it byte for byte as sent.
 type batchMessage struct {
-	Type      string   `json:"ty"`
-	Title     string   `json:"ti"`
-	Body      string   `json:"bo"`
-	Data      *string  `json:"da"`
-	Publisher string   `json:"pu"`
-	All       bool     `json:"all"`
-	IDs       []int64  `json:"ids"`
-	Emails    []string `json:"em"`
-	Roles     []string `json:"ro"`
+	Type      string     `json:"ty"`
+	Title     string     `json:"ti"`
+	Body      string     `json:"bo"`
+	Data      *string    `json:"da"`
+	Publisher string     `json:"pu"`
+	All       bool       `json:"all"`
+	IDs       []int64    `json:"ids"`
+	Emails    []string   `json:"em"`
+	Roles     []string   `json:"ro"`
+	URL       string     `json:"ur,omitempty"`
+	ExpiresAt *time.Time `json:"ex,omitempty"`
+	Required  bool       `json:"rq,omitempty"`
+	Owner     string     `json:"ow,omitempty"`
 }
 
 // publishBatch stores msgs (all or nothing) and returns their answers in order.
@@ -44,7 +49,8 @@ func publishBatch(ctx context.Context, q querier, msgs []store.Message) ([]store
 		ta := targetsOf(m.To)
 		targets[i] = ta
 		in[i] = batchMessage{Type: m.Type, Title: m.Title, Body: m.Body, Publisher: m.Publisher,
-			All: ta.all, IDs: ta.ids, Emails: ta.emails, Roles: ta.roles}
+			All: ta.all, IDs: ta.ids, Emails: ta.emails, Roles: ta.roles,
+			URL: m.URL, ExpiresAt: millis(m.ExpiresAt), Required: m.Required, Owner: m.Owner}
 		if len(m.Data) > 0 {
 			d := string(m.Data)
 			in[i].Data = &d

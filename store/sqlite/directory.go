@@ -124,6 +124,8 @@ func (db *DB) DeleteEmployee(ctx context.Context, id int64) error {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	defer db.boundWALLocked()
+	db.deletes.Add(1)
+	defer db.deletes.Add(1) // after notifyEmployee has ended the streams
 	res, err := db.x.ExecContext(ctx, `DELETE FROM employees WHERE id = ?`, id)
 	if err != nil {
 		return wrap("delete employee", err)

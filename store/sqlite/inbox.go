@@ -4,40 +4,62 @@ import (
 	"context"
 	"database/sql"
 	"encoding/json"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/corp/herald/store"
 )
 
-type inboxRow struct {
-	Seq            int64          `db:"seq"`
-	ReadAt         sql.NullInt64  `db:"read_at"`
+// notificationRow is a notification's columns.
+type notificationRow struct {
 	NotificationID int64          `db:"id"`
 	Type           string         `db:"type"`
 	Title          string         `db:"title"`
 	Body           string         `db:"body"`
 	Data           sql.NullString `db:"data"`
 	CreatedAt      int64          `db:"created_at"`
+	URL            sql.NullString `db:"url"`
+	ExpiresAt      sql.NullInt64  `db:"expires_at"`
+	Required       bool           `db:"required"`
 }
 
-const inboxCols = `i.seq, i.read_at, n.id, n.type, n.title, n.body, n.data, n.created_at`
+const notificationCols = `id, type, title, body, data, created_at, url, expires_at`
 
-func (r inboxRow) item() store.InboxItem {
-	it := store.InboxItem{
-		Seq: r.Seq,
-		Notification: store.Notification{
-			ID: r.NotificationID, Type: r.Type, Title: r.Title, Body: r.Body,
-			CreatedAt: store.FromMillis(r.CreatedAt),
-		},
+func (r notificationRow) notification() store.Notification {
+	n := store.Notification{
+		ID: r.NotificationID, Type: r.Type, Title: r.Title, Body: r.Body,
+		CreatedAt: store.FromMillis(r.CreatedAt), URL: r.URL.String, ExpiresAt: optMillis(r.ExpiresAt),
 	}
 	if r.Data.Valid {
-		it.Notification.Data = json.RawMessage(r.Data.String)
+		n.Data = json.RawMessage(r.Data.String)
 	}
-	if r.ReadAt.Valid {
-		t := store.FromMillis(r.ReadAt.Int64)
-		it.ReadAt = &t
+	return n
+}
+
+type inboxRow struct {
+	Seq        int64         `db:"seq"`
+	ReadAt     sql.NullInt64 `db:"read_at"`
+	SeenAt     sql.NullInt64 `db:"seen_at"`
+	ArchivedAt sql.NullInt64 `db:"archived_at"`
+	notificationRow
+}
+
+const inboxCols = `i.seq, i.read_at, i.seen_at, i.archived_at, n.id, n.type, n.title, n.body, n.data, n.created_at, n.url, n.expires_at`
+
+func optMillis(v sql.NullInt64) *time.Time {
+	if !v.Valid {
+		return nil
 	}
-	return it
+	t := store.FromMillis(v.Int64)
+	return &t
+}
+
+func (r inboxRow) item() store.InboxItem {
+	return store.InboxItem{
+		Seq: r.Seq, Notification: r.notification(),
+		ReadAt: optMillis(r.ReadAt), SeenAt: optMillis(r.SeenAt), ArchivedAt: optMillis(r.ArchivedAt),
+	}
 }
 
 func items(rows []inboxRow) []store.InboxItem {
@@ -48,29 +70,62 @@ func items(rows []inboxRow) []store.InboxItem {
 	return out
 }
 
+// inboxSQL builds the page query of q: one statement per combination of
+// filters, so each is prepared once.
+func inboxSQL(q store.InboxQuery) (string, []any) {
+	var b strings.Builder
+	b.WriteString(`SELECT ` + inboxCols + ` FROM inbox i JOIN notifications n ON n.id = i.notification_id
+		WHERE i.employee_id = ? AND i.seq < ? AND (i.expires_at IS NULL OR i.expires_at > ?)`)
+	args := []any{q.Employee, q.Bound(), store.Millis(time.Now())}
+	if q.Archived {
+		b.WriteString(` AND i.archived_at IS NOT NULL`)
+	} else {
+		b.WriteString(` AND i.archived_at IS NULL`)
+	}
+	if q.UnreadOnly {
+		b.WriteString(` AND i.read_at IS NULL`)
+	}
+	if q.UnseenOnly {
+		b.WriteString(` AND i.seen_at IS NULL`)
+	}
+	if prefix, ok := strings.CutSuffix(q.Type, "*"); ok {
+		b.WriteString(` AND substr(n.type, 1, ?) = ?`)
+		args = append(args, len(prefix), prefix)
+	} else if q.Type != "" {
+		b.WriteString(` AND n.type = ?`)
+		args = append(args, q.Type)
+	}
+	b.WriteString(` ORDER BY i.seq DESC LIMIT ?`)
+	return b.String(), append(args, q.Limit+1)
+}
+
 // Inbox returns a page of the employee's inbox, newest first.
 func (db *DB) Inbox(ctx context.Context, q store.InboxQuery) (store.InboxPage, error) {
 	var rows []inboxRow
-	err := db.x.SelectContext(ctx, &rows, `SELECT `+inboxCols+` FROM inbox i JOIN notifications n ON n.id = i.notification_id
-		WHERE i.employee_id = ? AND i.seq < ? AND (? = 0 OR i.read_at IS NULL)
-		ORDER BY i.seq DESC LIMIT ?`, q.Employee, q.Bound(), boolInt(q.UnreadOnly), q.Limit+1)
+	query, args := inboxSQL(q)
+	st, err := db.prepared(ctx, db.x, query)
+	if err == nil {
+		err = st.SelectContext(ctx, &rows, args...)
+	}
 	if err != nil {
 		return store.InboxPage{}, wrap("read inbox", err)
 	}
-	var unread int
-	if err := db.x.GetContext(ctx, &unread, `SELECT count(*) FROM inbox WHERE employee_id = ? AND read_at IS NULL`, q.Employee); err != nil {
-		return store.InboxPage{}, wrap("count unread", err)
+	c, err := db.Counts(ctx, q.Employee)
+	if err != nil {
+		return store.InboxPage{}, err
 	}
-	return q.Page(items(rows), unread), nil
+	return q.Page(items(rows), c), nil
 }
 
-// Since returns up to limit items after seq, oldest first.
+// Since returns up to limit items after seq, oldest first: expired items
+// and muted copies are left out.
 func (db *DB) Since(ctx context.Context, employee, after int64, limit int) ([]store.InboxItem, error) {
 	var rows []inboxRow
 	st, err := db.prepared(ctx, db.x, `SELECT `+inboxCols+` FROM inbox i JOIN notifications n ON n.id = i.notification_id
-		WHERE i.employee_id = ? AND i.seq > ? ORDER BY i.seq LIMIT ?`)
+		WHERE i.employee_id = ? AND i.seq > ? AND i.muted = 0 AND (i.expires_at IS NULL OR i.expires_at > ?)
+		ORDER BY i.seq LIMIT ?`)
 	if err == nil {
-		err = st.SelectContext(ctx, &rows, employee, after, limit)
+		err = st.SelectContext(ctx, &rows, employee, after, store.Millis(time.Now()), limit)
 	}
 	if err != nil {
 		return nil, wrap("read inbox since", err)
@@ -93,30 +148,8 @@ func (db *DB) Head(ctx context.Context, employee int64) (int64, error) {
 
 // MarkRead marks seqs (or everything) of the employee's inbox read.
 func (db *DB) MarkRead(ctx context.Context, employee int64, seqs []int64, all bool) (int, int, error) {
-	now := store.Millis(time.Now())
-	db.writeMu.Lock()
-	defer db.writeMu.Unlock()
-	defer db.boundWALLocked()
-	var (
-		res sql.Result
-		err error
-	)
-	if all {
-		res, err = db.x.ExecContext(ctx, `UPDATE inbox SET read_at = ? WHERE employee_id = ? AND read_at IS NULL`, now, employee)
-	} else {
-		js, _ := json.Marshal(seqs)
-		res, err = db.x.ExecContext(ctx, `UPDATE inbox SET read_at = ? WHERE employee_id = ? AND read_at IS NULL
-			AND seq IN (SELECT value FROM json_each(?))`, now, employee, string(js))
-	}
-	if err != nil {
-		return 0, 0, wrap("mark read", err)
-	}
-	marked, _ := res.RowsAffected()
-	var unread int
-	if err := db.x.GetContext(ctx, &unread, `SELECT count(*) FROM inbox WHERE employee_id = ? AND read_at IS NULL`, employee); err != nil {
-		return 0, 0, wrap("count unread", err)
-	}
-	return int(marked), unread, nil
+	marked, c, err := db.SetState(ctx, employee, store.OpRead, seqs, all)
+	return marked, c.Unread, err
 }
 
 func boolInt(b bool) int {
@@ -125,3 +158,10 @@ func boolInt(b bool) int {
 	}
 	return 0
 }
+
+func sortedDistinct(s []int64) []int64 {
+	slices.Sort(s)
+	return slices.Compact(s)
+}
+
+func sortInts(s []int64) { slices.Sort(s) }

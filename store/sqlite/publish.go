@@ -38,6 +38,10 @@ func (db *DB) PublishEphemeral(ctx context.Context, m store.Message, idem *store
 		return r.res, r.err
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
+	if ids, ok := db.onlineTargets(m.To); ok {
+		db.sink.Load().DeliverEphemeral(store.EphemeralFor(m, ids, now))
+		return store.PublishResult{Recipients: len(ids)}, nil
+	}
 	ids, res, err := db.resolveResult(ctx, pool{db}, m.To)
 	if err != nil {
 		return store.PublishResult{}, wrap("publish ephemeral", err)
@@ -46,6 +50,34 @@ func (db *DB) PublishEphemeral(ctx context.Context, m store.Message, idem *store
 		s.DeliverEphemeral(store.EphemeralFor(m, ids, now))
 	}
 	return res, nil
+}
+
+// onlineTargets returns t's employees, sorted and distinct, when t names
+// employees only and each has an open stream here: then the directory need
+// not be read, since an employee with an open stream exists. A stream opens
+// only for an employee the directory has, and a delete ends the employee's
+// streams before it completes, so the answer is the one the directory
+// would have given when no delete was under way (deletes is even). Most
+// ephemeral messages go to someone who is online (typing indicators,
+// presence, live progress); reading the directory was most of their cost.
+// A delete run by another process (the CLI beside a running server) is not
+// seen: its employee's open streams keep receiving until they reconnect, as
+// they do for ephemeral messages to roles and everyone.
+func (db *DB) onlineTargets(t store.Targets) ([]int64, bool) {
+	if len(t.Employees) == 0 || len(t.Emails) > 0 || len(t.Roles) > 0 || t.All {
+		return nil, false
+	}
+	s := db.sink.Load()
+	if s == nil || db.deletes.Load()%2 == 1 {
+		return nil, false
+	}
+	ids := slices.Clone(t.Employees)
+	slices.Sort(ids)
+	ids = slices.Compact(ids)
+	if len(s.Connected(ids)) != len(ids) {
+		return nil, false
+	}
+	return ids, true
 }
 
 // write runs r's statements inside the writer's batch b. Failures of the
@@ -57,6 +89,8 @@ func (db *DB) write(ctx context.Context, b *batch, r *request) error {
 		return wrap("ping", b.exec(ctx, `PRAGMA user_version = 0`))
 	case kindEphemeral:
 		return wrap("publish ephemeral", db.writeEphemeral(ctx, b, r))
+	case kindFunc:
+		return r.fn(ctx, b, r)
 	default:
 		return wrap("publish", db.writePublish(ctx, b, r))
 	}
@@ -79,22 +113,47 @@ func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
 		return fmt.Errorf("resolve targets: %w", err)
 	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
-	n := store.Notification{Type: m.Type, Title: m.Title, Body: m.Body, Data: m.Data, CreatedAt: now}
-	var data any
+	n := store.Notification{Type: m.Type, Title: m.Title, Body: m.Body, Data: m.Data, CreatedAt: now, URL: m.URL, ExpiresAt: m.ExpiresAt}
+	var data, url, expires, deliverAt any
 	if len(m.Data) > 0 {
 		data = string(m.Data)
 	}
-	insert, err := b.stmt(ctx, `INSERT INTO notifications (type, title, body, data, publisher, recipients, created_at)
-		VALUES (?, ?, ?, ?, ?, ?, ?) RETURNING id`)
+	if m.URL != "" {
+		url = m.URL
+	}
+	if m.ExpiresAt != nil {
+		expires = store.Millis(*m.ExpiresAt)
+	}
+	scheduled := m.DeliverAt != nil && m.DeliverAt.After(now)
+	if scheduled {
+		deliverAt = store.Millis(*m.DeliverAt)
+	}
+	insert, err := b.stmt(ctx, `INSERT INTO notifications (type, title, body, data, publisher, recipients, created_at, url, expires_at, deliver_at, required, owner)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`)
 	if err == nil {
-		err = insert.GetContext(ctx, &n.ID, m.Type, m.Title, m.Body, data, m.Publisher, len(ids), store.Millis(now))
+		err = insert.GetContext(ctx, &n.ID, m.Type, m.Title, m.Body, data, m.Publisher, len(ids), store.Millis(now),
+			url, expires, deliverAt, boolInt(m.Required), m.Owner)
 	}
 	if err != nil {
 		return fmt.Errorf("insert notification: %w", err)
 	}
-	recipients, err := storeCopies(ctx, b, n.ID, ids)
-	if err != nil {
-		return err
+	var recipients []store.Recipient
+	if scheduled {
+		err = b.exec(ctx, `INSERT INTO scheduled (notification_id, employee_id, due_at)
+			SELECT ?, value, ? FROM json_each(?)`, n.ID, deliverAt, int64sJSON(ids))
+		if err != nil {
+			return fmt.Errorf("schedule %d copies: %w", len(ids), err)
+		}
+	} else {
+		var mutedSet map[int64]bool
+		if !m.Required {
+			if mutedSet, err = muted(ctx, b, ids, m.Type); err != nil {
+				return err
+			}
+		}
+		if recipients, err = storeCopies(ctx, b, n, ids, mutedSet, now); err != nil {
+			return err
+		}
 	}
 	res := store.PublishResult{NotificationID: n.ID, Recipients: len(ids), Unknown: unknown}
 	if idem != nil {
@@ -108,11 +167,14 @@ func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
 }
 
 // storeCopies bumps the seq of each of ids and stores their inbox rows of
-// notification id. It returns the recipients, by employee ID.
-func storeCopies(ctx context.Context, b *batch, id int64, ids []int64) ([]store.Recipient, error) {
+// notification n; the copies of muted employees are stored read and seen.
+// It returns the recipients to deliver to live (the others), by employee
+// ID.
+func storeCopies(ctx context.Context, b *batch, n store.Notification, ids []int64, mutedSet map[int64]bool, now time.Time) ([]store.Recipient, error) {
 	if len(ids) == 0 {
 		return nil, nil
 	}
+	id := n.ID
 	recipients := make([]store.Recipient, 0, len(ids))
 	idsJSON, _ := json.Marshal(ids)
 	bump, err := b.stmt(ctx, `UPDATE employees SET last_seq = last_seq + 1
@@ -130,21 +192,41 @@ func storeCopies(ctx context.Context, b *batch, id int64, ids []int64) ([]store.
 			rows.Close()
 			return nil, fmt.Errorf("assign seqs: %w", err)
 		}
-		recipients = append(recipients, r)
+		if !mutedSet[r.Employee] {
+			recipients = append(recipients, r)
+		}
 	}
 	if err := rows.Close(); err != nil {
 		return nil, fmt.Errorf("assign seqs: %w", err)
 	}
-	copies, err := b.stmt(ctx, `INSERT INTO inbox (employee_id, seq, notification_id)
-			SELECT id, last_seq, ? FROM employees WHERE id IN (SELECT value FROM json_each(?))`)
+	var expires any
+	if n.ExpiresAt != nil {
+		expires = store.Millis(*n.ExpiresAt)
+	}
+	copies, err := b.stmt(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, expires_at)
+			SELECT id, last_seq, ?, ? FROM employees WHERE id IN (SELECT value FROM json_each(?))`)
 	if err == nil {
-		_, err = copies.ExecContext(ctx, id, string(idsJSON))
+		_, err = copies.ExecContext(ctx, id, expires, string(idsJSON))
+	}
+	if err == nil && len(mutedSet) > 0 {
+		quiet := make([]int64, 0, len(mutedSet))
+		for e := range mutedSet {
+			quiet = append(quiet, e)
+		}
+		err = b.exec(ctx, `UPDATE inbox SET muted = 1, read_at = ?, seen_at = ?
+			WHERE notification_id = ? AND employee_id IN (SELECT value FROM json_each(?))`,
+			store.Millis(now), store.Millis(now), id, int64sJSON(quiet))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("publish to %d recipients: %w", len(ids), err)
 	}
 	slices.SortFunc(recipients, func(a, b store.Recipient) int { return cmp.Compare(a.Employee, b.Employee) })
 	return recipients, nil
+}
+
+func int64sJSON(ids []int64) string {
+	b, _ := json.Marshal(ids)
+	return string(b)
 }
 
 // writeEphemeral resolves an ephemeral publish with an Idempotency-Key and

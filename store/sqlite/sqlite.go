@@ -43,6 +43,12 @@ type DB struct {
 	lock    *os.File    // holds the instance lock (InstanceLock), or nil
 	writeMu sync.Mutex  // serializes write transactions and the sink calls that follow them; guards lastTruncate
 	sink    atomic.Pointer[sinkBox]
+	// deletes counts employee deletions twice: once before the delete and
+	// once after the sink has ended the employee's streams, so it is odd
+	// while one is under way (they run under writeMu, one at a time).
+	// PublishEphemeral reads it to trust open streams instead of the
+	// directory (onlineTargets).
+	deletes atomic.Uint64
 	w       *writer
 
 	// walLimit is the WAL size in bytes past which the writer truncates

@@ -60,6 +60,7 @@ const (
 	kindPublish   requestKind = iota // a persisted publish
 	kindEphemeral                    // an ephemeral publish with an Idempotency-Key: only the key is stored
 	kindProbe                        // Ping's test write
+	kindFunc                         // any other write: the request's fn (the notification center's)
 )
 
 // States of a request, moved by compare-and-swap so that the writer and a
@@ -85,6 +86,14 @@ type request struct {
 	// that is not a replay.
 	delivery  store.Delivery
 	ephemeral *store.Ephemeral
+
+	// fn is a kindFunc's write; it leaves its answer in n and counts, and
+	// what the sink gets in deliveries (after delivery) and states.
+	fn         func(ctx context.Context, b *batch, r *request) error
+	n          int
+	counts     store.Counts
+	deliveries []store.Delivery
+	states     []store.StateChange
 }
 
 func newRequest(kind requestKind, m store.Message, idem *store.Idempotency) *request {
@@ -289,6 +298,9 @@ func (b *batch) add(ctx context.Context, r *request) error {
 	r.err = b.db.write(ctx, b, r)
 	if r.err == nil {
 		b.copies += len(r.delivery.Recipients)
+		for _, d := range r.deliveries {
+			b.copies += len(d.Recipients)
+		}
 		if savepoint {
 			if err := b.exec(ctx, `RELEASE request`); err != nil {
 				return unavailable("release savepoint", err)
@@ -345,6 +357,7 @@ func (b *batch) fail(err error) {
 			r.err = err
 		}
 		r.res, r.delivery, r.ephemeral = store.PublishResult{}, store.Delivery{}, nil
+		r.deliveries, r.states = nil, nil
 		close(r.done)
 	}
 }
@@ -358,10 +371,19 @@ func (b *batch) deliver() {
 	for _, r := range b.members {
 		switch {
 		case r.err != nil:
+			continue
 		case len(r.delivery.Recipients) > 0:
 			s.Deliver(r.delivery)
 		case r.ephemeral != nil:
 			s.DeliverEphemeral(*r.ephemeral)
+		}
+		for _, d := range r.deliveries {
+			if len(d.Recipients) > 0 {
+				s.Deliver(d)
+			}
+		}
+		for _, c := range r.states {
+			s.State(c)
 		}
 	}
 }

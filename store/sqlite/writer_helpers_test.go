@@ -126,7 +126,7 @@ func (s *holdingSink) open() { s.released.Do(func() { close(s.release) }) }
 
 // listen runs db.Listen with sink until the test ends, and waits until the
 // store is ready.
-func listen(t *testing.T, db *sqlite.DB, sink store.Sink) {
+func listen(t testing.TB, db *sqlite.DB, sink store.Sink) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})

@@ -132,6 +132,7 @@ func (c *countingSink) Deliver(d store.Delivery) {
 func (c *countingSink) DeliverEphemeral(store.Ephemeral) {}
 func (c *countingSink) EmployeeChanged(int64, bool)      {}
 func (c *countingSink) Resync()                          {}
+func (c *countingSink) State(store.StateChange)          {}
 
 // Connected claims every recipient, so the store reads all of them, as an
 // instance with everyone connected would.

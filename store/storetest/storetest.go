@@ -49,6 +49,16 @@ func Run(t *testing.T, open Opener) {
 		{"PushQueue", testPushQueue},
 		{"PushConcurrent", testPushConcurrent},
 		{"PushSettle", testPushSettle},
+		{"StateTransitions", testStateTransitions},
+		{"StateOthersIgnored", testStateOthersIgnored},
+		{"InboxFilters", testInboxFilters},
+		{"Preferences", testPreferences},
+		{"MutedPublish", testMutedPublish},
+		{"Expiry", testExpiry},
+		{"Scheduled", testScheduled},
+		{"Withdraw", testWithdraw},
+		{"Sweep", testSweep},
+		{"CenterFields", testCenterFields},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -95,6 +105,7 @@ type Recorder struct {
 	deliveries []store.Delivery
 	ephemerals []store.Ephemeral
 	changes    []Change
+	states     []store.StateChange
 	resyncs    int
 	signal     chan struct{}
 }
@@ -149,6 +160,31 @@ func (r *Recorder) Resync() {
 	r.resyncs++
 	r.mu.Unlock()
 	r.poke()
+}
+
+// State implements store.Sink.
+func (r *Recorder) State(c store.StateChange) {
+	r.mu.Lock()
+	r.states = append(r.states, c)
+	r.mu.Unlock()
+	r.poke()
+}
+
+// States returns a copy of the state changes so far.
+func (r *Recorder) States() []store.StateChange {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.states)
+}
+
+// WaitStates blocks until at least n state changes were recorded and
+// returns them.
+func (r *Recorder) WaitStates(t testing.TB, n int) []store.StateChange {
+	t.Helper()
+	r.Wait(t, fmt.Sprintf("%d state changes", n), func([]store.Delivery, []store.Ephemeral, []Change) bool {
+		return len(r.states) >= n
+	})
+	return r.States()
 }
 
 // Wait blocks until cond holds on the recorded state or the timeout passes.

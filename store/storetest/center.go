@@ -1,0 +1,420 @@
+package storetest
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/corp/herald/store"
+)
+
+func mustState(t testing.TB, st store.Store, employee int64, op store.StateOp, seqs []int64, all bool) (int, store.Counts) {
+	t.Helper()
+	n, c, err := st.SetState(ctx(), employee, op, seqs, all)
+	if err != nil {
+		t.Fatalf("SetState(%d, %s, %v, %v): %v", employee, op, seqs, all, err)
+	}
+	return n, c
+}
+
+func mustCounts(t testing.TB, st store.Store, employee int64) store.Counts {
+	t.Helper()
+	c, err := st.Counts(ctx(), employee)
+	if err != nil {
+		t.Fatalf("Counts(%d): %v", employee, err)
+	}
+	return c
+}
+
+func page(t testing.TB, st store.Store, q store.InboxQuery) store.InboxPage {
+	t.Helper()
+	if q.Limit == 0 {
+		q.Limit = 100
+	}
+	p, err := st.Inbox(ctx(), q)
+	if err != nil {
+		t.Fatalf("Inbox(%+v): %v", q, err)
+	}
+	return p
+}
+
+func seqs(items []store.InboxItem) []int64 {
+	out := make([]int64, len(items))
+	for i, it := range items {
+		out[i] = it.Seq
+	}
+	return out
+}
+
+// testStateTransitions walks every operation, checking what changed, the
+// counts, the items' fields and the changes handed to the sink.
+func testStateTransitions(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 1, 0)
+	for i := 1; i <= 5; i++ {
+		mustPublish(t, st, msg(fmt.Sprintf("n%d", i), store.Targets{Employees: []int64{1}}))
+	}
+	if c := mustCounts(t, st, 1); c != (store.Counts{Unread: 5, Unseen: 5}) {
+		t.Fatalf("counts after 5 publishes = %+v, want 5/5", c)
+	}
+	steps := []struct {
+		op      store.StateOp
+		seqs    []int64
+		all     bool
+		changed int
+		want    store.Counts
+	}{
+		{store.OpSeen, []int64{1, 2, 2, 99}, false, 2, store.Counts{Unread: 5, Unseen: 3}},
+		{store.OpSeen, []int64{1}, false, 0, store.Counts{Unread: 5, Unseen: 3}},
+		{store.OpRead, []int64{3}, false, 1, store.Counts{Unread: 4, Unseen: 2}}, // read implies seen
+		{store.OpUnread, []int64{3, 4}, false, 1, store.Counts{Unread: 5, Unseen: 2}},
+		{store.OpArchive, []int64{4, 5}, false, 2, store.Counts{Unread: 3, Unseen: 0}},
+		{store.OpArchive, []int64{4}, false, 0, store.Counts{Unread: 3, Unseen: 0}},
+		{store.OpUnarchive, []int64{5}, false, 1, store.Counts{Unread: 3, Unseen: 0}},
+		{store.OpUnread, []int64{5}, false, 1, store.Counts{Unread: 4, Unseen: 0}},
+		{store.OpDelete, []int64{1}, false, 1, store.Counts{Unread: 3, Unseen: 0}},
+		{store.OpRead, nil, true, 3, store.Counts{Unread: 0, Unseen: 0}},
+	}
+	for i, s := range steps {
+		changed, c := mustState(t, st, 1, s.op, s.seqs, s.all)
+		if changed != s.changed || c != s.want {
+			t.Fatalf("step %d %s %v all=%v: changed %d counts %+v; want %d, %+v", i, s.op, s.seqs, s.all, changed, c, s.changed, s.want)
+		}
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 1}); !slices.Equal(seqs(p.Items), []int64{5, 3, 2}) {
+		t.Fatalf("inbox = %v, want 5,3,2 (1 deleted, 4 archived)", seqs(p.Items))
+	}
+	p := page(t, st, store.InboxQuery{Employee: 1, Archived: true})
+	if !slices.Equal(seqs(p.Items), []int64{4}) {
+		t.Fatalf("archived = %v, want 4", seqs(p.Items))
+	}
+	if it := p.Items[0]; it.ArchivedAt == nil || it.ReadAt == nil || it.SeenAt == nil {
+		t.Fatalf("archived item = %+v; want archived, read and seen times", it)
+	}
+	// Every change that changed something reached the sink, in order.
+	states := h.Sink.WaitStates(t, 8)
+	var got []string
+	for _, c := range states {
+		if c.Employee != 1 {
+			t.Fatalf("state change for employee %d: %+v", c.Employee, c)
+		}
+		got = append(got, fmt.Sprintf("%s%v%v:%d/%d", c.Op, c.Seqs, c.All, c.Counts.Unread, c.Counts.Unseen))
+	}
+	want := []string{"seen[1 2]false:5/3", "read[3]false:4/2", "unread[3]false:5/2", "archive[4 5]false:3/0",
+		"unarchive[5]false:3/0", "unread[5]false:4/0", "delete[1]false:3/0", "read[]true:0/0"}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("state changes\n got %v\nwant %v", got, want)
+	}
+}
+
+// testStateOthersIgnored: ids of another employee are ignored and "all"
+// touches only the caller's inbox.
+func testStateOthersIgnored(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 2, 0)
+	for i := 0; i < 3; i++ {
+		mustPublish(t, st, msg("x", store.Targets{Employees: []int64{2}}))
+	}
+	mustPublish(t, st, msg("mine", store.Targets{Employees: []int64{1}}))
+	for _, op := range store.StateOps {
+		if changed, _ := mustState(t, st, 1, op, []int64{2, 3}, false); changed != 0 {
+			t.Fatalf("%s of seqs employee 1 does not have changed %d", op, changed)
+		}
+	}
+	for _, op := range []store.StateOp{store.OpArchive, store.OpDelete} {
+		mustState(t, st, 1, op, nil, true)
+	}
+	if c := mustCounts(t, st, 2); c != (store.Counts{Unread: 3, Unseen: 3}) {
+		t.Fatalf("employee 2 counts = %+v after employee 1's changes; want 3/3", c)
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 2}); len(p.Items) != 3 {
+		t.Fatalf("employee 2 has %d items, want 3", len(p.Items))
+	}
+	for _, c := range h.Sink.States() {
+		if c.Employee != 1 {
+			t.Fatalf("a change of employee 1 went to employee %d", c.Employee)
+		}
+	}
+}
+
+func testInboxFilters(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 1, 0)
+	for _, typ := range []string{"build.failed", "build.ok", "buildx", "hr.leave"} {
+		m := msg(typ, store.Targets{Employees: []int64{1}})
+		m.Type = typ
+		mustPublish(t, st, m)
+	}
+	mustState(t, st, 1, store.OpSeen, []int64{1}, false)
+	mustState(t, st, 1, store.OpRead, []int64{2}, false)
+	mustState(t, st, 1, store.OpArchive, []int64{4}, false)
+	tests := []struct {
+		q    store.InboxQuery
+		want []int64
+	}{
+		{store.InboxQuery{}, []int64{3, 2, 1}},
+		{store.InboxQuery{Type: "build.*"}, []int64{2, 1}},
+		{store.InboxQuery{Type: "build.ok"}, []int64{2}},
+		{store.InboxQuery{Type: "build"}, nil},
+		{store.InboxQuery{UnseenOnly: true}, []int64{3}},
+		{store.InboxQuery{UnreadOnly: true}, []int64{3, 1}},
+		{store.InboxQuery{Archived: true}, []int64{4}},
+		{store.InboxQuery{Archived: true, Type: "hr.*"}, []int64{4}},
+		{store.InboxQuery{UnreadOnly: true, Type: "build.*", Before: 2}, []int64{1}},
+	}
+	for _, tt := range tests {
+		tt.q.Employee = 1
+		p := page(t, st, tt.q)
+		if !slices.Equal(seqs(p.Items), tt.want) {
+			t.Errorf("Inbox(%+v) = %v, want %v", tt.q, seqs(p.Items), tt.want)
+		}
+		if p.UnreadCount != 2 || p.UnseenCount != 1 {
+			t.Errorf("Inbox(%+v) counts %d/%d, want 2/1", tt.q, p.UnreadCount, p.UnseenCount)
+		}
+	}
+}
+
+func testPreferences(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 2, 0)
+	p, err := st.Preferences(ctx(), 1)
+	if err != nil || !p.Push || p.Muted == nil || len(p.Muted) != 0 {
+		t.Fatalf("default preferences = %+v, %v; want push on, nothing muted", p, err)
+	}
+	want := store.Preferences{Muted: []string{"marketing.*", "build.failed"}, Push: false}
+	if err := st.SetPreferences(ctx(), 1, want); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := st.Preferences(ctx(), 1); fmt.Sprint(p) != fmt.Sprint(want) {
+		t.Fatalf("preferences = %+v, want %+v", p, want)
+	}
+	if p, _ := st.Preferences(ctx(), 2); !p.Push || len(p.Muted) != 0 {
+		t.Fatalf("employee 2 preferences = %+v; want the defaults", p)
+	}
+	if err := st.SetPreferences(ctx(), 1, store.Preferences{Push: true}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := st.Preferences(ctx(), 1); !p.Push || p.Muted == nil || len(p.Muted) != 0 {
+		t.Fatalf("replaced preferences = %+v; want push on, nothing muted", p)
+	}
+}
+
+func testMutedPublish(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 2, 0)
+	if err := st.SetPreferences(ctx(), 1, store.Preferences{Muted: []string{"marketing.*", "build.failed"}, Push: true}); err != nil {
+		t.Fatal(err)
+	}
+	publish := func(typ string, required bool) {
+		m := msg(typ, store.Targets{Employees: []int64{1, 2}})
+		m.Type, m.Required = typ, required
+		mustPublish(t, st, m)
+	}
+	publish("marketing.weekly", false) // seq 1: muted for 1
+	publish("build.failed", true)      // seq 2: required
+	publish("marketing", false)        // seq 3: not matched by marketing.*
+	publish("build.failed", false)     // seq 4: muted for 1
+	h.Sink.Wait(t, "4 deliveries", func(d []store.Delivery, _ []store.Ephemeral, _ []Change) bool { return len(d) >= 4 })
+	var live []string
+	for _, d := range h.Sink.Deliveries() {
+		for _, r := range d.Recipients {
+			live = append(live, fmt.Sprintf("%d:%d", r.Employee, r.Seq))
+		}
+	}
+	if want := "[2:1 1:2 2:2 1:3 2:3 2:4]"; fmt.Sprint(live) != want {
+		t.Fatalf("live recipients %v, want %s (employee 1's muted copies not delivered)", live, want)
+	}
+	if c := mustCounts(t, st, 1); c != (store.Counts{Unread: 2, Unseen: 2}) {
+		t.Fatalf("employee 1 counts = %+v, want 2/2 (muted copies stored read and seen)", c)
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 1}); !slices.Equal(seqs(p.Items), []int64{4, 3, 2, 1}) || p.Items[0].ReadAt == nil || p.Items[0].SeenAt == nil {
+		t.Fatalf("employee 1 inbox = %v (first %+v); want all four kept, the muted ones read and seen", seqs(p.Items), p.Items[0])
+	}
+	since, err := st.Since(ctx(), 1, 0, 10)
+	if err != nil || !slices.Equal(seqs(since), []int64{2, 3}) {
+		t.Fatalf("Since(1, 0) = %v, %v; want 2,3 (muted copies are not replayed)", seqs(since), err)
+	}
+}
+
+func testExpiry(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 1, 0)
+	soon := time.Now().Add(300 * time.Millisecond)
+	m := msg("brief", store.Targets{Employees: []int64{1}})
+	m.ExpiresAt = &soon
+	mustPublish(t, st, m)
+	mustPublish(t, st, msg("lasting", store.Targets{Employees: []int64{1}}))
+	if c := mustCounts(t, st, 1); c.Unread != 2 {
+		t.Fatalf("before expiry: unread %d, want 2", c.Unread)
+	}
+	p := page(t, st, store.InboxQuery{Employee: 1})
+	if len(p.Items) != 2 || p.Items[1].Notification.ExpiresAt == nil || !p.Items[1].Notification.ExpiresAt.Equal(soon.Truncate(time.Millisecond)) {
+		t.Fatalf("before expiry: items %+v; want both, the first with its expiry", p.Items)
+	}
+	time.Sleep(time.Until(soon) + 50*time.Millisecond)
+	if c := mustCounts(t, st, 1); c != (store.Counts{Unread: 1, Unseen: 1}) {
+		t.Fatalf("after expiry: counts %+v, want 1/1", c)
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 1}); titles(p.Items) != "lasting" {
+		t.Fatalf("after expiry: inbox %s, want lasting", titles(p.Items))
+	}
+	if since, _ := st.Since(ctx(), 1, 0, 10); titles(since) != "lasting" {
+		t.Fatalf("after expiry: Since = %s, want lasting", titles(since))
+	}
+	if changed, _ := mustState(t, st, 1, store.OpRead, []int64{1}, false); changed != 0 {
+		t.Fatalf("marking an expired item changed %d", changed)
+	}
+}
+
+func testScheduled(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 2, 0)
+	at := time.Now().Add(400 * time.Millisecond)
+	m := msg("later", store.Targets{Employees: []int64{1, 2, 99}})
+	m.DeliverAt = &at
+	res := mustPublish(t, st, m)
+	if res.Recipients != 2 || fmt.Sprint(res.Unknown.Employees) != "[99]" || res.NotificationID == 0 {
+		t.Fatalf("scheduled publish answer %+v; want 2 recipients, 99 unknown", res)
+	}
+	mustPublish(t, st, msg("now", store.Targets{Employees: []int64{1}}))
+	if n, err := st.DeliverDue(ctx(), 10); err != nil || n != 0 {
+		t.Fatalf("DeliverDue before the time = %d, %v; want 0", n, err)
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 1}); titles(p.Items) != "now" || p.UnreadCount != 1 {
+		t.Fatalf("before the time: inbox %s unread %d; want only now", titles(p.Items), p.UnreadCount)
+	}
+	if head, _ := st.Head(ctx(), 2); head != 0 {
+		t.Fatalf("employee 2 head %d before delivery; want 0 (no seq until delivered)", head)
+	}
+	time.Sleep(time.Until(at) + 20*time.Millisecond)
+	if n, err := st.DeliverDue(ctx(), 10); err != nil || n != 1 {
+		t.Fatalf("DeliverDue = %d, %v; want 1", n, err)
+	}
+	if n, _ := st.DeliverDue(ctx(), 10); n != 0 {
+		t.Fatalf("DeliverDue again = %d; want 0 (exactly once)", n)
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 1}); titles(p.Items) != "later,now" || p.Items[0].Seq != 2 {
+		t.Fatalf("after delivery: inbox %s (first seq %d); want later (seq 2), now", titles(p.Items), p.Items[0].Seq)
+	}
+	h.Sink.Wait(t, "the scheduled delivery", func(d []store.Delivery, _ []store.Ephemeral, _ []Change) bool {
+		return len(d) == 2 && d[1].Notification.Title == "later" && len(d[1].Recipients) == 2
+	})
+}
+
+func testWithdraw(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 3, 0)
+	m := msg("oops", store.Targets{Employees: []int64{1, 2}})
+	m.Owner = "service:a"
+	res := mustPublish(t, st, m)
+	later := time.Now().Add(time.Hour)
+	m.DeliverAt = &later
+	sched := mustPublish(t, st, m)
+	mustPublish(t, st, msg("keep", store.Targets{Employees: []int64{1}}))
+	if err := st.Withdraw(ctx(), "service:b", res.NotificationID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Withdraw by another owner = %v, want ErrNotFound", err)
+	}
+	if err := st.Withdraw(ctx(), "service:a", 1<<40); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Withdraw of an unknown id = %v, want ErrNotFound", err)
+	}
+	if err := st.Withdraw(ctx(), "service:a", res.NotificationID); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.Withdraw(ctx(), "service:a", sched.NotificationID); err != nil {
+		t.Fatalf("withdrawing a scheduled notification: %v", err)
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 1}); titles(p.Items) != "keep" {
+		t.Fatalf("employee 1 inbox after withdrawal: %s, want keep", titles(p.Items))
+	}
+	if c := mustCounts(t, st, 2); c != (store.Counts{}) {
+		t.Fatalf("employee 2 counts after withdrawal: %+v", c)
+	}
+	states := h.Sink.WaitStates(t, 2)
+	var got []string
+	for _, c := range states {
+		got = append(got, fmt.Sprintf("%d:%s%v:%d", c.Employee, c.Op, c.Seqs, c.Counts.Unread))
+	}
+	slices.Sort(got)
+	if want := "[1:delete[1]:1 2:delete[1]:0]"; fmt.Sprint(got) != want {
+		t.Fatalf("withdrawal changes %v, want %s", got, want)
+	}
+	if err := st.Withdraw(ctx(), "service:a", res.NotificationID); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("withdrawing twice = %v, want ErrNotFound", err)
+	}
+}
+
+func testSweep(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 2, 0)
+	soon := time.Now().Add(100 * time.Millisecond)
+	m := msg("brief", store.Targets{Employees: []int64{1, 2}})
+	m.ExpiresAt = &soon
+	mustPublish(t, st, m)
+	mustPublish(t, st, msg("old", store.Targets{Employees: []int64{1}}))
+	time.Sleep(150 * time.Millisecond)
+	cut := time.Now()
+	time.Sleep(2 * time.Millisecond)
+	mustPublish(t, st, msg("new", store.Targets{Employees: []int64{1}}))
+	// Retention off: only the expired copies go.
+	total := 0
+	for {
+		n, err := st.Sweep(ctx(), time.Time{}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		total += n
+		if n == 0 {
+			break
+		}
+	}
+	if total != 3 { // two copies and the notification
+		t.Fatalf("sweep without retention deleted %d rows, want 3", total)
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 1}); titles(p.Items) != "new,old" {
+		t.Fatalf("inbox after sweep without retention: %s", titles(p.Items))
+	}
+	if _, err := st.Sweep(ctx(), cut, 100); err != nil {
+		t.Fatal(err)
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 1}); titles(p.Items) != "new" {
+		t.Fatalf("inbox after sweep with retention: %s, want new", titles(p.Items))
+	}
+	// Seqs keep counting after a sweep.
+	if res := mustPublish(t, st, msg("next", store.Targets{Employees: []int64{1}})); res.Recipients != 1 {
+		t.Fatal(res)
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 1}); p.Items[0].Seq != 4 {
+		t.Fatalf("seq after sweep = %d, want 4", p.Items[0].Seq)
+	}
+}
+
+func testCenterFields(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 1, 0)
+	exp := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+	m := msg("linked", store.Targets{Employees: []int64{1}})
+	m.URL, m.ExpiresAt = "https://intranet.example/requests/481", &exp
+	mustPublish(t, st, m)
+	h.Sink.Wait(t, "the delivery", func(d []store.Delivery, _ []store.Ephemeral, _ []Change) bool { return len(d) == 1 })
+	n := h.Sink.Deliveries()[0].Notification
+	if n.URL != m.URL || n.ExpiresAt == nil || !n.ExpiresAt.Equal(exp) {
+		t.Fatalf("delivered notification url %q expires %v; want %q, %v", n.URL, n.ExpiresAt, m.URL, exp)
+	}
+	for _, it := range append(page(t, st, store.InboxQuery{Employee: 1}).Items, must(st.Since(ctx(), 1, 0, 10))...) {
+		if it.Notification.URL != m.URL || it.Notification.ExpiresAt == nil || !it.Notification.ExpiresAt.Equal(exp) {
+			t.Fatalf("stored item %+v; want url and expiry", it.Notification)
+		}
+		if it.SeenAt != nil || it.ArchivedAt != nil {
+			t.Fatalf("new item seen/archived: %+v", it)
+		}
+	}
+}
+
+func must[T any](v T, err error) T {
+	if err != nil {
+		panic(err)
+	}
+	return v
+}

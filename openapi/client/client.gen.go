@@ -3071,8 +3071,10 @@ type ClientInterface interface {
 	// employee had moves to the caller (the browser changed hands). At
 	// most 10 per employee: beyond, the oldest by creation is deleted.
 	// A notification is then pushed to it when, `PUSH_DELAY` after its
-	// delivery, it is still unread and was written to no open stream of
-	// the employee (README, "Web Push"). Employees only; `404` while
+	// delivery, it is still unread and unseen, has not expired, was
+	// written to no open stream of the employee, its type is not muted
+	// (unless `required`) and the `push` preference is not false
+	// (README, "Web Push"). Employees only; `404` while
 	// Web Push is off; counts against `STATE_RATE`.
 	//
 	// Takes any type of body and a specified content type.
@@ -3091,8 +3093,10 @@ type ClientInterface interface {
 	// employee had moves to the caller (the browser changed hands). At
 	// most 10 per employee: beyond, the oldest by creation is deleted.
 	// A notification is then pushed to it when, `PUSH_DELAY` after its
-	// delivery, it is still unread and was written to no open stream of
-	// the employee (README, "Web Push"). Employees only; `404` while
+	// delivery, it is still unread and unseen, has not expired, was
+	// written to no open stream of the employee, its type is not muted
+	// (unless `required`) and the `push` preference is not false
+	// (README, "Web Push"). Employees only; `404` while
 	// Web Push is off; counts against `STATE_RATE`.
 	//
 	// Takes a body of the `application/json` content type.
@@ -3832,8 +3836,10 @@ func (c *Client) UnsubscribePush(ctx context.Context, body UnsubscribePushJSONRe
 // employee had moves to the caller (the browser changed hands). At
 // most 10 per employee: beyond, the oldest by creation is deleted.
 // A notification is then pushed to it when, `PUSH_DELAY` after its
-// delivery, it is still unread and was written to no open stream of
-// the employee (README, "Web Push"). Employees only; `404` while
+// delivery, it is still unread and unseen, has not expired, was
+// written to no open stream of the employee, its type is not muted
+// (unless `required`) and the `push` preference is not false
+// (README, "Web Push"). Employees only; `404` while
 // Web Push is off; counts against `STATE_RATE`.
 //
 // Takes any type of body and a specified content type.
@@ -3862,8 +3868,10 @@ func (c *Client) SubscribePushWithBody(ctx context.Context, contentType string, 
 // employee had moves to the caller (the browser changed hands). At
 // most 10 per employee: beyond, the oldest by creation is deleted.
 // A notification is then pushed to it when, `PUSH_DELAY` after its
-// delivery, it is still unread and was written to no open stream of
-// the employee (README, "Web Push"). Employees only; `404` while
+// delivery, it is still unread and unseen, has not expired, was
+// written to no open stream of the employee, its type is not muted
+// (unless `required`) and the `push` preference is not false
+// (README, "Web Push"). Employees only; `404` while
 // Web Push is off; counts against `STATE_RATE`.
 //
 // Takes a body of the `application/json` content type.
@@ -5615,8 +5623,10 @@ type ClientWithResponsesInterface interface {
 	// employee had moves to the caller (the browser changed hands). At
 	// most 10 per employee: beyond, the oldest by creation is deleted.
 	// A notification is then pushed to it when, `PUSH_DELAY` after its
-	// delivery, it is still unread and was written to no open stream of
-	// the employee (README, "Web Push"). Employees only; `404` while
+	// delivery, it is still unread and unseen, has not expired, was
+	// written to no open stream of the employee, its type is not muted
+	// (unless `required`) and the `push` preference is not false
+	// (README, "Web Push"). Employees only; `404` while
 	// Web Push is off; counts against `STATE_RATE`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -5635,8 +5645,10 @@ type ClientWithResponsesInterface interface {
 	// employee had moves to the caller (the browser changed hands). At
 	// most 10 per employee: beyond, the oldest by creation is deleted.
 	// A notification is then pushed to it when, `PUSH_DELAY` after its
-	// delivery, it is still unread and was written to no open stream of
-	// the employee (README, "Web Push"). Employees only; `404` while
+	// delivery, it is still unread and unseen, has not expired, was
+	// written to no open stream of the employee, its type is not muted
+	// (unless `required`) and the `push` preference is not false
+	// (README, "Web Push"). Employees only; `404` while
 	// Web Push is off; counts against `STATE_RATE`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -8202,8 +8214,10 @@ func (c *ClientWithResponses) UnsubscribePushWithResponse(ctx context.Context, b
 // employee had moves to the caller (the browser changed hands). At
 // most 10 per employee: beyond, the oldest by creation is deleted.
 // A notification is then pushed to it when, `PUSH_DELAY` after its
-// delivery, it is still unread and was written to no open stream of
-// the employee (README, "Web Push"). Employees only; `404` while
+// delivery, it is still unread and unseen, has not expired, was
+// written to no open stream of the employee, its type is not muted
+// (unless `required`) and the `push` preference is not false
+// (README, "Web Push"). Employees only; `404` while
 // Web Push is off; counts against `STATE_RATE`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -8228,8 +8242,10 @@ func (c *ClientWithResponses) SubscribePushWithBodyWithResponse(ctx context.Cont
 // employee had moves to the caller (the browser changed hands). At
 // most 10 per employee: beyond, the oldest by creation is deleted.
 // A notification is then pushed to it when, `PUSH_DELAY` after its
-// delivery, it is still unread and was written to no open stream of
-// the employee (README, "Web Push"). Employees only; `404` while
+// delivery, it is still unread and unseen, has not expired, was
+// written to no open stream of the employee, its type is not muted
+// (unless `required`) and the `push` preference is not false
+// (README, "Web Push"). Employees only; `404` while
 // Web Push is off; counts against `STATE_RATE`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).

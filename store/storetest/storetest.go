@@ -49,6 +49,7 @@ func Run(t *testing.T, open Opener) {
 		{"PushQueue", testPushQueue},
 		{"PushConcurrent", testPushConcurrent},
 		{"PushSettle", testPushSettle},
+		{"PushCenter", testPushCenter},
 		{"StateTransitions", testStateTransitions},
 		{"StateOthersIgnored", testStateOthersIgnored},
 		{"InboxFilters", testInboxFilters},

@@ -94,8 +94,10 @@ type Push interface {
 	// Only copies of employees with subscriptions are kept track of.
 	MarkStreamed(ctx context.Context, marks []Streamed) error
 	// QueuePushes decides, for up to r.Limit subscriptions, the copies
-	// delivered by r.Now-r.Delay: a copy that is still unread and was
-	// written to no stream becomes a job due now, one per subscription. It returns how many jobs it queued and
+	// delivered by r.Now-r.Delay: a copy that is still unread and unseen,
+	// was written to no stream, has not expired, whose type the employee
+	// has not muted (unless it is required) and whose employee has not
+	// turned push off becomes a job due now, one per subscription. It returns how many jobs it queued and
 	// whether subscriptions were left over (call again).
 	QueuePushes(ctx context.Context, r PushRule) (queued int, more bool, err error)
 	// ClaimPushes takes up to limit jobs due at now, each leased until

@@ -267,7 +267,7 @@ type payload struct {
 func Payload(j store.PushJob) []byte {
 	n := j.Notification
 	p := payload{
-		ID: strconv.FormatInt(j.Seq, 10), Type: n.Type, Title: n.Title, Body: n.Body,
+		ID: strconv.FormatInt(j.Seq, 10), Type: n.Type, Title: n.Title, Body: n.Body, URL: n.URL,
 		CreatedAt: n.CreatedAt.UTC().Format("2006-01-02T15:04:05.000Z07:00"),
 	}
 	b := marshal(p)

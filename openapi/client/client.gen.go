@@ -3576,8 +3576,10 @@ type ClientInterface interface {
 	// employee had moves to the caller (the browser changed hands). At
 	// most 10 per employee: beyond, the oldest by creation is deleted.
 	// A notification is then pushed to it when, `PUSH_DELAY` after its
-	// delivery, it is still unread and was written to no open stream of
-	// the employee (README, "Web Push"). Employees only; `404` while
+	// delivery, it is still unread and unseen, has not expired, was
+	// written to no open stream of the employee, its type is not muted
+	// (unless `required`) and the `push` preference is not false
+	// (README, "Web Push"). Employees only; `404` while
 	// Web Push is off; counts against `STATE_RATE`.
 	//
 	// Takes any type of body and a specified content type.
@@ -3596,8 +3598,10 @@ type ClientInterface interface {
 	// employee had moves to the caller (the browser changed hands). At
 	// most 10 per employee: beyond, the oldest by creation is deleted.
 	// A notification is then pushed to it when, `PUSH_DELAY` after its
-	// delivery, it is still unread and was written to no open stream of
-	// the employee (README, "Web Push"). Employees only; `404` while
+	// delivery, it is still unread and unseen, has not expired, was
+	// written to no open stream of the employee, its type is not muted
+	// (unless `required`) and the `push` preference is not false
+	// (README, "Web Push"). Employees only; `404` while
 	// Web Push is off; counts against `STATE_RATE`.
 	//
 	// Takes a body of the `application/json` content type.
@@ -4700,8 +4704,10 @@ func (c *Client) UnsubscribePush(ctx context.Context, body UnsubscribePushJSONRe
 // employee had moves to the caller (the browser changed hands). At
 // most 10 per employee: beyond, the oldest by creation is deleted.
 // A notification is then pushed to it when, `PUSH_DELAY` after its
-// delivery, it is still unread and was written to no open stream of
-// the employee (README, "Web Push"). Employees only; `404` while
+// delivery, it is still unread and unseen, has not expired, was
+// written to no open stream of the employee, its type is not muted
+// (unless `required`) and the `push` preference is not false
+// (README, "Web Push"). Employees only; `404` while
 // Web Push is off; counts against `STATE_RATE`.
 //
 // Takes any type of body and a specified content type.
@@ -4730,8 +4736,10 @@ func (c *Client) SubscribePushWithBody(ctx context.Context, contentType string, 
 // employee had moves to the caller (the browser changed hands). At
 // most 10 per employee: beyond, the oldest by creation is deleted.
 // A notification is then pushed to it when, `PUSH_DELAY` after its
-// delivery, it is still unread and was written to no open stream of
-// the employee (README, "Web Push"). Employees only; `404` while
+// delivery, it is still unread and unseen, has not expired, was
+// written to no open stream of the employee, its type is not muted
+// (unless `required`) and the `push` preference is not false
+// (README, "Web Push"). Employees only; `404` while
 // Web Push is off; counts against `STATE_RATE`.
 //
 // Takes a body of the `application/json` content type.
@@ -7066,8 +7074,10 @@ type ClientWithResponsesInterface interface {
 	// employee had moves to the caller (the browser changed hands). At
 	// most 10 per employee: beyond, the oldest by creation is deleted.
 	// A notification is then pushed to it when, `PUSH_DELAY` after its
-	// delivery, it is still unread and was written to no open stream of
-	// the employee (README, "Web Push"). Employees only; `404` while
+	// delivery, it is still unread and unseen, has not expired, was
+	// written to no open stream of the employee, its type is not muted
+	// (unless `required`) and the `push` preference is not false
+	// (README, "Web Push"). Employees only; `404` while
 	// Web Push is off; counts against `STATE_RATE`.
 	//
 	// Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -7086,8 +7096,10 @@ type ClientWithResponsesInterface interface {
 	// employee had moves to the caller (the browser changed hands). At
 	// most 10 per employee: beyond, the oldest by creation is deleted.
 	// A notification is then pushed to it when, `PUSH_DELAY` after its
-	// delivery, it is still unread and was written to no open stream of
-	// the employee (README, "Web Push"). Employees only; `404` while
+	// delivery, it is still unread and unseen, has not expired, was
+	// written to no open stream of the employee, its type is not muted
+	// (unless `required`) and the `push` preference is not false
+	// (README, "Web Push"). Employees only; `404` while
 	// Web Push is off; counts against `STATE_RATE`.
 	//
 	// Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).
@@ -10961,8 +10973,10 @@ func (c *ClientWithResponses) UnsubscribePushWithResponse(ctx context.Context, b
 // employee had moves to the caller (the browser changed hands). At
 // most 10 per employee: beyond, the oldest by creation is deleted.
 // A notification is then pushed to it when, `PUSH_DELAY` after its
-// delivery, it is still unread and was written to no open stream of
-// the employee (README, "Web Push"). Employees only; `404` while
+// delivery, it is still unread and unseen, has not expired, was
+// written to no open stream of the employee, its type is not muted
+// (unless `required`) and the `push` preference is not false
+// (README, "Web Push"). Employees only; `404` while
 // Web Push is off; counts against `STATE_RATE`.
 //
 // Takes any type of body and a specified content type, and returns a wrapper object for the known response body format(s).
@@ -10987,8 +11001,10 @@ func (c *ClientWithResponses) SubscribePushWithBodyWithResponse(ctx context.Cont
 // employee had moves to the caller (the browser changed hands). At
 // most 10 per employee: beyond, the oldest by creation is deleted.
 // A notification is then pushed to it when, `PUSH_DELAY` after its
-// delivery, it is still unread and was written to no open stream of
-// the employee (README, "Web Push"). Employees only; `404` while
+// delivery, it is still unread and unseen, has not expired, was
+// written to no open stream of the employee, its type is not muted
+// (unless `required`) and the `push` preference is not false
+// (README, "Web Push"). Employees only; `404` while
 // Web Push is off; counts against `STATE_RATE`.
 //
 // Takes a body of the `application/json` content type, and returns a wrapper object for the known response body format(s).

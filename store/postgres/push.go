@@ -138,7 +138,7 @@ func (db *DB) QueuePushes(ctx context.Context, r store.PushRule) (int, bool, err
 		err := tx.SelectContext(ctx, &ids, `
 			SELECT s.id FROM push_subscriptions s JOIN employees e ON e.id = s.employee_id
 			WHERE s.decided_seq < e.last_seq AND coalesce((
-				SELECT n.created_at FROM inbox i JOIN notifications n ON n.id = i.notification_id
+				SELECT coalesce(n.deliver_at, n.created_at) FROM inbox i JOIN notifications n ON n.id = i.notification_id
 				WHERE i.employee_id = s.employee_id AND i.seq > s.decided_seq ORDER BY i.seq LIMIT 1), '-infinity') <= $1
 			ORDER BY s.id LIMIT $2 FOR UPDATE OF s SKIP LOCKED`, cutoff, r.Limit+1)
 		if err != nil {
@@ -154,7 +154,7 @@ func (db *DB) QueuePushes(ctx context.Context, r store.PushRule) (int, bool, err
 		err = tx.SelectContext(ctx, &ds, `
 			SELECT s.id, s.employee_id, s.decided_seq,
 				coalesce((SELECT min(i.seq) - 1 FROM inbox i JOIN notifications n ON n.id = i.notification_id
-					WHERE i.employee_id = s.employee_id AND i.seq > s.decided_seq AND n.created_at > $2), e.last_seq) AS upto
+					WHERE i.employee_id = s.employee_id AND i.seq > s.decided_seq AND coalesce(n.deliver_at, n.created_at) > $2), e.last_seq) AS upto
 			FROM push_subscriptions s JOIN employees e ON e.id = s.employee_id
 			WHERE s.id = ANY($1::bigint[])`, pq.Int64Array(ids), cutoff)
 		if err != nil {
@@ -178,8 +178,15 @@ func (db *DB) QueuePushes(ctx context.Context, r store.PushRule) (int, bool, err
 			SELECT d.s, i.employee_id, i.seq, $5, $6
 			FROM unnest($1::bigint[], $2::bigint[], $3::bigint[], $4::bigint[]) AS d(s, e, f, u)
 			JOIN inbox i ON i.employee_id = d.e AND i.seq > d.f AND i.seq <= d.u
+			JOIN notifications n ON n.id = i.notification_id
+			LEFT JOIN preferences p ON p.employee_id = i.employee_id
 			WHERE i.read_at IS NULL
+				AND i.seen_at IS NULL
 				AND NOT i.streamed
+				AND NOT i.muted
+				AND (i.expires_at IS NULL OR i.expires_at > $5)
+				AND coalesce(p.push, true)
+				AND (n.required OR p.muted IS NULL OR NOT herald_muted(p.muted, n.type))
 			ORDER BY i.employee_id, i.seq`,
 			pq.Int64Array(sub), pq.Int64Array(emp), pq.Int64Array(from), pq.Int64Array(upto), r.Now.UTC(), r.Now.Add(r.TTL).UTC())
 		if err != nil {
@@ -204,6 +211,7 @@ type pushJobRow struct {
 	Body      string         `db:"body"`
 	Data      sql.NullString `db:"data"`
 	CreatedAt time.Time      `db:"created_at"`
+	URL       sql.NullString `db:"url"`
 	SubID     int64          `db:"sub_id"`
 	Employee  int64          `db:"employee_id"`
 	Endpoint  string         `db:"endpoint"`
@@ -222,7 +230,7 @@ func (db *DB) ClaimPushes(ctx context.Context, now time.Time, lease time.Duratio
 			WHERE j.id IN (SELECT id FROM push_jobs WHERE due_at <= $1 ORDER BY due_at, id LIMIT $3 FOR UPDATE SKIP LOCKED)
 			RETURNING j.id, j.subscription_id, j.employee_id, j.seq, j.attempts, j.expires_at
 		)
-		SELECT c.id, c.seq, c.attempts, c.expires_at, n.id AS nid, n.type, n.title, n.body, n.data, n.created_at,
+		SELECT c.id, c.seq, c.attempts, c.expires_at, n.id AS nid, n.type, n.title, n.body, n.data, n.created_at, n.url,
 			s.id AS sub_id, s.employee_id, s.endpoint, s.p256dh, s.auth, s.created_at AS sub_created
 		FROM c
 		JOIN push_subscriptions s ON s.id = c.subscription_id
@@ -239,6 +247,7 @@ func (db *DB) ClaimPushes(ctx context.Context, now time.Time, lease time.Duratio
 			Subscription: pushSubRow{r.SubID, r.Employee, r.Endpoint, r.P256DH, r.Auth, r.SubAt}.subscription(),
 			Notification: store.Notification{
 				ID: r.NID, Type: r.Type, Title: r.Title, Body: r.Body, CreatedAt: utc(r.CreatedAt),
+				URL: r.URL.String,
 			},
 		}
 		if r.Data.Valid {

@@ -170,7 +170,7 @@ func (db *DB) QueuePushes(ctx context.Context, r store.PushRule) (int, bool, err
 		SELECT id, employee_id, decided_seq, upto FROM (
 			SELECT s.id, s.employee_id, s.decided_seq,
 				coalesce((SELECT min(i.seq) - 1 FROM inbox i JOIN notifications n ON n.id = i.notification_id
-					WHERE i.employee_id = s.employee_id AND i.seq > s.decided_seq AND n.created_at > ?1), e.last_seq) AS upto
+					WHERE i.employee_id = s.employee_id AND i.seq > s.decided_seq AND coalesce(n.deliver_at, n.created_at) > ?1), e.last_seq) AS upto
 			FROM push_subscriptions s JOIN employees e ON e.id = s.employee_id
 			WHERE s.decided_seq < e.last_seq
 		) WHERE upto > decided_seq ORDER BY id LIMIT ?2`, cutoff, r.Limit+1)
@@ -194,8 +194,16 @@ func (db *DB) QueuePushes(ctx context.Context, r store.PushRule) (int, bool, err
 			FROM json_each(?1) d
 			JOIN push_subscriptions s ON s.id = d.value->>'s' AND s.decided_seq = d.value->>'f'
 			JOIN inbox i ON i.employee_id = s.employee_id AND i.seq > d.value->>'f' AND i.seq <= d.value->>'u'
+			JOIN notifications n ON n.id = i.notification_id
+			LEFT JOIN preferences p ON p.employee_id = i.employee_id
 			WHERE i.read_at IS NULL
+				AND i.seen_at IS NULL
 				AND i.streamed = 0
+				AND i.muted = 0
+				AND (i.expires_at IS NULL OR i.expires_at > ?2)
+				AND coalesce(p.push, 1) = 1
+				AND (n.required OR p.muted IS NULL OR NOT EXISTS (SELECT 1 FROM json_each(p.muted) m WHERE m.value = n.type
+					OR (m.value LIKE '%*' AND substr(n.type, 1, length(m.value) - 1) = substr(m.value, 1, length(m.value) - 1))))
 			ORDER BY i.employee_id, i.seq`, string(js), now, store.Millis(r.Now.Add(r.TTL)))
 		if err != nil {
 			return err
@@ -219,6 +227,7 @@ type pushJobRow struct {
 	Body      string         `db:"body"`
 	Data      sql.NullString `db:"data"`
 	CreatedAt int64          `db:"created_at"`
+	URL       sql.NullString `db:"url"`
 	SubID     int64          `db:"sub_id"`
 	Employee  int64          `db:"employee_id"`
 	Endpoint  string         `db:"endpoint"`
@@ -240,7 +249,7 @@ func (db *DB) ClaimPushes(ctx context.Context, now time.Time, lease time.Duratio
 		}
 		js, _ := json.Marshal(ids)
 		return tx.SelectContext(ctx, &rows, `
-			SELECT j.id, j.seq, j.attempts, j.expires_at, n.id AS nid, n.type, n.title, n.body, n.data, n.created_at,
+			SELECT j.id, j.seq, j.attempts, j.expires_at, n.id AS nid, n.type, n.title, n.body, n.data, n.created_at, n.url,
 				s.id AS sub_id, s.employee_id, s.endpoint, s.p256dh, s.auth, s.created_at AS sub_created
 			FROM push_jobs j
 			JOIN push_subscriptions s ON s.id = j.subscription_id
@@ -259,6 +268,7 @@ func (db *DB) ClaimPushes(ctx context.Context, now time.Time, lease time.Duratio
 			Expires:      store.FromMillis(r.Expires),
 			Notification: store.Notification{
 				ID: r.NID, Type: r.Type, Title: r.Title, Body: r.Body, CreatedAt: store.FromMillis(r.CreatedAt),
+				URL: r.URL.String,
 			},
 		}
 		if r.Data.Valid {

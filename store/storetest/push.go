@@ -334,3 +334,55 @@ func testPushSettle(t *testing.T, h *Harness) {
 		t.Fatalf("settling nothing: %v", err)
 	}
 }
+
+// testPushCenter checks the notification center's conditions of a push:
+// seen, muted (at publish or later; required overrides), push turned off,
+// expired; and that the url travels.
+func testPushCenter(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 3, 0)
+	for e := int64(1); e <= 3; e++ {
+		mustSubscribe(t, st, pushSub(e, fmt.Sprintf("https://push.example/%d", e), 1))
+	}
+	if err := st.SetPreferences(ctx(), 1, store.Preferences{Muted: []string{"muted.*"}, Push: true}); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetPreferences(ctx(), 3, store.Preferences{Muted: []string{}, Push: false}); err != nil {
+		t.Fatal(err)
+	}
+	soon := time.Now().Add(5 * time.Second)
+	pub := func(title, typ string, required bool, to ...int64) {
+		m := msg(title, store.Targets{Employees: to})
+		m.Type, m.Required, m.URL = typ, required, "/requests/"+title
+		if title == "expiring" {
+			m.ExpiresAt = &soon
+		}
+		mustPublish(t, st, m)
+	}
+	pub("seen", "test.event", false, 1)      // 1
+	pub("muted", "muted.weekly", false, 1)   // 2: stored muted
+	pub("required", "muted.weekly", true, 1) // 3
+	pub("later", "later.muted", false, 1)    // 4: muted after publish
+	pub("expiring", "test.event", false, 1)  // 5
+	pub("kept", "test.event", false, 1)      // 6
+	pub("push off", "test.event", false, 3)
+	if _, _, err := st.SetState(ctx(), 1, store.OpSeen, []int64{1}, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.SetPreferences(ctx(), 1, store.Preferences{Muted: []string{"muted.*", "later.muted"}, Push: true}); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(11 * time.Second) // after "expiring" expired
+	if n := queueAt(t, st, later); n != 2 {
+		t.Fatalf("queued %d; want 2 (required, kept)", n)
+	}
+	jobs := claimAll(t, st, later)
+	if got := jobKeys(jobs); !slices.Equal(got, []string{"https://push.example/1#3:required", "https://push.example/1#6:kept"}) {
+		t.Fatalf("claimed %v", got)
+	}
+	for _, j := range jobs {
+		if j.Notification.URL != "/requests/"+j.Notification.Title {
+			t.Errorf("job %s: url %q", j.Notification.Title, j.Notification.URL)
+		}
+	}
+}

@@ -48,6 +48,8 @@ func Run(t *testing.T, open Opener) {
 		{"PushSubscriptions", testPushSubscriptions},
 		{"PushQueue", testPushQueue},
 		{"PushConcurrent", testPushConcurrent},
+		{"PushSettle", testPushSettle},
+		{"PushCenter", testPushCenter},
 		{"StateTransitions", testStateTransitions},
 		{"StateOthersIgnored", testStateOthersIgnored},
 		{"InboxFilters", testInboxFilters},
@@ -58,7 +60,6 @@ func Run(t *testing.T, open Opener) {
 		{"Withdraw", testWithdraw},
 		{"Sweep", testSweep},
 		{"CenterFields", testCenterFields},
-		{"PushSettle", testPushSettle},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

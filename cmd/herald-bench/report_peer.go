@@ -36,6 +36,8 @@ type peerRun struct {
 	Notify struct {
 		TargetRate   float64 `json:"targetRate"`
 		DurationS    float64 `json:"durationS"`
+		Planned      int64   `json:"planned"`
+		Sent         int64   `json:"sent"`
 		Accepted     int64   `json:"accepted"`
 		Received     int64   `json:"received"`
 		Lost         int64   `json:"lost"`
@@ -112,8 +114,8 @@ func peerSide(runs []peerRun) *side {
 		}
 		add(figConnRate, r.Connect.PerSecond)
 		s.loads = append(s.loads, r.LoadAvg)
-		s.checks = append(s.checks, fmt.Sprintf("%d/%d connected, %d/%d received, lost %d, dup %d, misdirected %d",
-			r.Clients.Connected, r.Clients.Requested, r.Notify.Received, r.Notify.Accepted, r.Notify.Lost, r.Notify.Duplicates, r.Notify.Misdirected))
+		s.checks = append(s.checks, fmt.Sprintf("%d/%d connected, %d/%d sent answered 202, %d received, lost %d, dup %d, misdirected %d; load tool's event-loop lag p99 %s ms",
+			r.Clients.Connected, r.Clients.Requested, r.Notify.Accepted, r.Notify.Sent, r.Notify.Received, r.Notify.Lost, r.Notify.Duplicates, r.Notify.Misdirected, num(r.Notify.ToolLagP99)))
 	}
 	return s
 }
@@ -200,7 +202,7 @@ var sideGoals = []sideGoal{
 // gets a column that says so (missing says why).
 func writeSideBySide(w *strings.Builder, peers []peerRun, herald []Report, transports []string, missing map[string]string) {
 	fmt.Fprintf(w, "## Side by side with the Socket.IO peer\n\n")
-	fmt.Fprintf(w, "Measured %s on %s.\n\n", time.Now().UTC().Format("2006-01-02 15:04 MST"), machine())
+	fmt.Fprintf(w, "Measured %s on %s.\n\n", lastRun(peers, herald).Format("2006-01-02 15:04 MST"), machine())
 	ps := peerSide(peers)
 	hs := heraldSides(herald, transports)
 	if len(peers) > 0 {
@@ -286,6 +288,26 @@ func writeSideBySide(w *strings.Builder, peers []peerRun, herald []Report, trans
 		}
 	}
 	fmt.Fprintln(w)
+}
+
+// lastRun is when the last run of the comparison ended (now, when no run
+// says).
+func lastRun(peers []peerRun, herald []Report) time.Time {
+	var last time.Time
+	for _, p := range peers {
+		if t, err := time.Parse(time.RFC3339, p.When); err == nil && t.After(last) {
+			last = t
+		}
+	}
+	for _, r := range herald {
+		if t, err := time.Parse(time.RFC3339, r.Time); err == nil && t.After(last) {
+			last = t
+		}
+	}
+	if last.IsZero() {
+		return time.Now().UTC()
+	}
+	return last.UTC()
 }
 
 func medianCell(vs []float64) string {

@@ -174,8 +174,6 @@ func (db *DB) Withdraw(ctx context.Context, owner string, id int64) error {
 			Employee int64 `db:"employee_id"`
 			Seq      int64 `db:"seq"`
 		}
-		// Lock the recipients' rows in id order, as publishes do, so the
-		// counts below are not raced by a state change.
 		if err := tx.SelectContext(ctx, &gone, `DELETE FROM inbox WHERE notification_id = $1 RETURNING employee_id, seq`, id); err != nil {
 			return err
 		}
@@ -188,6 +186,13 @@ func (db *DB) Withdraw(ctx context.Context, owner string, id int64) error {
 		emps := make([]int64, len(gone))
 		for i, g := range gone {
 			emps[i] = g.Employee
+		}
+		// The recipients' state locks (see SetState), in id order, so the
+		// counts sent are current when this commits.
+		_, err = tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock(e) FROM (SELECT DISTINCT e FROM unnest($1::bigint[]) AS t(e) ORDER BY e) s`,
+			pq.Int64Array(emps))
+		if err != nil {
+			return err
 		}
 		var cs []struct {
 			ID     int64 `db:"id"`

@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/chromedp"
 	"github.com/chromedp/chromedp/kb"
 
@@ -249,6 +250,11 @@ func TestInboxScreenshots(t *testing.T) {
 		{"phone-es", 390, 844, "es", false},
 	} {
 		t.Run(v.name, func(t *testing.T) {
+			// Reduced motion: no transition is caught half way in the picture.
+			reduced := emulation.SetEmulatedMediaParams{Features: []*emulation.MediaFeature{{Name: "prefers-reduced-motion", Value: "reduce"}}}
+			if _, err := chromedp.Call(ctx, emulation.SetEmulatedMedia, reduced); err != nil {
+				t.Fatal(err)
+			}
 			if err := chromedp.Do(ctx, chromedp.EmulateViewport(v.width, v.height, chromedp.EmulateScale(2))); err != nil {
 				t.Fatal(err)
 			}
@@ -259,6 +265,9 @@ func TestInboxScreenshots(t *testing.T) {
 			waitFor(t, ctx, "the counts", badgeText+` === `+jsString(map[bool]string{true: "4", false: ""}[v.name == "desktop"]), badgeText)
 			eval[any](t, ctx, openBell)
 			waitFor(t, ctx, "the list", itemTitles+`.length === 4`)
+			// Opening marked the four seen: wait for that state event (the
+			// page logs it) so that it cannot undo the staging below.
+			waitFor(t, ctx, "the seen state", `document.getElementById("log").textContent.includes("4 unread, 0 unseen")`, `document.getElementById("log").textContent`)
 			// Stage the times a real inbox has (the four were published just
 			// now), for the picture only.
 			eval[any](t, ctx, `{ const e = `+inboxEl+`; [3, 42, 60 * 26, 60 * 24 * 6].forEach((m, i) => { e.items[i].created_at = new Date(Date.now() - m * 60000).toISOString(); }); e.items.forEach((n, i) => { if (i > 1) n.read = true; e.fill(e.byId.get(n.id).li, n); }); e.setCounts({ unread_count: 2, unseen_count: 2 }); }`)

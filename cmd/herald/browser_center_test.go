@@ -253,3 +253,23 @@ func TestCenterInboxAfterReconnect(t *testing.T) {
 	waitFor(t, ctx, "the badge and the list catch up", `window.inbox.conn.status.status === "live" && `+badgeText+` === "" && `+unreadOnes+`.length === 0`,
 		`JSON.stringify([`+badgeText+`, `+unreadOnes+`])`)
 }
+
+// TestCenterInboxWithdrawal: a notification its publisher withdraws leaves
+// the recipient's open inbox at once, and the badge follows.
+func TestCenterInboxWithdrawal(t *testing.T) {
+	s := newSite(t)
+	p, svc := startForSite(t, s)
+	ben := mint(t, "ben")
+	needCenter(t, p.URL, ben)
+	ctx := browser(t)
+	publish(t, p.URL, svc, toEmployee(2, "Stays"))
+	gone := publish(t, p.URL, svc, toEmployee(2, "Sent by mistake"))
+	openInbox(t, ctx, s, p.URL, ben, "")
+	eval[any](t, ctx, `void window.inbox.reload()`) // the list, without opening it (opening marks seen)
+	waitFor(t, ctx, "both", badgeText+` === "2" && `+itemTitles+`.length === 2`, badgeText)
+	if status, _, out := heraldtest.Do(t, "DELETE", p.URL+"/notifications/"+gone, svc, nil); status != 204 {
+		t.Fatalf("withdraw: %d %s", status, out)
+	}
+	waitFor(t, ctx, "the withdrawn one leaves, the badge follows", `JSON.stringify(`+itemTitles+`) === '["Stays"]' && `+badgeText+` === "1"`,
+		`JSON.stringify([`+itemTitles+`, `+badgeText+`])`)
+}

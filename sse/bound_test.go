@@ -90,3 +90,18 @@ func TestWheelTick(t *testing.T) {
 		}
 	}
 }
+
+// TestOptionDefaults: zero or negative settings keep the documented
+// defaults; positive ones are taken as given.
+func TestOptionDefaults(t *testing.T) {
+	h := testHub(t, WithQueueSize(0), WithMaxStreams(-1), WithMaxInstanceStreams(0), WithHeartbeat(0), WithMaxAge(-time.Second))
+	if h.queueSize != DefaultQueueSize || h.maxStreams != DefaultMaxStreams || h.maxTotal != DefaultMaxInstanceStreams ||
+		h.heartbeat != DefaultHeartbeat || h.maxAge != 0 {
+		t.Fatalf("zero options: queue %d, streams %d, total %d, heartbeat %v, max age %v; want the defaults",
+			h.queueSize, h.maxStreams, h.maxTotal, h.heartbeat, h.maxAge)
+	}
+	h = testHub(t, WithQueueSize(1), WithMaxStreams(1), WithMaxInstanceStreams(1), WithHeartbeat(time.Nanosecond), WithMaxAge(time.Nanosecond))
+	if h.queueSize != 1 || h.maxStreams != 1 || h.maxTotal != 1 || h.heartbeat != time.Nanosecond || h.maxAge != time.Nanosecond {
+		t.Fatalf("smallest positive options not taken: %d %d %d %v %v", h.queueSize, h.maxStreams, h.maxTotal, h.heartbeat, h.maxAge)
+	}
+}

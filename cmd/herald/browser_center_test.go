@@ -1,7 +1,10 @@
 package main_test
 
 import (
+	"database/sql"
 	"fmt"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +13,8 @@ import (
 	"github.com/chromedp/chromedp/kb"
 
 	"github.com/corp/herald/internal/heraldtest"
+
+	_ "modernc.org/sqlite"
 )
 
 // The browser tests of this file need the notification center (seen,
@@ -100,6 +105,7 @@ func TestCenterInboxArchive(t *testing.T) {
 	// land before reading Herald's inbox.
 	waitCounts(t, p.URL, ben, `{"unread_count":1,"unseen_count":0}`)
 
+	waitCounts(t, p.URL, ben, `{"unread_count":1,"unseen_count":0}`) // both archives are stored
 	_, _, out := heraldtest.Do(t, "GET", p.URL+"/notifications", ben, nil)
 	if strings.Contains(string(out), "By key") || strings.Contains(string(out), "By button") || !strings.Contains(string(out), "Keep") {
 		t.Fatalf("Herald's inbox after archiving: %s", out)
@@ -211,4 +217,62 @@ func TestCenterHelpers(t *testing.T) {
 			eval[any](t, tab, `conn.setPreferences({ muted: [], push: true })`)
 		})
 	}
+}
+
+// TestCenterInboxAfterReconnect: state changes made while the stream was
+// down are not replayed, so after a reconnect the element refetches the
+// counts and its list. Here the change is made in the store while Herald is
+// stopped, so no state event can carry it.
+func TestCenterInboxAfterReconnect(t *testing.T) {
+	s := newSite(t)
+	path := filepath.Join(t.TempDir(), "h.db")
+	db := "DATABASE_URL=sqlite:" + path
+	p, svc := startForSite(t, s, db)
+	ben := mint(t, "ben")
+	needCenter(t, p.URL, ben)
+	ctx := browser(t)
+	publish(t, p.URL, svc, toEmployee(2, "One"))
+	publish(t, p.URL, svc, toEmployee(2, "Two"))
+	openInbox(t, ctx, s, p.URL, ben, "")
+	eval[any](t, ctx, `void window.inbox.reload()`) // the list, without opening it (opening marks seen)
+	waitFor(t, ctx, "the badge and the list", badgeText+` === "2" && `+unreadOnes+`.length === 2`, badgeText)
+
+	p.cmd.Process.Signal(os.Interrupt)
+	<-p.exited
+	p.exited <- nil
+	waitFor(t, ctx, "reconnecting", `window.inbox.conn.status.status === "reconnecting"`)
+	raw, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(5000)")
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UnixMilli()
+	res, err := raw.Exec(`UPDATE inbox SET read_at = ?1, seen_at = ?1 WHERE employee_id = 2`, now)
+	raw.Close()
+	if n, _ := res.RowsAffected(); err != nil || n != 2 {
+		t.Fatalf("marking read in the store: %v (%d rows)", err, n)
+	}
+
+	startForSite(t, s, db, "HTTP_ADDR="+strings.TrimPrefix(p.URL, "http://"))
+	waitFor(t, ctx, "the badge and the list catch up", `window.inbox.conn.status.status === "live" && `+badgeText+` === "" && `+unreadOnes+`.length === 0`,
+		`JSON.stringify([`+badgeText+`, `+unreadOnes+`])`)
+}
+
+// TestCenterInboxWithdrawal: a notification its publisher withdraws leaves
+// the recipient's open inbox at once, and the badge follows.
+func TestCenterInboxWithdrawal(t *testing.T) {
+	s := newSite(t)
+	p, svc := startForSite(t, s)
+	ben := mint(t, "ben")
+	needCenter(t, p.URL, ben)
+	ctx := browser(t)
+	publish(t, p.URL, svc, toEmployee(2, "Stays"))
+	gone := publish(t, p.URL, svc, toEmployee(2, "Sent by mistake"))
+	openInbox(t, ctx, s, p.URL, ben, "")
+	eval[any](t, ctx, `void window.inbox.reload()`) // the list, without opening it (opening marks seen)
+	waitFor(t, ctx, "both", badgeText+` === "2" && `+itemTitles+`.length === 2`, badgeText)
+	if status, _, out := heraldtest.Do(t, "DELETE", p.URL+"/notifications/"+gone, svc, nil); status != 204 {
+		t.Fatalf("withdraw: %d %s", status, out)
+	}
+	waitFor(t, ctx, "the withdrawn one leaves, the badge follows", `JSON.stringify(`+itemTitles+`) === '["Stays"]' && `+badgeText+` === "1"`,
+		`JSON.stringify([`+itemTitles+`, `+badgeText+`])`)
 }

@@ -164,7 +164,6 @@ li:hover .archive, li:focus-within .archive, .archive:focus-visible { opacity: 1
 .skeleton i:first-child { width: 36px; height: 36px; border-radius: 10px; flex: none; }
 .skeleton span { flex: 1; display: flex; flex-direction: column; gap: 8px; padding-top: 4px; }
 @keyframes pulse { 50% { opacity: .45 } }
-.more { height: 1px; }
 .toast { margin: 8px 12px; padding: 8px 12px; border-radius: 8px; font-size: 13px; color: #b42318; background: #fef3f2; }
 
 .scrim { display: none; }
@@ -210,7 +209,6 @@ export function defineInbox(herald) {
     <div class="state empty" hidden>${icons.check}<strong></strong><span></span></div>
     <div class="state error" role="alert" hidden>${icons.alert}<strong></strong><button type="button"></button></div>
     <div class="toast" role="alert" hidden></div>
-    <div class="more"></div>
   </div>
 </div>
 <div class="sr" aria-live="polite"></div>`;
@@ -218,7 +216,7 @@ export function defineInbox(herald) {
       this.el = {
         bell: $(".bell"), badge: $(".badge"), panel: $(".panel"), scrim: $(".scrim"), title: $("h2"), all: $(".all"), close: $(".close"),
         note: $(".note"), scroll: $(".scroll"), list: $("ul"), skeleton: $(".skeleton"), empty: $(".empty"),
-        error: $(".error"), toast: $(".toast"), more: $(".more"), live: $(".sr[aria-live]"),
+        error: $(".error"), toast: $(".toast"), live: $(".sr[aria-live]"),
       };
       this.el.bell.addEventListener("click", () => this.toggle());
       this.el.close.addEventListener("click", () => this.close(true));
@@ -229,6 +227,10 @@ export function defineInbox(herald) {
       this.el.bell.addEventListener("animationend", () => this.el.bell.classList.remove("ring"));
       this.el.panel.addEventListener("keydown", (e) => this.onKey(e));
       this.el.list.addEventListener("click", (e) => this.onClick(e));
+      // More on scroll. A scroll event, not an IntersectionObserver: that
+      // one fires on a change only, and misses a page that arrived and a
+      // scroll to the end within one frame.
+      this.el.scroll.addEventListener("scroll", () => this.nearEnd() && this.loadMore(), { passive: true });
       this.outside = (e) => this.open && !e.composedPath().includes(this) && this.close(false);
       this.addEventListener("focusout", (e) => e.relatedTarget && !this.contains(e.relatedTarget) && this.close(false));
     }
@@ -246,8 +248,6 @@ export function defineInbox(herald) {
         onReset: () => this.reload(true),
       });
       this.refreshCounts();
-      this.observer = new IntersectionObserver((es) => es.some((e) => e.isIntersecting) && this.loadMore(), { root: this.el.scroll });
-      this.observer.observe(this.el.more);
       this.clock = setInterval(() => this.open && this.times(), 30000);
     }
 
@@ -255,7 +255,6 @@ export function defineInbox(herald) {
       this.close(false);
       this.conn?.close();
       this.conn = null;
-      this.observer?.disconnect();
       clearInterval(this.clock);
     }
 
@@ -420,11 +419,13 @@ export function defineInbox(herald) {
       const stops = this.el.list.querySelectorAll(".main");
       if (stops.length && ![...stops].some((m) => m.tabIndex === 0)) this.rove(stops[0]);
       this.badge();
-      // A short first page may not fill the panel: keep loading.
-      requestAnimationFrame(() => {
-        const s = this.el.scroll;
-        if (this.open && this.next && s.scrollHeight <= s.clientHeight + 40) this.loadMore();
-      });
+      // A short page may not fill the panel: keep loading.
+      requestAnimationFrame(() => this.open && this.nearEnd() && this.loadMore());
+    }
+
+    nearEnd() {
+      const s = this.el.scroll;
+      return s.scrollTop + s.clientHeight >= s.scrollHeight - 80;
     }
 
     // ---- items

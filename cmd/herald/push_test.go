@@ -32,11 +32,11 @@ func pushEnv(t *testing.T, svc *pushtest.Service, delay string) []string {
 		"SSL_CERT_FILE=" + svc.CAFile}
 }
 
-// putEmployees puts employees 1..5 (user1 an admin) through p.
+// putEmployees puts employees 1..8 through p.
 func putEmployees(t *testing.T, p *proc) {
 	t.Helper()
 	svc := mint(t, "hr-sync", "service", "Directory.Write")
-	for id := 1; id <= 5; id++ {
+	for id := 1; id <= 8; id++ {
 		status, _, out := heraldtest.Do(t, "PUT", fmt.Sprintf("%s/employees/%d", p.URL, id), svc, map[string]any{
 			"username": fmt.Sprintf("user%d", id), "email": fmt.Sprintf("user%d@corp.example", id),
 		})
@@ -121,7 +121,9 @@ func TestWebPush(t *testing.T) {
 
 	// user2 is offline with two browsers, one behind a push service that
 	// answers 503 once; user3 has a stream open; user4 reads at once;
-	// user5's push service says the subscription is gone.
+	// user5's push service says the subscription is gone; user6 sees it
+	// at once (the inbox opened elsewhere), user7 muted its type, user8
+	// turned push off.
 	subscribe(t, p, "user2", svc.Subscribe("u2"))
 	subscribe(t, p, "user2", svc.Subscribe("u2-retry", pushtest.Answer{Status: 503, RetryAfter: "1"}))
 	stream := heraldtest.MustOpenStream(t, p.URL+"/events", mint(t, "user3"))
@@ -129,12 +131,26 @@ func TestWebPush(t *testing.T) {
 	subscribe(t, p, "user3", svc.Subscribe("u3"))
 	subscribe(t, p, "user4", svc.Subscribe("u4"))
 	subscribe(t, p, "user5", svc.Subscribe("u5", pushtest.Answer{Status: 410}))
+	for user, prefs := range map[string]map[string]any{
+		"user7": {"muted": []string{"push.*"}, "push": true},
+		"user8": {"muted": []string{}, "push": false},
+	} {
+		if status, _, out := heraldtest.Do(t, "PUT", p.URL+"/preferences", mint(t, user), prefs); status != 200 && status != 204 {
+			t.Fatalf("PUT /preferences for %s: %d %s", user, status, out)
+		}
+	}
+	for _, u := range []string{"6", "7", "8"} {
+		subscribe(t, p, "user"+u, svc.Subscribe("u"+u))
+	}
 
-	reader := mint(t, "user4") // minted before: minting runs the binary
+	reader, seer := mint(t, "user4"), mint(t, "user6") // minted before: minting runs the binary
 	start := time.Now()
-	publishPush(t, p, pub, "approval needed", 2, 3, 4, 5)
+	publishPush(t, p, pub, "approval needed", 2, 3, 4, 5, 6, 7, 8)
 	if status, _, out := heraldtest.Do(t, "POST", p.URL+"/notifications/read", reader, map[string]any{"all": true}); status != 200 {
 		t.Fatalf("read: %d %s", status, out)
+	}
+	if status, _, out := heraldtest.Do(t, "POST", p.URL+"/notifications/seen", seer, map[string]any{"all": true}); status != 200 {
+		t.Fatalf("seen: %d %s", status, out)
 	}
 	if m := stream.MustNext(t, 5*time.Second); m.Event != "notification" {
 		t.Fatalf("user3's stream got %+v", m)
@@ -178,7 +194,8 @@ func TestWebPush(t *testing.T) {
 	all = svc.All()
 	d := delivered(t, all)
 	want := map[string]int{"u2/approval needed": 1, "u2-retry/approval needed": 1}
-	if fmt.Sprint(d) != fmt.Sprint(want) || len(svc.Pushes("u3")) != 0 || len(svc.Pushes("u4")) != 0 || len(svc.Pushes("u5")) != 1 {
+	if fmt.Sprint(d) != fmt.Sprint(want) || len(svc.Pushes("u3")) != 0 || len(svc.Pushes("u4")) != 0 || len(svc.Pushes("u5")) != 1 ||
+		len(svc.Pushes("u6"))+len(svc.Pushes("u7"))+len(svc.Pushes("u8")) != 0 {
 		t.Fatalf("pushes %v; want %v and nothing else:%s", d, want, pushtest.Describe(all))
 	}
 	_, _, metrics := heraldtest.Do(t, "GET", p.URL+"/metrics", "", nil)

@@ -1,6 +1,7 @@
 package sse
 
 import (
+	"context"
 	"testing"
 	"time"
 )
@@ -103,5 +104,46 @@ func TestOptionDefaults(t *testing.T) {
 	h = testHub(t, WithQueueSize(1), WithMaxStreams(1), WithMaxInstanceStreams(1), WithHeartbeat(time.Nanosecond), WithMaxAge(time.Nanosecond))
 	if h.queueSize != 1 || h.maxStreams != 1 || h.maxTotal != 1 || h.heartbeat != time.Nanosecond || h.maxAge != time.Nanosecond {
 		t.Fatalf("smallest positive options not taken: %d %d %d %v %v", h.queueSize, h.maxStreams, h.maxTotal, h.heartbeat, h.maxAge)
+	}
+}
+
+// TestRoleRoomsAfterEnd: when one of a role's streams ends, the others
+// still get the role's deliveries, and the last one leaving empties the
+// role's room.
+func TestRoleRoomsAfterEnd(t *testing.T) {
+	h := testHub(t)
+	a, ac := subscribe(t, h, 1, "r")
+	b, bc := subscribe(t, h, 2, "r")
+	a.stop(EndClient)
+	runWork(a, ac)
+	if n := h.DeliverTo(Targets{Roles: []string{"r"}}, ev(0)); n != 1 || len(bc.messages(t)) != 1 {
+		t.Fatalf("after one of two role streams ended: reached %d, want the other one", n)
+	}
+	h.CloseEmployee(2)
+	runWork(b, bc)
+	for _, s := range h.snapshot(nil) {
+		t.Fatalf("stream of %d still registered", s.employee)
+	}
+	h.mu.RLock()
+	rooms := len(h.roles)
+	h.mu.RUnlock()
+	if rooms != 0 {
+		t.Fatalf("%d role rooms left after every stream ended, want 0", rooms)
+	}
+}
+
+// TestShutdownWaits: Shutdown waits for streams to close, and says so when
+// its context ends first.
+func TestShutdownWaits(t *testing.T) {
+	h := NewHub(WithGoroutines(true))
+	s, c := open(t, h, Params{Employee: 1})
+	ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	if err := h.Shutdown(ctx); err == nil {
+		t.Fatal("Shutdown returned while a stream was still open")
+	}
+	runWork(s, c) // the stream's worker closes it
+	if err := h.Shutdown(context.Background()); err != nil {
+		t.Fatalf("Shutdown once every stream closed: %v", err)
 	}
 }

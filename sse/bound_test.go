@@ -147,3 +147,35 @@ func TestShutdownWaits(t *testing.T) {
 		t.Fatalf("Shutdown once every stream closed: %v", err)
 	}
 }
+
+// TestEphemeralKeepsPosition: an event outside the sequence (ephemeral,
+// state) written straight to a live stream leaves its position alone: the
+// next notification follows without a store read or a duplicate.
+func TestEphemeralKeepsPosition(t *testing.T) {
+	src := &memSource{}
+	h := testHub(t, WithSource(src))
+	s, c := open(t, h, Params{Employee: 1})
+	src.add(1, 2)
+	h.Deliver(1, ev(1))
+	h.Deliver(1, ev(0))
+	h.Deliver(1, ev(2))
+	runWork(s, c)
+	if got := ids(c.messages(t)); got != "1 - 2" {
+		t.Fatalf("got %q, want 1 - 2", got)
+	}
+}
+
+// TestMaxAgeJitter: streams end within ±20% of the maximum age, spread
+// over that whole range.
+func TestMaxAgeJitter(t *testing.T) {
+	h := testHub(t, WithMaxAge(time.Hour), WithMaxStreams(1000))
+	lo, hi := time.Duration(1<<62), time.Duration(0)
+	for range 300 {
+		s, _ := subscribe(t, h, 1)
+		age := time.Duration(s.maxAgeAt - nanotime())
+		lo, hi = min(lo, age), max(hi, age)
+	}
+	if lo < 47*time.Minute || hi > 73*time.Minute || lo > 51*time.Minute || hi < 69*time.Minute {
+		t.Fatalf("max ages from %v to %v; want them spread over 48 to 72 min", lo, hi)
+	}
+}

@@ -179,3 +179,29 @@ func TestMaxAgeJitter(t *testing.T) {
 		t.Fatalf("max ages from %v to %v; want them spread over 48 to 72 min", lo, hi)
 	}
 }
+
+// TestNewStreamNotInWheel: a stream that was never scheduled is in no
+// slot of the timer wheel, so taking it out (it ends before its first
+// timer) cannot unlink other streams' timers.
+func TestNewStreamNotInWheel(t *testing.T) {
+	h := testHub(t)
+	tick := int64(5 * time.Millisecond)
+	w := &wheel{tick: tick, last: 0}
+	for slot := int64(0); slot < 4; slot++ {
+		other := &stream{wslot: -1}
+		w.schedule(other, slot*tick)
+	}
+	before := w.slots
+	s, err := h.open(context.Background(), Params{Employee: 1, ExpiresAt: time.Now().Add(time.Hour)}, sseFraming{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.wslot >= 0 {
+		t.Fatalf("a new stream is in wheel slot %d", s.wslot)
+	}
+	w.cancel(s)
+	if w.slots != before {
+		t.Fatal("cancelling a never-scheduled stream changed the wheel")
+	}
+	s.abandon()
+}

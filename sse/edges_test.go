@@ -175,18 +175,35 @@ func TestWSSlowReaderAborted(t *testing.T) {
 	s.waitStreams(t, 2)
 	pad := strings.Repeat("x", 16<<10)
 	sent := 0
-	for i := int64(1); s.hub.Counters().Ended(sse.TransportWS, sse.EndSlowConsumer) == 0; i++ {
+	// Deliver until the stalled stream stops taking events (it ended; its
+	// end is counted a moment later, when its worker closes it).
+	for i := int64(1); ; i++ {
 		if i > 10_000 { // 160 MB: far more than any socket buffers
 			t.Fatalf("the stalled client was never cut off (ends %v)", ends(s.hub, sse.TransportWS))
 		}
 		start := time.Now()
-		s.hub.Deliver(1, sse.NewEvent(i, "notification", fmt.Appendf(nil, `{"id":"%d","pad":"%s"}`, i, pad)))
+		n := s.hub.Deliver(1, sse.NewEvent(i, "notification", fmt.Appendf(nil, `{"id":"%d","pad":"%s"}`, i, pad)))
 		if d := time.Since(start); d > wait {
 			t.Fatalf("a delivery to a stalled client took %v", d)
 		}
+		if n == 0 {
+			break
+		}
 		sent++
 	}
-	s.waitStreams(t, 1)
+	// The end is counted when the stream's worker closes it; a worker in
+	// the middle of a write may take up to the write timeout (10 s).
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		if n, _ := s.hub.Stats(); n == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the stalled stream was not closed within 15 s")
+		}
+	}
+	if n := s.hub.Counters().Ended(sse.TransportWS, sse.EndSlowConsumer); n != 1 {
+		t.Fatalf("slow_consumer ends %d, want 1 (%v)", n, ends(s.hub, sse.TransportWS))
+	}
 	// The stalled client drains what reached it, then finds the connection closed.
 	stalled.SetReadDeadline(time.Now().Add(wait))
 	frames := 0

@@ -180,6 +180,11 @@ func (a *Authenticator) verify(ctx context.Context, raw string) (Claims, error) 
 		// rather than "bad signature".
 		return Claims{}, invalid("token issuer (iss) not accepted")
 	}
+	if p.alg != jwa.HS256.String() {
+		// The key is pinned to HS256 anyway; a header that says otherwise
+		// (none, HS384, …) is refused rather than ignored (RFC 8725, 3.1).
+		return Claims{}, invalid("token algorithm (alg) not accepted: HS256 only")
+	}
 	return verifyHS256(key, raw, a.cfg.Now)
 }
 

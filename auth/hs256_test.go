@@ -121,6 +121,10 @@ func TestAlgorithmNeverFromHeader(t *testing.T) {
 		{"RS256 header, HS256 signature", hmacWith(`{"alg":"RS256"}`)},
 		{"ES256 header, HS256 signature", hmacWith(`{"alg":"ES256"}`)},
 		{"EdDSA header, HS256 signature", hmacWith(`{"alg":"EdDSA"}`)},
+		{"none header, HS256 signature", hmacWith(`{"alg":"none"}`)},
+		{"HS384 header, HS256 signature", hmacWith(`{"alg":"HS384"}`)},
+		{"no alg, HS256 signature", hmacWith(`{"typ":"JWT"}`)},
+		{"hs256 (lower case), HS256 signature", hmacWith(`{"alg":"hs256"}`)},
 		{"EdDSA", signed(t, jwa.EdDSA, edKey, now, nil)},
 	}
 	for _, alg := range []jwa.SignatureAlgorithm{jwa.RS256, jwa.RS384, jwa.RS512, jwa.PS256, jwa.PS384, jwa.PS512} {

@@ -27,13 +27,10 @@ func (h *Handler) socketIO(w http.ResponseWriter, r *http.Request) {
 	switch {
 	case err == nil:
 	case errors.As(err, &se):
-		code := CodeInvalidRequest
-		switch se.Status {
-		case http.StatusServiceUnavailable:
+		code := CodeInvalidRequest // also for 413, a body over the limit
+		if se.Status == http.StatusServiceUnavailable {
 			code = CodeUnavailable
 			w.Header().Set("Retry-After", "5")
-		case http.StatusRequestEntityTooLarge:
-			code = CodeInvalidRequest
 		}
 		h.writeError(w, r, &httpError{status: se.Status, code: code, detail: se.Detail})
 	default:

@@ -224,23 +224,9 @@ func (db *DB) Withdraw(ctx context.Context, owner string, id int64) error {
 func (db *DB) schedule(ctx context.Context, m store.Message, idem *store.Idempotency) (store.PublishResult, error) {
 	write := func(q querier) (store.PublishResult, error) {
 		ta := targetsOf(m.To)
-		var rows []struct {
-			ID    int64          `db:"id"`
-			Email sql.NullString `db:"email"`
-		}
-		err := q.SelectContext(ctx, &rows, `SELECT id, email FROM employees
-			WHERE $1 OR id = ANY($2::bigint[]) OR email = ANY($3::text[]) OR roles && $4::text[] ORDER BY id`,
-			ta.all, ta.ids, ta.emails, ta.roles)
+		ids, emails, err := resolveTargets(ctx, q, ta)
 		if err != nil {
-			return store.PublishResult{}, fmt.Errorf("resolve %s: %w", ta, err)
-		}
-		ids := make([]int64, len(rows))
-		var emails []string
-		for i, r := range rows {
-			ids[i] = r.ID
-			if r.Email.Valid {
-				emails = append(emails, r.Email.String)
-			}
+			return store.PublishResult{}, err
 		}
 		var data sql.NullString
 		if len(m.Data) > 0 {

@@ -53,25 +53,34 @@ type notifyError struct{ err error }
 func (e notifyError) Error() string { return "notify: " + e.err.Error() }
 func (e notifyError) Unwrap() error { return e.err }
 
-func sendEphemeral(ctx context.Context, q querier, m store.Message) (store.PublishResult, error) {
-	ta := targetsOf(m.To)
+// resolveTargets reads the employees ta names, by id, with the emails of
+// those that have one (to report which targets were unknown).
+func resolveTargets(ctx context.Context, q querier, ta targetArgs) (ids []int64, emails []string, err error) {
 	var rows []struct {
 		ID    int64          `db:"id"`
 		Email sql.NullString `db:"email"`
 	}
-	err := q.SelectContext(ctx, &rows, `SELECT id, email FROM employees
+	err = q.SelectContext(ctx, &rows, `SELECT id, email FROM employees
 		WHERE $1 OR id = ANY($2::bigint[]) OR email = ANY($3::text[]) OR roles && $4::text[] ORDER BY id`,
 		ta.all, ta.ids, ta.emails, ta.roles)
 	if err != nil {
-		return store.PublishResult{}, fmt.Errorf("resolve %s: %w", ta, err)
+		return nil, nil, fmt.Errorf("resolve %s: %w", ta, err)
 	}
-	ids := make([]int64, len(rows))
-	var emails []string
+	ids = make([]int64, len(rows))
 	for i, r := range rows {
 		ids[i] = r.ID
 		if r.Email.Valid {
 			emails = append(emails, r.Email.String)
 		}
+	}
+	return ids, emails, nil
+}
+
+func sendEphemeral(ctx context.Context, q querier, m store.Message) (store.PublishResult, error) {
+	ta := targetsOf(m.To)
+	ids, emails, err := resolveTargets(ctx, q, ta)
+	if err != nil {
+		return store.PublishResult{}, err
 	}
 	js, err := json.Marshal(wireOf(store.EphemeralFor(m, ids, now())))
 	if err != nil {

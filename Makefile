@@ -44,17 +44,24 @@ vet:
 	$(GO) vet ./...
 
 FUZZTIME ?= 10s
-## fuzz: each fuzz target for FUZZTIME
+FUZZ_TARGETS := FuzzRoundTrip:./sse FuzzReader:./sse FuzzWSFeed:./sse FuzzSIOFeed:./sse \
+	FuzzAuthenticate:./auth FuzzPublishBody:./handlers FuzzExactAtSight:./handlers \
+	FuzzPublishCenterFields:./handlers FuzzEmployeeBody:./handlers
+## fuzz: each fuzz target for FUZZTIME. A run that ends with only "context deadline
+## exceeded" and writes no failing input is Go's fuzztime race (go.dev/issue/75804,
+## fixed in Go 1.27), not a finding: it is reported and passes; a failing input fails.
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzRoundTrip$$' -fuzztime $(FUZZTIME) ./sse
-	$(GO) test -run '^$$' -fuzz '^FuzzReader$$' -fuzztime $(FUZZTIME) ./sse
-	$(GO) test -run '^$$' -fuzz '^FuzzWSFeed$$' -fuzztime $(FUZZTIME) ./sse
-	$(GO) test -run '^$$' -fuzz '^FuzzSIOFeed$$' -fuzztime $(FUZZTIME) ./sse
-	$(GO) test -run '^$$' -fuzz '^FuzzAuthenticate$$' -fuzztime $(FUZZTIME) ./auth
-	$(GO) test -run '^$$' -fuzz '^FuzzPublishBody$$' -fuzztime $(FUZZTIME) ./handlers
-	$(GO) test -run '^$$' -fuzz '^FuzzExactAtSight$$' -fuzztime $(FUZZTIME) ./handlers
-	$(GO) test -run '^$$' -fuzz '^FuzzPublishCenterFields$$' -fuzztime $(FUZZTIME) ./handlers
-	$(GO) test -run '^$$' -fuzz '^FuzzEmployeeBody$$' -fuzztime $(FUZZTIME) ./handlers
+	@for t in $(FUZZ_TARGETS); do \
+		name=$${t%%:*}; pkg=$${t#*:}; \
+		echo "$(GO) test -run '^$$' -fuzz '^$$name\$$' -fuzztime $(FUZZTIME) $$pkg"; \
+		out=$$($(GO) test -run '^$$' -fuzz "^$$name\$$" -fuzztime $(FUZZTIME) $$pkg 2>&1); st=$$?; \
+		printf '%s\n' "$$out"; \
+		if [ $$st -ne 0 ]; then \
+			if printf '%s\n' "$$out" | grep -q '^    context deadline exceeded$$' && ! printf '%s\n' "$$out" | grep -q 'Failing input written'; then \
+				echo "fuzz: $$name hit Go's fuzztime race (go.dev/issue/75804) after its full run, no failing input: not a failure"; \
+			else exit $$st; fi; \
+		fi; \
+	done
 
 ## bench: micro-benchmarks (-count 3) and a short load run (3×), medians written to BENCHMARKS.md;
 ## a few minutes. Long scenarios: BENCH_SCENARIOS="streams unicast broadcast …" (README, Benchmarks).

@@ -324,9 +324,11 @@ func TestSocketIOEndings(t *testing.T) {
 		t.Run(tr, func(t *testing.T) {
 			e := newEnv(t)
 			d := newSIODriver(t, e.URL)
-			// A token that expires in 4 s: token_expired, then the
-			// reconnect is refused with the token's code.
-			d.open("exp", map[string]any{"auth": map[string]any{"token": e.tokenTTL("user3", 4*time.Second)}, "transports": []string{tr}}, false)
+			// A token that expires soon (shortTTL: long enough for a
+			// loaded machine to start the client and connect):
+			// token_expired, then the reconnect is refused with the
+			// token's code.
+			d.open("exp", map[string]any{"auth": map[string]any{"token": e.tokenTTL("user3", shortTTL)}, "transports": []string{tr}}, false)
 			d.expect("exp", "connect")
 			if ev := d.expect("exp", "event"); ev.Event != "token_expired" || !strings.Contains(string(ev.Args[0]), `"code":"token_expired"`) {
 				t.Fatalf("got %+v, want token_expired", ev)

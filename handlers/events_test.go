@@ -434,13 +434,15 @@ func TestInstanceStreamLimit(t *testing.T) {
 // TestMaxStreamAge: a stream past its maximum age says why and ends; the
 // client resumes with nothing lost.
 func TestMaxStreamAge(t *testing.T) {
-	e := newEnv(t, func(o *envOptions) { o.hubOpts = []sse.Option{sse.WithMaxAge(300 * time.Millisecond)} })
+	// 3 s: long enough that the publish reaches the stream first on a
+	// loaded machine (300 ms was not).
+	e := newEnv(t, func(o *envOptions) { o.hubOpts = []sse.Option{sse.WithMaxAge(3 * time.Second)} })
 	s := e.stream("user2")
 	e.mustPublish("before", 2)
 	if m := s.MustNext(t, wait); heraldtest.Title(t, m) != "before" {
 		t.Fatalf("got %+v", m)
 	}
-	m := s.MustNext(t, wait)
+	m := s.MustNext(t, 2*wait)
 	if m.Event != "closed" || m.Data != `{"reason":"max_age"}` || m.HasID {
 		t.Fatalf("got %+v, want event: closed with reason max_age and no id", m)
 	}

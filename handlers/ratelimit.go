@@ -32,6 +32,9 @@ type Limits struct {
 	// TrustedProxies are the proxies whose X-Forwarded-For is believed
 	// when telling the client IP (TRUSTED_PROXIES).
 	TrustedProxies []netip.Prefix
+	// Clock tells the limiters the time; nil is time.Now. Tests freeze it,
+	// so a slow machine refills no bucket between two requests.
+	Clock func() time.Time
 }
 
 // Limit names, as in herald_rate_limited_total and the problems' details.
@@ -49,9 +52,9 @@ type limiters struct {
 
 func newLimiters(l Limits) limiters {
 	return limiters{
-		publish: newKeyedLimiter(l.Publish),
-		connect: newKeyedLimiter(l.Connect),
-		state:   newKeyedLimiter(l.State),
+		publish: newKeyedLimiter(l.Publish, l.Clock),
+		connect: newKeyedLimiter(l.Connect, l.Clock),
+		state:   newKeyedLimiter(l.State, l.Clock),
 		trusted: l.TrustedProxies,
 	}
 }
@@ -64,6 +67,7 @@ type keyedLimiter struct {
 	perSecond float64
 	limit     rate.Limit
 	burst     int
+	now       func() time.Time
 
 	mu        sync.Mutex // guards buckets and swept
 	buckets   map[string]*rate.Limiter
@@ -74,16 +78,20 @@ type keyedLimiter struct {
 // maxKeys bounds the buckets held at once.
 const maxKeys = 100_000
 
-func newKeyedLimiter(perSecond float64) *keyedLimiter {
+func newKeyedLimiter(perSecond float64, now func() time.Time) *keyedLimiter {
 	if perSecond <= 0 {
 		return nil
 	}
+	if now == nil {
+		now = time.Now
+	}
 	return &keyedLimiter{
+		now:       now,
 		perSecond: perSecond,
 		limit:     rate.Limit(perSecond),
 		burst:     max(1, int(math.Ceil(2*perSecond))),
 		buckets:   make(map[string]*rate.Limiter),
-		swept:     time.Now(),
+		swept:     now(),
 		sweepSize: 1024,
 	}
 }
@@ -150,7 +158,7 @@ func (h *Handler) limitConnects(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if ok, wait := l.allow(h.clientKey(r), time.Now()); !ok {
+		if ok, wait := l.allow(h.clientKey(r), l.now()); !ok {
 			h.metrics.rateLimited.WithLabelValues(limitConnect).Inc()
 			h.writeError(w, r, limited("stream opens", l.perSecond, "client address (CONNECT_RATE)", wait))
 			return
@@ -180,7 +188,7 @@ func (h *Handler) limitCaller(next http.Handler, l *keyedLimiter, name, what, pe
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		id, _ := auth.FromContext(r.Context())
-		if ok, wait := l.allow(publisherKey(id), time.Now()); !ok {
+		if ok, wait := l.allow(publisherKey(id), l.now()); !ok {
 			h.metrics.rateLimited.WithLabelValues(name).Inc()
 			h.writeError(w, r, limited(what, l.perSecond, per, wait))
 			return

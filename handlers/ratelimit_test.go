@@ -5,11 +5,16 @@ import (
 	"net/netip"
 	"strconv"
 	"testing"
+	"time"
 
 	"github.com/corp/herald/handlers"
 )
 
+// The limiters' clock is frozen: no bucket refills between two requests,
+// however slow the machine.
 func withLimits(l handlers.Limits) func(*envOptions) {
+	frozen := time.Now()
+	l.Clock = func() time.Time { return frozen }
 	return func(o *envOptions) {
 		o.handlerConfig = func(c *handlers.Config) { c.Limits = l }
 	}

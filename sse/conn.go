@@ -13,6 +13,12 @@ import (
 // fails a write, at once.
 var longAgo = time.Unix(1, 0)
 
+// finalTimeout bounds how long closing a stream waits for its client to
+// take the ending (the close frame, the last event) when its socket is
+// full: a stalled client is closed a moment after it was told why, or
+// without being told. A variable for tests.
+var finalTimeout = time.Second
+
 // netConn serves a taken-over connection that the poller cannot hold (TLS,
 // or streams kept on goroutines) with one goroutine of its own, blocked in
 // a read: the read notices the client leaving and receives what it sends
@@ -24,6 +30,9 @@ type netConn struct {
 	s       *stream
 	woke    atomic.Bool // set by schedule before it moves the read deadline
 	aborted atomic.Bool
+	// rest is the unwritten end of a frame that a failed write left under
+	// way; close completes it before the ending. Only the worker uses it.
+	rest []byte
 }
 
 func (c *netConn) tryWrite([]byte) (bool, *End) { return false, nil }
@@ -32,9 +41,27 @@ func (c *netConn) write(bufs [][]byte) *End {
 	if err := armWriteDeadline(&c.aborted, c.nc.SetWriteDeadline); err != nil {
 		return EndError
 	}
-	nb := net.Buffers(bufs)
-	if _, err := nb.WriteTo(c.nc); err != nil {
+	// WriteTo consumes the slice it writes from: a copy keeps bufs intact
+	// for frameRest.
+	nb := append(net.Buffers(nil), bufs...)
+	if n, err := nb.WriteTo(c.nc); err != nil {
+		c.rest = frameRest(bufs, n)
 		return writeEnd(err)
+	}
+	return nil
+}
+
+// frameRest returns the unwritten end of the buffer of bufs inside which
+// the first n bytes end; nil when they end between two buffers.
+func frameRest(bufs [][]byte, n int64) []byte {
+	for _, b := range bufs {
+		if n < int64(len(b)) {
+			if n <= 0 {
+				return nil
+			}
+			return b[n:]
+		}
+		n -= int64(len(b))
 	}
 	return nil
 }
@@ -49,10 +76,15 @@ func (c *netConn) abort() {
 	_ = c.nc.SetWriteDeadline(longAgo)
 }
 
+// close writes final after the rest of a frame left under way (a frame not
+// begun is dropped: the client resumes from its position), waiting at most
+// finalTimeout, and closes the connection. (On TLS a write that failed
+// leaves the connection unusable: nothing more reaches the client.)
 func (c *netConn) close(final []byte) {
 	if len(final) > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(time.Second))
-		_, _ = c.nc.Write(final)
+		_ = c.nc.SetWriteDeadline(time.Now().Add(finalTimeout))
+		nb := net.Buffers{c.rest, final}
+		_, _ = nb.WriteTo(c.nc)
 	}
 	_ = c.nc.Close()
 }
@@ -99,8 +131,9 @@ func (c *netConn) input(b []byte) {
 		return
 	}
 	replies, end := c.s.ws.feed(c.s, b)
-	if len(replies) > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(writeTimeout))
+	// A reply is not written once the stream was aborted: its deadline
+	// would undo abort's, and the worker's blocked write would wait on.
+	if len(replies) > 0 && armWriteDeadline(&c.aborted, c.nc.SetWriteDeadline) == nil {
 		_, _ = c.nc.Write(replies)
 	}
 	if end != nil {
@@ -133,6 +166,9 @@ func (c *httpConn) write(bufs [][]byte) *End {
 		return EndError
 	}
 	for _, b := range bufs {
+		if c.aborted.Load() {
+			return EndError // the write under way completed (see abort); no more
+		}
 		if _, err := c.w.Write(b); err != nil {
 			return writeEnd(err)
 		}
@@ -150,20 +186,23 @@ func (c *httpConn) schedule() {
 	}
 }
 
-// abort fails a write in progress. An idle stream's deadline is left
-// alone: on HTTP/2 a passed deadline resets the stream at once, and the
-// ending (event: closed) could no longer be written. A write that starts
-// after abort sees aborted and fails by itself (armWriteDeadline).
+// abort gives a write in progress finalTimeout more, and writes nothing
+// after it: a write cut short leaves the response unusable (net/http keeps
+// the error; HTTP/2 resets the stream), and the ending (event: closed)
+// could no longer be written, so the event under way completes if the
+// client reads, and the ending follows it. A client that does not read is
+// cut off then. An idle stream's deadline is left alone; a write that
+// starts after abort sees aborted and fails by itself (armWriteDeadline).
 func (c *httpConn) abort() {
 	c.aborted.Store(true)
 	if c.writing.Load() {
-		_ = c.rc.SetWriteDeadline(longAgo)
+		_ = c.rc.SetWriteDeadline(time.Now().Add(finalTimeout))
 	}
 }
 
 func (c *httpConn) close(final []byte) {
 	if len(final) > 0 {
-		_ = c.rc.SetWriteDeadline(time.Now().Add(time.Second))
+		_ = c.rc.SetWriteDeadline(time.Now().Add(finalTimeout))
 		if _, err := c.w.Write(final); err == nil {
 			_ = c.rc.Flush()
 		}
@@ -188,15 +227,14 @@ func (c *httpConn) serve(s *stream, clientGone <-chan struct{}) {
 
 // armWriteDeadline sets the next write's deadline through set, unless the
 // stream was aborted. The second look at aborted closes the race with
-// abort (which sets the deadline into the past): whichever sets its
-// deadline last, a write after an abort fails at once.
+// abort (which moves the deadline of a write in progress): whichever sets
+// its deadline last, a write that was to start after an abort does not.
 func armWriteDeadline(aborted *atomic.Bool, set func(time.Time) error) error {
 	if aborted.Load() {
 		return errAborted
 	}
 	err := set(time.Now().Add(writeTimeout))
 	if aborted.Load() {
-		_ = set(longAgo)
 		return errAborted
 	}
 	return err

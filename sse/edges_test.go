@@ -161,9 +161,11 @@ func TestSSESlowConsumerAnnounced(t *testing.T) {
 
 // TestWSSlowReaderAborted: a WebSocket client that stops reading fills its
 // socket, then its queue, and is cut off (slow_consumer) without holding
-// up deliveries; its connection is closed (a full socket cannot take a
-// close frame: it sees the end of the connection after what was sent, or
-// a 1013 close if there was room). Another employee's stream is untouched.
+// up deliveries; its connection is closed (a socket that stays full cannot
+// take a close frame: it sees the end of the connection after what was
+// sent, or a 1013 close if there was room; a client that reads again is
+// told: TestSlowConsumerToldAfterFullSocket). Another employee's stream is
+// untouched.
 func TestWSSlowReaderAborted(t *testing.T) {
 	s := newServer(t, sse.WithQueueSize(16))
 	stalled, _, _, err := ws.Dial(context.Background(), "ws://"+s.addr()+"/ws?emp=1")
@@ -191,8 +193,9 @@ func TestWSSlowReaderAborted(t *testing.T) {
 		}
 		sent++
 	}
-	// The end is counted when the stream's worker closes it; a worker in
-	// the middle of a write may take up to the write timeout (10 s).
+	// The end is counted when the stream's worker finishes it; a worker
+	// blocked in a write is aborted (TestAbortBeforeBlockedWrite), not left
+	// to the write timeout (10 s).
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(5 * time.Millisecond) {
 		if n, _ := s.hub.Stats(); n == 1 {
 			break

@@ -167,6 +167,7 @@ type fdConn struct {
 	mu      sync.Mutex // guards every field below
 	fd      int        // -1 once closed
 	pending []byte     // what the socket could not take yet; nil when empty
+	whole   bool       // pending is a whole frame: none of its bytes went out
 	drained chan struct{}
 	aborted bool
 }
@@ -181,22 +182,23 @@ func (c *fdConn) tryWrite(b []byte) (bool, *End) {
 	if c.pending != nil {
 		return false, nil
 	}
-	return true, c.writeLocked(b)
+	return true, c.writeLocked(b, true)
 }
 
 // writeLocked writes b, keeping the rest in pending (b is not copied: it
-// must not change, as events' bytes never do).
-func (c *fdConn) writeLocked(b []byte) *End {
+// must not change, as events' bytes never do). whole says that b is a
+// whole frame, none of it written yet.
+func (c *fdConn) writeLocked(b []byte, whole bool) *End {
 	for len(b) > 0 {
 		n, err := unix.Write(c.fd, b)
 		if n > 0 {
-			b = b[n:]
+			b, whole = b[n:], false
 		}
 		switch {
 		case err == nil:
 		case errors.Is(err, unix.EINTR):
 		case errors.Is(err, unix.EAGAIN):
-			c.pending = b
+			c.pending, c.whole = b, whole
 			return nil
 		default:
 			return endFor(err)
@@ -218,7 +220,7 @@ func (c *fdConn) write(bufs [][]byte) *End {
 			c.mu.Unlock()
 			return EndError
 		}
-		end := c.writeLocked(b)
+		end := c.writeLocked(b, true)
 		c.mu.Unlock()
 		if end != nil {
 			return end
@@ -227,9 +229,14 @@ func (c *fdConn) write(bufs [][]byte) *End {
 	return c.waitDrained(deadline)
 }
 
-// waitDrained waits until nothing is pending.
+// waitDrained waits until nothing is pending. An aborted stream does not
+// wait: abort may have come before there was anything to wake.
 func (c *fdConn) waitDrained(deadline time.Time) *End {
 	c.mu.Lock()
+	if c.fd < 0 || c.aborted {
+		c.mu.Unlock()
+		return EndError
+	}
 	if c.pending == nil {
 		c.mu.Unlock()
 		return nil
@@ -274,16 +281,19 @@ func (c *fdConn) abort() {
 	c.mu.Unlock()
 }
 
-// close writes final if nothing else is pending (without waiting) and
-// closes the socket; the kernel still sends what it holds.
+// close writes final (see writeFinalLocked) and closes the socket; the
+// kernel still sends what it holds.
 func (c *fdConn) close(final []byte) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.fd < 0 {
 		return
 	}
-	if c.pending == nil && len(final) > 0 {
-		_ = c.writeLocked(final)
+	if len(final) > 0 {
+		c.writeFinalLocked(final)
+		if c.fd < 0 {
+			return
+		}
 	}
 	fd := c.fd
 	c.p.mu.Lock()
@@ -295,6 +305,43 @@ func (c *fdConn) close(final []byte) {
 	unix.Close(fd)
 	c.fd, c.pending = -1, nil
 	c.signalDrainedLocked()
+}
+
+// writeFinalLocked writes final, the stream's ending, even to a client
+// whose socket is full (a slow consumer, a stream ended while a write
+// waited): a pending frame none of whose bytes went out is dropped (the
+// client resumes from its position), one under way is completed so that
+// the client can read what follows, then final goes out as the socket takes
+// it, as long as the client reads within finalTimeout. It unlocks c.mu
+// while it waits; the poller's flush writes meanwhile.
+func (c *fdConn) writeFinalLocked(final []byte) {
+	if c.pending != nil && c.whole {
+		c.pending = nil
+	}
+	if c.pending == nil {
+		if end := c.writeLocked(final, true); end != nil || c.pending == nil {
+			return
+		}
+	} else {
+		c.pending = append(c.pending[:len(c.pending):len(c.pending)], final...)
+	}
+	c.whole = false // nothing more is dropped: the rest is the ending
+	t := time.NewTimer(finalTimeout)
+	defer t.Stop()
+	for c.fd >= 0 && c.pending != nil {
+		if c.drained == nil {
+			c.drained = make(chan struct{})
+		}
+		ch := c.drained
+		c.mu.Unlock()
+		select {
+		case <-ch:
+			c.mu.Lock()
+		case <-t.C:
+			c.mu.Lock()
+			return
+		}
+	}
 }
 
 // onEvents handles what epoll reported for the connection, on the
@@ -318,7 +365,7 @@ func (c *fdConn) flush() {
 	}
 	b := c.pending
 	c.pending = nil
-	end := c.writeLocked(b)
+	end := c.writeLocked(b, c.whole)
 	drained := c.pending == nil
 	if drained {
 		c.signalDrainedLocked()
@@ -373,7 +420,7 @@ func (c *fdConn) handleInput(b []byte) *End {
 	if len(replies) > 0 {
 		c.mu.Lock()
 		if c.fd >= 0 && c.pending == nil {
-			_ = c.writeLocked(replies) // a pong, a close echo; dropped when bytes wait
+			_ = c.writeLocked(replies, true) // a pong, a close echo; dropped when bytes wait
 		}
 		c.mu.Unlock()
 	}

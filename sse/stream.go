@@ -329,11 +329,8 @@ func (s *stream) step(evs []*Event) *End {
 	storeDue := (s.replay || s.catchUp) && now >= s.retryAt
 	beat := now >= s.nextBeat
 	s.mu.Unlock()
-	switch {
-	case now >= s.expiresAt:
-		return EndTokenExpired
-	case s.maxAgeAt > 0 && now >= s.maxAgeAt:
-		return EndMaxAge
+	if end := s.timeUp(now); end != nil {
+		return end
 	}
 	if storeDue {
 		if end := s.readStore(); end != nil {
@@ -355,6 +352,18 @@ func (s *stream) step(evs []*Event) *End {
 		s.mu.Lock()
 		s.nextBeat = now + int64(s.hub.heartbeat)
 		s.mu.Unlock()
+	}
+	return nil
+}
+
+// timeUp returns why the stream ends by now: its token expired, or it
+// reached its maximum age; nil while neither.
+func (s *stream) timeUp(now int64) *End {
+	switch {
+	case now >= s.expiresAt:
+		return EndTokenExpired
+	case s.maxAgeAt > 0 && now >= s.maxAgeAt:
+		return EndMaxAge
 	}
 	return nil
 }
@@ -385,6 +394,12 @@ func (s *stream) onTimer(now int64) {
 		s.mu.Unlock()
 		return
 	case s.working:
+		if end := s.timeUp(now); end != nil {
+			// Ended now rather than at the worker's next step: the worker
+			// may be blocked writing to a stalled client.
+			s.stopLocked(end)
+			return
+		}
 		s.again = true
 		s.mu.Unlock()
 		return
@@ -408,8 +423,7 @@ func (s *stream) onTimer(now int64) {
 }
 
 func (s *stream) onlyBeatDueLocked(now int64) bool {
-	return now >= s.nextBeat && now < s.expiresAt && (s.maxAgeAt == 0 || now < s.maxAgeAt) &&
-		!((s.replay || s.catchUp) && now >= s.retryAt)
+	return now >= s.nextBeat && s.timeUp(now) == nil && !((s.replay || s.catchUp) && now >= s.retryAt)
 }
 
 // finish closes the connection of an ended stream, once: it leaves the
@@ -424,11 +438,13 @@ func (s *stream) finish() {
 	end := s.end
 	s.mu.Unlock()
 	s.hub.wheel.cancel(s)
-	s.hub.unregister(s)
-	s.c.close(s.f.ending(end, time.Unix(0, s.expiresAt)))
+	// Counted before the stream leaves the rooms, so that whoever sees it
+	// gone sees why; closing may wait a moment for a slow client.
 	t := s.f.transport()
 	s.hub.stats.open[t].Add(-1)
 	s.hub.stats.countEnd(t, end)
+	s.hub.unregister(s)
+	s.c.close(s.f.ending(end, time.Unix(0, s.expiresAt)))
 	s.hub.log.Debug("stream ended", "employee", s.employee, "transport", t.String(), "reason", end.Reason)
 }
 

@@ -52,3 +52,25 @@ func TestWrittenReportsStoredCopies(t *testing.T) {
 		t.Fatalf("written = %q; want %q", got, want)
 	}
 }
+
+// TestWrittenRunsFromOne: a run that starts at seq 1 is reported whole;
+// events outside the sequence written by the worker are not reported.
+func TestWrittenRunsFromOne(t *testing.T) {
+	var log writtenLog
+	src := &memSource{}
+	src.add(7, 3)
+	h := testHub(t, WithSource(src), WithWritten(log.record))
+	s, c := open(t, h, Params{Employee: 7, After: 0, Resuming: true})
+	if got := ids(c.messages(t)); got != "1 2 3" {
+		t.Fatalf("replay = %q", got)
+	}
+	c.direct = false // the worker writes what follows
+	h.Deliver(7, NewEvent(0, "presence", []byte(`{}`)))
+	runWork(s, c)
+	if got := ids(c.messages(t)); got != "-" {
+		t.Fatalf("wrote %q, want the ephemeral event", got)
+	}
+	if got, want := log.String(), "7:1-3"; got != want {
+		t.Fatalf("written = %q; want %q", got, want)
+	}
+}

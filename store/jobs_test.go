@@ -127,3 +127,53 @@ func TestSweepRepeatsWhileFull(t *testing.T) {
 		t.Fatalf("a sweep failing as the server stops logged %q", log.String())
 	}
 }
+
+// signalling is a failing Center that reports its first DeliverDue and
+// Sweep calls (RunCenter calls them from its own goroutine).
+type signalling struct {
+	Center
+	due, swept chan struct{}
+}
+
+func (s *signalling) DeliverDue(context.Context, int) (int, error) {
+	select {
+	case s.due <- struct{}{}:
+	default:
+	}
+	return 0, errors.New("down")
+}
+
+func (s *signalling) Sweep(context.Context, time.Time, int) (int, error) {
+	select {
+	case s.swept <- struct{}{}:
+	default:
+	}
+	return 0, errors.New("down")
+}
+
+// TestRunCenter: RunCenter runs both jobs on their tickers, with the zero
+// CenterJobs (the defaults, no logger) as with its own settings, and ends
+// when its context does. The failures are logged to the default logger,
+// which must exist.
+func TestRunCenter(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	RunCenter(ctx, &signalling{}, CenterJobs{}) // the defaults: returns at once
+
+	s := &signalling{due: make(chan struct{}, 1), swept: make(chan struct{}, 1)}
+	ctx, cancel = context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		RunCenter(ctx, s, CenterJobs{DueEvery: time.Millisecond, SweepEvery: time.Millisecond})
+	}()
+	for _, c := range []chan struct{}{s.due, s.swept} {
+		select {
+		case <-c:
+		case <-time.After(30 * time.Second):
+			t.Fatal("a job did not run within 30s of a 1 ms ticker")
+		}
+	}
+	cancel()
+	<-done
+}

@@ -57,6 +57,7 @@ func Run(t *testing.T, open Opener) {
 		{"MutedPublish", testMutedPublish},
 		{"Expiry", testExpiry},
 		{"Scheduled", testScheduled},
+		{"ScheduledAllMuted", testScheduledAllMuted},
 		{"Withdraw", testWithdraw},
 		{"Sweep", testSweep},
 		{"CenterFields", testCenterFields},

@@ -9,6 +9,17 @@ import "testing"
 // before the first publish the hook must see.
 func (db *DB) SetAfterCommit(f func(titles []string)) { db.afterCommit = f }
 
+// WriteLocked reports whether the store's write lock (writeMu, which every
+// write transaction and the sink calls after it hold) is held now. It
+// takes the lock if it is free, and lets it go at once.
+func (db *DB) WriteLocked() bool {
+	if db.writeMu.TryLock() {
+		db.writeMu.Unlock()
+		return false
+	}
+	return true
+}
+
 // SetWALLimit sets the WAL size past which the writer truncates it.
 func (db *DB) SetWALLimit(bytes int64) { db.walLimit = bytes }
 

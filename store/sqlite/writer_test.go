@@ -25,7 +25,8 @@ import (
 // Deliver. A design that delivers before committing, outside the writer or
 // on another goroutine, or that lets a second writer run, fails here every
 // time: a delivery shows up early, or the second publish commits (the head
-// moves) or is taken from the queue instead of waiting there.
+// moves) or is taken from the queue instead of waiting there. A writer
+// that runs without the write lock fails at the first check, every time.
 func TestDeliveriesInCommitOrder(t *testing.T) {
 	for _, where := range []string{"after commit", "in the sink"} {
 		t.Run(where, func(t *testing.T) {
@@ -46,6 +47,14 @@ func TestDeliveriesInCommitOrder(t *testing.T) {
 			storetest.Seed(t, db, 1, 0)
 			a := publishAsync(context.Background(), db, note("A", 1), nil)
 			<-held
+			// The write lock must be held from the commit to the end of the
+			// deliveries: without it another write (a second batch, a
+			// directory change) could commit and reach the sink in between.
+			// Checked here, where the writer is stopped, the answer does not
+			// depend on the scheduler, unlike a second writer's commit below.
+			if !db.WriteLocked() {
+				t.Fatal("the writer is between a commit and its deliveries, yet the write lock is free: another write could commit and be delivered out of commit order")
+			}
 			if head, _ := db.Head(context.Background(), 1); head != 1 {
 				t.Fatalf("held after commit, yet the head is %d: want A committed (1)", head)
 			}

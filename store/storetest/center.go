@@ -303,6 +303,42 @@ func testScheduled(t *testing.T, h *Harness) {
 	})
 }
 
+// testScheduledAllMuted: a scheduled notification whose every recipient
+// has muted its type is stored read for them when its time comes, and the
+// sink gets no delivery for it (a delivery without recipients would reach
+// no stream, but every instance would still read it). The next publish's
+// delivery comes after it in commit order, so its absence is checked, not
+// waited for.
+func testScheduledAllMuted(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 1, 0)
+	if err := st.SetPreferences(ctx(), 1, store.Preferences{Muted: []string{"test.*"}, Push: true}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(300 * time.Millisecond)
+	m := msg("muted later", store.Targets{Employees: []int64{1}})
+	m.DeliverAt = &at
+	mustPublish(t, st, m)
+	time.Sleep(time.Until(at) + 20*time.Millisecond)
+	if _, err := st.DeliverDue(ctx(), 10); err != nil {
+		t.Fatal(err)
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 1}); titles(p.Items) != "muted later" {
+		t.Fatalf("after its time: inbox %s; want the muted notification stored", titles(p.Items))
+	}
+	after := msg("after", store.Targets{Employees: []int64{1}})
+	after.Type = "other"
+	mustPublish(t, st, after)
+	h.Sink.Wait(t, "the delivery after it", func(d []store.Delivery, _ []store.Ephemeral, _ []Change) bool {
+		return len(d) > 0 && d[len(d)-1].Notification.Title == "after"
+	})
+	for _, d := range h.Sink.Deliveries() {
+		if d.Notification.Title != "after" {
+			t.Fatalf("the sink got %q with %d recipients; want only after (nobody gets a notification all its recipients muted)", d.Notification.Title, len(d.Recipients))
+		}
+	}
+}
+
 func testWithdraw(t *testing.T, h *Harness) {
 	st := h.Store
 	Seed(t, st, 3, 0)

@@ -211,17 +211,26 @@ func (h *Hub) sioOpenPacket(sid string, upgrades []string) []byte {
 type SIORefusal struct {
 	Message string
 	Code    string
+	// nsp is the namespace the CONNECT asked for, when not "/": the
+	// CONNECT_ERROR goes to that namespace, as socket.io's does.
+	nsp string
 }
 
 func (r *SIORefusal) Error() string { return "socket.io connect refused: " + r.Code + ": " + r.Message }
 
-// packet returns the CONNECT_ERROR packet.
+// packet returns the CONNECT_ERROR packet: 44{"message":…,"data":{"code":…}},
+// or 44/nsp,{…} for a namespace other than "/" (socket.io's encoder writes
+// a namespace but "/" before the data, followed by a comma).
 func (r *SIORefusal) packet() []byte {
 	b, _ := json.Marshal(struct {
 		Message string            `json:"message"`
 		Data    map[string]string `json:"data"`
 	}{r.Message, map[string]string{"code": r.Code}})
-	return append([]byte("44"), b...)
+	p := []byte("44")
+	if r.nsp != "" {
+		p = append(append(p, r.nsp...), ',')
+	}
+	return append(p, b...)
 }
 
 // hubRefusal is the refusal for a stream the hub cannot open.
@@ -237,13 +246,17 @@ func hubRefusal(err error) *SIORefusal {
 
 // sioConnectPayload reads a CONNECT packet ("40", "40{…}", "40/nsp,{…}"):
 // its auth object, or a refusal for another namespace or a payload that
-// is not an object.
+// is not an object. Herald has only the namespace "/": another one is
+// refused as socket.io refuses a namespace it does not have, with the
+// CONNECT_ERROR addressed to that namespace (44/nsp,{"message":"Invalid
+// namespace",…}), so that socket.io-client's socket for it gets its
+// connect_error.
 func sioConnectPayload(p []byte) (auth json.RawMessage, refusal *SIORefusal) {
 	p = p[2:]
 	if len(p) > 0 && p[0] == '/' {
 		nsp, rest, _ := bytes.Cut(p, []byte(","))
 		if string(nsp) != "/" {
-			return nil, &SIORefusal{Message: "Invalid namespace", Code: "invalid_namespace"}
+			return nil, &SIORefusal{Message: "Invalid namespace", Code: "invalid_namespace", nsp: string(nsp)}
 		}
 		p = rest
 	}

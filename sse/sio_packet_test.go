@@ -90,6 +90,24 @@ func TestSIOClientPackets(t *testing.T) {
 	}
 }
 
+func TestSIORefusalPacket(t *testing.T) {
+	tests := []struct{ packet, want string }{
+		{`40/other,{"token":"t"}`, `44/other,{"message":"Invalid namespace","data":{"code":"invalid_namespace"}}`},
+		{`40/admin`, `44/admin,{"message":"Invalid namespace","data":{"code":"invalid_namespace"}}`},
+		{`40[1]`, `44{"message":"invalid CONNECT payload: the auth must be a JSON object","data":{"code":"invalid_request"}}`},
+	}
+	for _, tt := range tests {
+		_, r := sioConnectPayload([]byte(tt.packet))
+		if r == nil || string(r.packet()) != tt.want {
+			t.Errorf("%s: refusal %v, want %s", tt.packet, r, tt.want)
+			continue
+		}
+	}
+	if got := string((&SIORefusal{Message: "No autenticado", Code: "missing_token"}).packet()); got != `44{"message":"No autenticado","data":{"code":"missing_token"}}` {
+		t.Errorf("refusal of /: %s", got)
+	}
+}
+
 func TestSIOConnectPayload(t *testing.T) {
 	tests := []struct {
 		packet, auth, refusal string

@@ -186,6 +186,13 @@ func (d *sioDriver) open(client string, opts map[string]any, resume bool) {
 	d.send(map[string]any{"op": "open", "client": client, "url": d.url, "opts": opts, "resume": resume})
 }
 
+// openNamespace makes client connect to the namespace nsp ("/other":
+// io(url + "/other", opts)).
+func (d *sioDriver) openNamespace(client, nsp string, opts map[string]any) {
+	d.t.Helper()
+	d.send(map[string]any{"op": "open", "client": client, "url": d.url + nsp, "opts": opts})
+}
+
 // next returns client's next event.
 func (d *sioDriver) next(client string) sioEvent {
 	d.t.Helper()

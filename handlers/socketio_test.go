@@ -1,11 +1,14 @@
 package handlers_test
 
 import (
+	"context"
 	"encoding/json"
 	"strconv"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/coder/websocket"
 
 	"github.com/corp/herald/auth"
 )
@@ -153,6 +156,77 @@ func TestSocketIOFailures(t *testing.T) {
 	d.expect("retry", "connect")
 	if n, _ := e.Hub.Stats(); n != 1 {
 		t.Fatalf("%d streams open, want 1", n)
+	}
+}
+
+// Herald has only the namespace "/": a client of another one is refused as
+// socket.io refuses a namespace it does not have, and hears it on its
+// socket for that namespace.
+func TestSocketIOOtherNamespace(t *testing.T) {
+	e := newEnv(t)
+	d := newSIODriver(t, e.URL)
+	for _, tr := range []string{"websocket", "polling"} {
+		d.openNamespace(tr, "/other", map[string]any{"auth": map[string]any{"token": e.token("user2")}, "transports": []string{tr}})
+		if ev := d.expect(tr, "connect_error"); ev.Message != "Invalid namespace" || code(t, ev) != "invalid_namespace" {
+			t.Errorf("over %s: connect_error %q %s, want Invalid namespace {code: invalid_namespace}", tr, ev.Message, ev.Data)
+		}
+		d.send(map[string]any{"op": "close", "client": tr})
+	}
+	if n, _ := e.Hub.Stats(); n != 0 {
+		t.Fatalf("%d streams open, want none", n)
+	}
+}
+
+// The bytes of the refusal: socket.io's CONNECT_ERROR names the namespace
+// before its data (44/nsp,{…}), on either transport, and the Engine.IO
+// connection stays open for a CONNECT to "/".
+func TestSocketIOOtherNamespacePacket(t *testing.T) {
+	e := newEnv(t)
+	const want = `44/other,{"message":"Invalid namespace","data":{"code":"invalid_namespace"}}`
+
+	ctx, cancel := context.WithTimeout(context.Background(), wait)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(e.URL, "http")+"/socket.io/?EIO=4&transport=websocket", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.CloseNow()
+	read := func() string {
+		t.Helper()
+		typ, b, err := c.Read(ctx)
+		if err != nil || typ != websocket.MessageText {
+			t.Fatalf("read: %v %v %q", typ, err, b)
+		}
+		return string(b)
+	}
+	if p := read(); !strings.HasPrefix(p, `0{"sid":`) {
+		t.Fatalf("open packet %q", p)
+	}
+	if err := c.Write(ctx, websocket.MessageText, []byte(`40/other,{"token":"`+e.token("user2")+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if p := read(); p != want {
+		t.Fatalf("websocket: %q, want %q", p, want)
+	}
+	if err := c.Write(ctx, websocket.MessageText, []byte(`40{"token":"`+e.token("user2")+`"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if p := read(); !strings.HasPrefix(p, `40{"sid":`) {
+		t.Fatalf("CONNECT to / after the refusal: %q", p)
+	}
+
+	status, _, body := e.do("GET", "/socket.io/?EIO=4&transport=polling", "", nil)
+	if status != 200 {
+		t.Fatalf("handshake: %d %s", status, body)
+	}
+	var open struct{ SID string }
+	decodeInto(t, body[1:], &open)
+	q := "/socket.io/?EIO=4&transport=polling&sid=" + open.SID
+	if status, _, body := e.do("POST", q, "", "40/other", "Content-Type", "text/plain;charset=UTF-8"); status != 200 {
+		t.Fatalf("post: %d %s", status, body)
+	}
+	if status, _, body := e.do("GET", q, "", nil); status != 200 || string(body) != `44/other,{"message":"Invalid namespace","data":{"code":"invalid_namespace"}}` {
+		t.Fatalf("poll: %d %q, want %q", status, body, want)
 	}
 }
 

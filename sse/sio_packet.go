@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"strconv"
 	"time"
@@ -72,8 +73,7 @@ func sioEventName(name string) string {
 // appendSIOEvent appends an EVENT packet: 42["name",data].
 func appendSIOEvent(dst []byte, name string, data []byte) []byte {
 	dst = append(dst, `42[`...)
-	n, _ := json.Marshal(name)
-	dst = append(dst, n...)
+	dst = appendJSONName(dst, name)
 	dst = append(dst, ',')
 	if len(data) == 0 {
 		data = []byte("null")
@@ -82,11 +82,60 @@ func appendSIOEvent(dst []byte, name string, data []byte) []byte {
 	return append(dst, ']')
 }
 
+// appendJSONName appends an event name as a JSON string: as it is when it
+// needs no escaping (every name Herald sends: nueva_notificacion, its
+// control events and the ephemeral names, [A-Za-z0-9_.-]), else through
+// encoding/json.
+func appendJSONName(dst []byte, name string) []byte {
+	for i := 0; i < len(name); i++ {
+		if c := name[i]; c < 0x20 || c >= 0x7f || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			n, _ := json.Marshal(name)
+			return append(dst, n...)
+		}
+	}
+	dst = append(dst, '"')
+	dst = append(dst, name...)
+	return append(dst, '"')
+}
+
 // SIOFrame returns the event as a Socket.IO EVENT packet in one WebSocket
-// text frame. Shared; callers must not modify it.
+// text frame. Shared; callers must not modify it. It is built in one
+// allocation of its exact size: a frame header (2, 4 or 10 bytes, RFC
+// 6455 5.2, unmasked), then the packet.
 func (e *Event) SIOFrame() []byte {
 	e.sioOnce.Do(func() {
-		e.sio = appendWSFrame(nil, opText, appendSIOEvent(nil, sioEventName(e.Name), e.Data))
+		name := sioEventName(e.Name)
+		n := len(`42[`) + len(name) + 2 + len(`,`) + max(len(e.Data), len("null")) + len(`]`)
+		b := make([]byte, 0, 10+n+8) // room for escapes in an unusual name
+		b = append(b, 0x80|byte(opText))
+		switch {
+		case n <= 125:
+			b = append(b, 0)
+		case n <= 0xffff:
+			b = append(b, 126, 0, 0)
+		default:
+			b = append(b, 127, 0, 0, 0, 0, 0, 0, 0, 0)
+		}
+		h := len(b)
+		b = appendSIOEvent(b, name, e.Data)
+		n = len(b) - h // exact, after escaping
+		switch h {
+		case 2:
+			if n > 125 { // an escaped name outgrew the short form
+				b = appendWSFrame(nil, opText, b[h:])
+				break
+			}
+			b[1] = byte(n)
+		case 4:
+			if n > 0xffff {
+				b = appendWSFrame(nil, opText, b[h:])
+				break
+			}
+			binary.BigEndian.PutUint16(b[2:4], uint16(n))
+		default:
+			binary.BigEndian.PutUint64(b[2:10], uint64(n))
+		}
+		e.sio = b
 	})
 	return e.sio
 }
@@ -211,17 +260,26 @@ func (h *Hub) sioOpenPacket(sid string, upgrades []string) []byte {
 type SIORefusal struct {
 	Message string
 	Code    string
+	// nsp is the namespace the CONNECT asked for, when not "/": the
+	// CONNECT_ERROR goes to that namespace, as socket.io's does.
+	nsp string
 }
 
 func (r *SIORefusal) Error() string { return "socket.io connect refused: " + r.Code + ": " + r.Message }
 
-// packet returns the CONNECT_ERROR packet.
+// packet returns the CONNECT_ERROR packet: 44{"message":…,"data":{"code":…}},
+// or 44/nsp,{…} for a namespace other than "/" (socket.io's encoder writes
+// a namespace but "/" before the data, followed by a comma).
 func (r *SIORefusal) packet() []byte {
 	b, _ := json.Marshal(struct {
 		Message string            `json:"message"`
 		Data    map[string]string `json:"data"`
 	}{r.Message, map[string]string{"code": r.Code}})
-	return append([]byte("44"), b...)
+	p := []byte("44")
+	if r.nsp != "" {
+		p = append(append(p, r.nsp...), ',')
+	}
+	return append(p, b...)
 }
 
 // hubRefusal is the refusal for a stream the hub cannot open.
@@ -237,13 +295,17 @@ func hubRefusal(err error) *SIORefusal {
 
 // sioConnectPayload reads a CONNECT packet ("40", "40{…}", "40/nsp,{…}"):
 // its auth object, or a refusal for another namespace or a payload that
-// is not an object.
+// is not an object. Herald has only the namespace "/": another one is
+// refused as socket.io refuses a namespace it does not have, with the
+// CONNECT_ERROR addressed to that namespace (44/nsp,{"message":"Invalid
+// namespace",…}), so that socket.io-client's socket for it gets its
+// connect_error.
 func sioConnectPayload(p []byte) (auth json.RawMessage, refusal *SIORefusal) {
 	p = p[2:]
 	if len(p) > 0 && p[0] == '/' {
 		nsp, rest, _ := bytes.Cut(p, []byte(","))
 		if string(nsp) != "/" {
-			return nil, &SIORefusal{Message: "Invalid namespace", Code: "invalid_namespace"}
+			return nil, &SIORefusal{Message: "Invalid namespace", Code: "invalid_namespace", nsp: string(nsp)}
 		}
 		p = rest
 	}

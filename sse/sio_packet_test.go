@@ -1,6 +1,8 @@
 package sse
 
 import (
+	"bytes"
+	"strings"
 	"testing"
 	"time"
 
@@ -23,6 +25,23 @@ func TestSIOEventPackets(t *testing.T) {
 		serverFrames(tt.ev.SIOFrame(), func(op ws.OpCode, p []byte) { got = append(got, string(p)) })
 		if len(got) != 1 || got[0] != tt.want {
 			t.Errorf("%s: %q, want %q", tt.name, got, tt.want)
+		}
+	}
+}
+
+// SIOFrame builds the frame in place: the same bytes as framing the packet,
+// for every header length and for names that need escaping.
+func TestSIOFrameSizes(t *testing.T) {
+	for _, name := range []string{"notification", "typing", `a"b`, "<x>", strings.Repeat(`"`, 70)} {
+		for _, size := range []int{0, 1, 90, 100, 125, 126, 200, 0xffff - 30, 0xffff, 0x10000, 1 << 17} {
+			var data []byte
+			if size > 0 {
+				data = []byte(`"` + strings.Repeat("x", size) + `"`)
+			}
+			want := appendWSFrame(nil, opText, appendSIOEvent(nil, sioEventName(name), data))
+			if got := NewEvent(0, name, data).SIOFrame(); !bytes.Equal(got, want) {
+				t.Errorf("%q with %d bytes of data: frame differs (len %d, want %d)", name, size, len(got), len(want))
+			}
 		}
 	}
 }
@@ -90,6 +109,24 @@ func TestSIOClientPackets(t *testing.T) {
 	}
 }
 
+func TestSIORefusalPacket(t *testing.T) {
+	tests := []struct{ packet, want string }{
+		{`40/other,{"token":"t"}`, `44/other,{"message":"Invalid namespace","data":{"code":"invalid_namespace"}}`},
+		{`40/admin`, `44/admin,{"message":"Invalid namespace","data":{"code":"invalid_namespace"}}`},
+		{`40[1]`, `44{"message":"invalid CONNECT payload: the auth must be a JSON object","data":{"code":"invalid_request"}}`},
+	}
+	for _, tt := range tests {
+		_, r := sioConnectPayload([]byte(tt.packet))
+		if r == nil || string(r.packet()) != tt.want {
+			t.Errorf("%s: refusal %v, want %s", tt.packet, r, tt.want)
+			continue
+		}
+	}
+	if got := string((&SIORefusal{Message: "No autenticado", Code: "missing_token"}).packet()); got != `44{"message":"No autenticado","data":{"code":"missing_token"}}` {
+		t.Errorf("refusal of /: %s", got)
+	}
+}
+
 func TestSIOConnectPayload(t *testing.T) {
 	tests := []struct {
 		packet, auth, refusal string
@@ -110,5 +147,21 @@ func TestSIOConnectPayload(t *testing.T) {
 		if string(auth) != tt.auth || code != tt.refusal {
 			t.Errorf("%s: auth %s, refusal %q; want %s, %q", tt.packet, auth, code, tt.auth, tt.refusal)
 		}
+	}
+}
+
+// BenchmarkSIOFrame is a Socket.IO event's encoding, done once per event
+// and shared by every Socket.IO stream that gets it: a stored
+// notification (nueva_notificacion) and an ephemeral message with a name
+// of its own.
+func BenchmarkSIOFrame(b *testing.B) {
+	data := []byte(`{"id":"1234","type":"request.approved","title":"Your request was approved","body":"Vacation 2026-12-01 … 2026-12-05","data":{"request_id":481},"created_at":"2026-12-05T10:00:00.000Z"}`)
+	for _, name := range []string{"notification", "typing"} {
+		b.Run(name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				NewEvent(0, name, data).SIOFrame()
+			}
+		})
 	}
 }

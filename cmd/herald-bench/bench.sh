@@ -30,6 +30,8 @@
 #                          too; cookie: HS256 both)
 #   BENCH_PEER_TRANSPORTS="sse ws socketio"   Herald's transports (socketio
 #                          only where herald-bench has --transport socketio)
+#   BENCH_PEER_LOADJS=1    also drive Herald's /socket.io/ with the peer's
+#                          own load.js, after the peer in each round (0: not)
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -54,6 +56,7 @@ PEER_DURATION=${BENCH_PEER_DURATION:-20}
 PEER_SETTLE=${BENCH_PEER_SETTLE:-8}
 PEER_MODE=${BENCH_PEER_MODE:-azure}
 PEER_TRANSPORTS=${BENCH_PEER_TRANSPORTS:-sse ws socketio}
+PEER_LOADJS=${BENCH_PEER_LOADJS:-1}
 
 # scenario_args prints the herald-bench flags of a scenario (the letters
 # are the issue's scenarios).
@@ -170,6 +173,17 @@ side_by_side() {
 			exit 1
 		fi
 		echo "$last" >>"$DIR/peer.jsonl"
+		if [ "$PEER_LOADJS" != 0 ]; then
+			echo "+ peer-socketio.sh herald: the peer's load.js against Herald's /socket.io/   (round $i of $RUNS)" >&2
+			status=0
+			BENCH_PEER_MODE=$PEER_MODE cmd/herald-bench/peer-socketio.sh herald "$tmp/peer" "$DIR/herald" "$PEER_STREAMS" "$PEER_RATE" "$PEER_DURATION" "$PEER_SETTLE" >"$DIR/peer-herald-$i.txt" || status=$?
+			last=$(tail -n 1 "$DIR/peer-herald-$i.txt")
+			if [ "$status" != 0 ] || [ "${last:0:1}" != "{" ]; then
+				echo "bench.sh: load.js against Herald printed no report (exit $status)" >&2
+				exit 1
+			fi
+			echo "$last" >>"$DIR/peer.jsonl"
+		fi
 		for t in $transports; do
 			# shellcheck disable=SC2086 # the flags are meant to split
 			run_herald "$DIR/side.jsonl" "socketio-$t" "$i" --transport "$t" $auth --streams "$PEER_STREAMS" \

@@ -57,7 +57,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 		case "report":
 			return reportCmd(args[1:], stdout, stderr)
 		case "help", "-h", "--help":
-			fmt.Fprint(stdout, usage)
+			// The usage and every flag, on stdout (bench.sh reads which
+			// transports this build has from it).
+			if _, err := parseConfig([]string{"-h"}, getenv, stdout); !errors.Is(err, flag.ErrHelp) {
+				return err
+			}
 			return nil
 		}
 	}

@@ -13,9 +13,19 @@
 #       after the ramp, stops both by PID, and prints load.js's report as
 #       one JSON line, the last line of stdout, with the load average before
 #       the run added ("loadavg").
+#   peer-socketio.sh herald DEST HERALD_BIN N RATE DURATION SETTLE
+#       the same load tool, unchanged, against Herald's /socket.io/: a Herald
+#       (HERALD_BIN serve, SQLite in DEST) whose directory holds the peer's
+#       employees and which trusts the peer's issuer (azure) or secret
+#       (cookie), and load.js with peer-load-herald.js preloaded, which
+#       turns its publishes to the peer's POST /internal/notify into
+#       Herald's ephemeral POST /notifications and answers its
+#       /internal/stats (see that file). The report is load.js's, with
+#       "server": "herald" and "loadavg" added.
 #
 # BENCH_PEER_MODE=azure (RS256 tokens from the peer's issuer) or cookie (HS256).
 set -euo pipefail
+script_dir=$(cd "$(dirname "$0")" && pwd)
 
 die_skip() {
 	echo "peer-socketio.sh: $*" >&2
@@ -43,7 +53,8 @@ stop_all() {
 	local p
 	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
 	for p in "${pids[@]}"; do
-		for _ in 1 2 3 4 5 6 7 8 9 10; do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
+		# Herald closes its streams gracefully within 10 s.
+		for _ in $(seq 1 75); do kill -0 "$p" 2>/dev/null || break; sleep 0.2; done
 		kill -9 "$p" 2>/dev/null || true
 	done
 }
@@ -94,11 +105,65 @@ run_peer() {
 	LOADAVG=$load node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));r.loadavg=process.env.LOADAVG;console.log(JSON.stringify(r))' results/run.json
 }
 
+# run_herald drives Herald's /socket.io/ with the peer's load.js.
+run_herald() {
+	local dest=$1 bin=$2 n=$3 rate=$4 duration=$5 settle=$6
+	local mode=${BENCH_PEER_MODE:-azure}
+	bin=$(cd "$(dirname "$bin")" && pwd)/$(basename "$bin")
+	cd "$dest"
+	ulimit -n "$(ulimit -Hn)"
+	[ -f employees.json ] || node gen-employees.js 20000 employees.json >&2
+	cp "$script_dir/peer-load-herald.js" .
+	local port issuer_port load db=$dest/herald
+	port=$(free_port)
+	issuer_port=$(free_port)
+	export AZURE_ISSUER_BASE_URL="http://127.0.0.1:$issuer_port" AZURE_AUDIENCE=api://herald-bench-peer
+	export JWT_SECRET=herald-bench-peer-secret-of-32-bytes EMPLOYEES_FILE=$dest/employees.json
+	trap stop_all EXIT
+	mkdir -p results
+	rm -rf "$db"
+	mkdir -p "$db"
+	# The peer's employees, in Herald's directory: id, email user<id>@example.com
+	# (azure tokens name it), username u<id> (cookie tokens name it).
+	node -e 'const [f,n]=process.argv.slice(1);const e=JSON.parse(require("fs").readFileSync(f,"utf8")).slice(0,Number(n));
+console.log("id,email,username,name,roles");for(const x of e)console.log(`${x.id},${x.email},u${x.id},User ${x.id},peer`)' \
+		employees.json "$n" >"$db/employees.csv"
+	DATABASE_URL="sqlite:$db/herald.db" "$bin" employees import "$db/employees.csv" >&2
+	if [ "$mode" = azure ]; then
+		ISSUER_PORT=$issuer_port node issuer.js >results/issuer.log 2>&1 &
+		pids+=($!)
+		wait_http "http://127.0.0.1:$issuer_port/stats"
+	fi
+	local azure_env=()
+	[ "$mode" = azure ] && azure_env=("AZURE_ISSUER_BASE_URL=$AZURE_ISSUER_BASE_URL" "AZURE_AUDIENCE=$AZURE_AUDIENCE")
+	# Load runs measure Herald, not its rate limits.
+	env "${azure_env[@]}" HTTP_ADDR="127.0.0.1:$port" DATABASE_URL="sqlite:$db/herald.db" LOG_LEVEL=warn \
+		PUBLISH_RATE=0 CONNECT_RATE=0 STATE_RATE=0 "$bin" serve >results/herald.log 2>&1 &
+	local srv=$!
+	pids+=("$srv")
+	wait_http "http://127.0.0.1:$port/readyz"
+	local token
+	token=$("$bin" token --user herald-bench-peer --role service --ttl 2h)
+	load=$(cut -d' ' -f1-3 /proc/loadavg)
+	rm -f results/herald.json
+	HERALD_TOKEN=$token HERALD_PID=$srv timeout 900 node -r ./peer-load-herald.js load.js --mode "$mode" \
+		--url "http://127.0.0.1:$port" --pid "$srv" --n "$n" --rate "$rate" --duration "$duration" --settle-s "$settle" \
+		--transport websocket --aud "$AZURE_AUDIENCE" --secret "$JWT_SECRET" --employees "$EMPLOYEES_FILE" \
+		--out results/herald.json >&2
+	[ -s results/herald.json ] || {
+		echo "peer-socketio.sh: load.js against Herald wrote no report (results/herald.log:)" >&2
+		tail -n 20 results/herald.log >&2
+		return 1
+	}
+	LOADAVG=$load node -e 'const r=JSON.parse(require("fs").readFileSync(process.argv[1],"utf8"));r.loadavg=process.env.LOADAVG;r.server="herald";console.log(JSON.stringify(r))' results/herald.json
+}
+
 case "${1:-}" in
 install) install_peer "$2" "$3" ;;
 run) run_peer "$2" "$3" "$4" "$5" "$6" ;;
+herald) run_herald "$2" "$3" "$4" "$5" "$6" "$7" ;;
 *)
-	echo "usage: peer-socketio.sh install SRC DEST | run DEST N RATE DURATION SETTLE" >&2
+	echo "usage: peer-socketio.sh install SRC DEST | run DEST N RATE DURATION SETTLE | herald DEST HERALD_BIN N RATE DURATION SETTLE" >&2
 	exit 2
 	;;
 esac

@@ -52,3 +52,37 @@ func TestDecodeIgnoresForeignNotifications(t *testing.T) {
 		t.Fatal("a notification without the bench's payload must not count")
 	}
 }
+
+// The Socket.IO client reads an event in one pass: its name, id and the
+// bench's payload; other arguments are no notification.
+func TestDecodeSIOEvent(t *testing.T) {
+	tests := []struct {
+		packet string
+		name   string
+		seq    int64
+		n      uint32
+		ok     bool
+	}{
+		{`["nueva_notificacion",{"id":"7","title":"x","data":{"run":"r","n":3,"t":5}}]`, "notification", 7, 3, true},
+		{`["nueva_notificacion",{"title":"x","data":{"run":"r","n":4,"t":5}}]`, "notification", 0, 4, true},
+		{`["typing",{"data":{"run":"r","n":4,"t":5}}]`, "typing", 0, 0, false},
+		{`["closed",{"reason":"shutdown"}]`, "closed", 0, 0, false},
+		{`["x","a string"]`, "x", 0, 0, false},
+		{`["x"]`, "x", 0, 0, false},
+	}
+	for _, tt := range tests {
+		ev, err := decodeSIOEvent([]byte(tt.packet))
+		if err != nil {
+			t.Errorf("%s: %v", tt.packet, err)
+			continue
+		}
+		if ev.name != tt.name || ev.seq != tt.seq || ev.ok != tt.ok || (tt.ok && *ev.bench.N != tt.n) {
+			t.Errorf("%s: %+v, want %s seq %d n %d ok %v", tt.packet, ev, tt.name, tt.seq, tt.n, tt.ok)
+		}
+	}
+	for _, bad := range []string{`[`, `{}`, `[]`} {
+		if _, err := decodeSIOEvent([]byte(bad)); err == nil {
+			t.Errorf("%s: no error", bad)
+		}
+	}
+}

@@ -18,7 +18,10 @@ type peerRun struct {
 	Transport string `json:"transport"`
 	Node      string `json:"node"`
 	LoadAvg   string `json:"loadavg"` // added by peer-socketio.sh
-	Clients   struct {
+	// Server is "herald" when load.js drove Herald's /socket.io/
+	// (peer-socketio.sh herald), empty when it drove the peer.
+	Server  string `json:"server"`
+	Clients struct {
 		Requested int `json:"requested"`
 		Connected int `json:"connected"`
 		Failed    int `json:"failed"`
@@ -98,10 +101,16 @@ const (
 
 var sideFigures = []string{figRSS, figCPU, figP99, figP50, figCPUConn, figConnRate}
 
+// loadJSHerald names the column of Herald driven by the peer's load.js.
+const loadJSHerald = "Herald Socket.IO, by load.js"
+
 func peerSide(runs []peerRun) *side {
 	s := &side{name: "Socket.IO peer", figures: map[string][]float64{}}
 	for _, r := range runs {
 		s.name = fmt.Sprintf("Socket.IO peer (%s, %s)", r.Transport, r.Mode)
+		if r.Server == "herald" {
+			s.name = loadJSHerald
+		}
 		add := func(k string, v float64) { s.figures[k] = append(s.figures[k], v) }
 		add(figRSS, r.Memory.KiBPerConn)
 		if r.Notify.Received > 0 {
@@ -200,11 +209,22 @@ var sideGoals = []sideGoal{
 // medians of each side, peer ÷ Herald, the targets, and every run.
 // transports lists Herald's transports in column order; one without runs
 // gets a column that says so (missing says why).
-func writeSideBySide(w *strings.Builder, peers []peerRun, herald []Report, transports []string, missing map[string]string) {
+func writeSideBySide(w *strings.Builder, runs []peerRun, herald []Report, transports []string, missing map[string]string) {
 	fmt.Fprintf(w, "## Side by side with the Socket.IO peer\n\n")
-	fmt.Fprintf(w, "Measured %s on %s.\n\n", lastRun(peers, herald).Format("2006-01-02 15:04 MST"), machine())
+	fmt.Fprintf(w, "Measured %s on %s.\n\n", lastRun(runs, herald).Format("2006-01-02 15:04 MST"), machine())
+	var peers, byLoadJS []peerRun
+	for _, r := range runs {
+		if r.Server == "herald" {
+			byLoadJS = append(byLoadJS, r)
+		} else {
+			peers = append(peers, r)
+		}
+	}
 	ps := peerSide(peers)
 	hs := heraldSides(herald, transports)
+	if len(byLoadJS) > 0 {
+		hs = append([]*side{peerSide(byLoadJS)}, hs...)
+	}
 	if len(peers) > 0 {
 		p := peers[0]
 		fmt.Fprintf(w, "The Socket.IO peer (the Node servers Herald replaces, rebuilt with socket.io 4.8, Node %s) and Herald ran one after the other in each round, "+
@@ -215,8 +235,20 @@ func writeSideBySide(w *strings.Builder, peers []peerRun, herald []Report, trans
 			"The peer's tool is Node (socket.io-client, WebSocket transport), Herald's is herald-bench; both share the 2 cores with the server.\n\n",
 			p.Node, p.Clients.Requested, p.Notify.TargetRate, p.Notify.DurationS)
 	}
-	if len(herald) > 0 {
-		fmt.Fprintf(w, "```sh\n%s\n```\n\n", sideCommand(herald))
+	if len(byLoadJS) > 0 {
+		fmt.Fprintf(w, "The peer's own load tool drives Herald's `/socket.io/` too (the column \"%s\", run right after the peer in each round): "+
+			"load.js is unchanged and its socket.io-client sockets connect to Herald directly; "+
+			"`cmd/herald-bench/peer-load-herald.js`, preloaded with `node -r`, turns its publishes to the peer's own `POST /internal/notify` "+
+			"into Herald's ephemeral `POST /notifications` to the same employee (Herald has no emit endpoint: backends publish over REST), "+
+			"answers its `/internal/stats` from Herald's `/metrics`, and hands its listeners the message's `data` (where Herald carries the payload). "+
+			"Herald runs with SQLite, the peer's employees in its directory and, in azure mode, the peer's issuer as its Azure tenant. "+
+			"So memory per connection, CPU and latency in that column come from the same tool, the same way, as the peer's; "+
+			"its latency includes the REST publish, as the peer's includes its HTTP emit. "+
+			"herald-bench's columns measure the same load with Herald's own tool (and SSE and WebSocket beside Socket.IO); "+
+			"load.js reads RSS without a forced GC on both sides.\n\n", loadJSHerald)
+	}
+	if len(herald) > 0 || len(byLoadJS) > 0 {
+		fmt.Fprintf(w, "```sh\n%s\n```\n\n", sideCommand(herald, len(byLoadJS) > 0))
 	}
 	fmt.Fprintf(w, "Medians over the rounds; \"÷\" is peer ÷ Herald (the median of the ratio within each round), so above 1 means Herald uses less.\n\n")
 	header := "| figure | " + ps.name + " |"
@@ -335,8 +367,11 @@ func maxLoads(ss []*side) int {
 
 // sideCommand shows how the comparison ran: make's command, then one
 // herald-bench command per transport (the peer's follows from bench.sh).
-func sideCommand(runs []Report) string {
+func sideCommand(runs []Report, loadJS bool) string {
 	lines := []string{"make bench BENCH_MICRO=0 BENCH_SCENARIOS=socketio   # the peer from BENCH_PEER_DIR, then Herald, each round"}
+	if loadJS {
+		lines = append(lines, "cmd/herald-bench/peer-socketio.sh herald DEST bin/bench/herald N RATE DURATION SETTLE   # load.js against Herald")
+	}
 	var seen []string
 	for _, r := range runs {
 		if !slices.Contains(seen, r.Command) {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -148,4 +149,18 @@ func TestRunWorkers(t *testing.T) {
 		t.Errorf("%d processes held the streams, want 2 workers", r.Setup.Processes)
 	}
 	checkDelivery(t, r, 40, stderr.String())
+}
+
+// -h lists every flag: bench.sh reads from it which transports the build
+// has (the socketio scenario's Socket.IO column).
+func TestHelpListsFlags(t *testing.T) {
+	var out strings.Builder
+	if err := run(context.Background(), []string{"-h"}, func(string) string { return "" }, nil, &out, io.Discard); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"herald-bench --spawn", "-transport", "socketio", "-streams"} {
+		if !strings.Contains(out.String(), want) {
+			t.Errorf("-h lacks %q:\n%s", want, out.String())
+		}
+	}
 }

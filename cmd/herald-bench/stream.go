@@ -343,28 +343,11 @@ func (s *sioConn) next(ctx context.Context) (event, error) {
 		case len(b) < 2 || b[0] != '4' || b[1] != '2':
 			continue
 		}
-		var args []json.RawMessage
-		if err := json.Unmarshal(b[2:], &args); err != nil || len(args) == 0 {
+		ev, err := decodeSIOEvent(b[2:])
+		if err != nil {
 			return event{}, fmt.Errorf("decode socket.io event %q: %v", b, err)
 		}
-		var name string
-		_ = json.Unmarshal(args[0], &name)
-		ev := event{name: name}
-		if name == "nueva_notificacion" {
-			ev.name = "notification"
-		}
-		if len(args) > 1 {
-			var n struct {
-				ID string `json:"id"`
-			}
-			if json.Unmarshal(args[1], &n) == nil && n.ID != "" {
-				ev.seq, _ = strconv.ParseInt(n.ID, 10, 64)
-			}
-			if ev.name == "notification" {
-				decodeNotification(&ev, args[1])
-			}
-		}
-		if name == "replay_truncated" {
+		if ev.name == "replay_truncated" {
 			continue // its position comes with the next notifications
 		}
 		return ev, nil
@@ -372,6 +355,40 @@ func (s *sioConn) next(ctx context.Context) (event, error) {
 }
 
 func (s *sioConn) close() { _ = s.c.CloseNow() }
+
+// sioPayload is what the tool reads of an event's argument.
+type sioPayload struct {
+	ID   string    `json:"id"`
+	Data benchData `json:"data"`
+}
+
+// decodeSIOEvent reads an EVENT packet's arguments, ["name",{…}], in one
+// pass (json decodes into the pointers the slice holds): the name
+// (nueva_notificacion is the stream's "notification"), the id and, for a
+// notification, the bench's payload.
+func decodeSIOEvent(b []byte) (event, error) {
+	var name string
+	var p sioPayload
+	args := []any{&name, &p}
+	var te *json.UnmarshalTypeError
+	if err := json.Unmarshal(b, &args); err != nil && !errors.As(err, &te) { // an argument that is not an object is no notification
+		return event{}, err
+	}
+	if name == "" {
+		return event{}, errors.New("no event name")
+	}
+	ev := event{name: name}
+	if name == "nueva_notificacion" {
+		ev.name = "notification"
+	}
+	if p.ID != "" {
+		ev.seq, _ = strconv.ParseInt(p.ID, 10, 64)
+	}
+	if ev.name == "notification" && p.Data.N != nil {
+		ev.bench, ev.ok = p.Data, true
+	}
+	return ev, nil
+}
 
 // reason condenses a connect error into a short label for counting.
 func reason(err error) string {

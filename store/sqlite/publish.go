@@ -111,11 +111,12 @@ func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
 	now := time.Now().UTC().Truncate(time.Millisecond)
 	scheduled := m.DeliverAt != nil && m.DeliverAt.After(now)
 	var (
-		ids     []int64 // scheduled: who gets a copy at delivery
-		copies  []store.Recipient
-		mutes   map[int64]bool
-		unknown store.Unknown
-		err     error
+		ids      []int64 // scheduled: who gets a copy at delivery
+		everyone bool    // copies are every employee
+		copies   []store.Recipient
+		mutes    map[int64]bool
+		unknown  store.Unknown
+		err      error
 	)
 	switch t := m.To; {
 	case !scheduled && len(t.Emails) == 0 && len(t.Roles) == 0 && !t.All:
@@ -123,7 +124,7 @@ func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
 		// the directory is not read first.
 		given := slices.Clone(t.Employees)
 		slices.Sort(given)
-		if copies, mutes, err = bumpSeqs(ctx, b, slices.Compact(given), m.Type, m.Required); err != nil {
+		if copies, mutes, err = bumpSeqs(ctx, b, slices.Compact(given), false, m.Type, m.Required); err != nil {
 			return err
 		}
 		known := make(map[int64]bool, len(copies))
@@ -131,12 +132,19 @@ func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
 			known[c.Employee] = true
 		}
 		unknown.Employees = store.MissingIDs(t.Employees, known)
+	case !scheduled && t.All && len(t.Employees) == 0 && len(t.Emails) == 0:
+		// Everyone (roles add nobody, and no ID or email can be unknown):
+		// the seq bump finds them.
+		everyone = true
+		if copies, mutes, err = bumpSeqs(ctx, b, nil, true, m.Type, m.Required); err != nil {
+			return err
+		}
 	default:
 		if ids, unknown, err = db.resolve(ctx, b, t); err != nil {
 			return fmt.Errorf("resolve targets: %w", err)
 		}
 		if !scheduled {
-			if copies, mutes, err = bumpSeqs(ctx, b, ids, m.Type, m.Required); err != nil {
+			if copies, mutes, err = bumpSeqs(ctx, b, ids, false, m.Type, m.Required); err != nil {
 				return err
 			}
 		}
@@ -175,7 +183,7 @@ func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
 		if err != nil {
 			return fmt.Errorf("schedule %d copies: %w", len(ids), err)
 		}
-	} else if recipients, err = insertCopies(ctx, b, n, copies, mutes, now); err != nil {
+	} else if recipients, err = insertCopies(ctx, b, n, copies, everyone, mutes, now); err != nil {
 		return err
 	}
 	res := store.PublishResult{NotificationID: n.ID, Recipients: recipientCount, Unknown: unknown}
@@ -198,15 +206,20 @@ const mutedBy = `(?3 = 0 AND EXISTS (SELECT 1 FROM preferences p
 			OR (m.value LIKE '%*' AND substr(?2, 1, length(m.value) - 1) = substr(m.value, 1, length(m.value) - 1)))))`
 
 // bumpSeqs bumps the seq of each of ids (sorted, distinct) that names an
-// employee, and returns them, by employee ID, with their new seqs; with
-// them, in the same statement, those who muted typ (none when required).
-// IDs that name nobody are left out.
-func bumpSeqs(ctx context.Context, b *batch, ids []int64, typ string, required bool) ([]store.Recipient, map[int64]bool, error) {
-	if len(ids) == 0 {
+// employee, or of every employee when all is set, and returns them, by
+// employee ID, with their new seqs; with them, in the same statement, those
+// who muted typ (none when required). IDs that name nobody are left out.
+func bumpSeqs(ctx context.Context, b *batch, ids []int64, all bool, typ string, required bool) ([]store.Recipient, map[int64]bool, error) {
+	var query string
+	var arg any
+	switch {
+	case all:
+		query, arg = `UPDATE employees SET last_seq = last_seq + 1 WHERE ?1 = 1 RETURNING id, last_seq, `+mutedBy, 1
+	case len(ids) == 0:
 		return nil, nil, nil
-	}
-	query, arg := `UPDATE employees SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING id, last_seq, `+mutedBy, any(ids[0])
-	if len(ids) > 1 {
+	case len(ids) == 1:
+		query, arg = `UPDATE employees SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING id, last_seq, `+mutedBy, ids[0]
+	default:
 		query, arg = `UPDATE employees SET last_seq = last_seq + 1
 			WHERE id IN (SELECT value FROM json_each(?1)) RETURNING id, last_seq, `+mutedBy, int64sJSON(ids)
 	}
@@ -219,7 +232,7 @@ func bumpSeqs(ctx context.Context, b *batch, ids []int64, typ string, required b
 		return nil, nil, fmt.Errorf("assign seqs: %w", err)
 	}
 	defer rows.Close()
-	copies := make([]store.Recipient, 0, len(ids))
+	copies := make([]store.Recipient, 0, max(len(ids), 1))
 	var mutes map[int64]bool
 	for rows.Next() {
 		var c store.Recipient
@@ -247,17 +260,18 @@ func bumpSeqs(ctx context.Context, b *batch, ids []int64, typ string, required b
 // and seen. It returns the recipients to deliver to live (the others), by
 // employee ID.
 func storeCopies(ctx context.Context, b *batch, n store.Notification, ids []int64, mutedSet map[int64]bool, now time.Time) ([]store.Recipient, error) {
-	copies, _, err := bumpSeqs(ctx, b, ids, "", true)
+	copies, _, err := bumpSeqs(ctx, b, ids, false, "", true)
 	if err != nil {
 		return nil, err
 	}
-	return insertCopies(ctx, b, n, copies, mutedSet, now)
+	return insertCopies(ctx, b, n, copies, false, mutedSet, now)
 }
 
 // insertCopies stores the inbox rows of notification n, one per copy at
-// the seq bumpSeqs gave it; the copies of muted employees are stored read
-// and seen. It returns the recipients to deliver to live (the others).
-func insertCopies(ctx context.Context, b *batch, n store.Notification, copies []store.Recipient, mutedSet map[int64]bool, now time.Time) ([]store.Recipient, error) {
+// the seq bumpSeqs gave it (all: copies are every employee); the copies of
+// muted employees are stored read and seen. It returns the recipients to
+// deliver to live (the others).
+func insertCopies(ctx context.Context, b *batch, n store.Notification, copies []store.Recipient, all bool, mutedSet map[int64]bool, now time.Time) ([]store.Recipient, error) {
 	if len(copies) == 0 {
 		return nil, nil
 	}
@@ -266,7 +280,8 @@ func insertCopies(ctx context.Context, b *batch, n store.Notification, copies []
 		expires = store.Millis(*n.ExpiresAt)
 	}
 	var err error
-	if len(copies) == 1 {
+	switch {
+	case len(copies) == 1:
 		c := copies[0]
 		var readAt any
 		if mutedSet[c.Employee] {
@@ -274,22 +289,25 @@ func insertCopies(ctx context.Context, b *batch, n store.Notification, copies []
 		}
 		err = b.exec(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, expires_at, muted, read_at, seen_at)
 			VALUES (?1, ?2, ?3, ?4, ?5 IS NOT NULL, ?5, ?5)`, c.Employee, c.Seq, n.ID, expires, readAt)
-	} else {
+	case all:
+		err = b.exec(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, expires_at)
+			SELECT id, last_seq, ?, ? FROM employees`, n.ID, expires)
+	default:
 		ids := make([]int64, len(copies))
 		for i, c := range copies {
 			ids[i] = c.Employee
 		}
 		err = b.exec(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, expires_at)
 			SELECT id, last_seq, ?, ? FROM employees WHERE id IN (SELECT value FROM json_each(?))`, n.ID, expires, int64sJSON(ids))
-		if err == nil && len(mutedSet) > 0 {
-			quiet := make([]int64, 0, len(mutedSet))
-			for e := range mutedSet {
-				quiet = append(quiet, e)
-			}
-			err = b.exec(ctx, `UPDATE inbox SET muted = 1, read_at = ?, seen_at = ?
-				WHERE notification_id = ? AND employee_id IN (SELECT value FROM json_each(?))`,
-				store.Millis(now), store.Millis(now), n.ID, int64sJSON(quiet))
+	}
+	if err == nil && len(copies) > 1 && len(mutedSet) > 0 {
+		quiet := make([]int64, 0, len(mutedSet))
+		for e := range mutedSet {
+			quiet = append(quiet, e)
 		}
+		err = b.exec(ctx, `UPDATE inbox SET muted = 1, read_at = ?, seen_at = ?
+			WHERE notification_id = ? AND employee_id IN (SELECT value FROM json_each(?))`,
+			store.Millis(now), store.Millis(now), n.ID, int64sJSON(quiet))
 	}
 	if err != nil {
 		return nil, fmt.Errorf("publish to %d recipients: %w", len(copies), err)

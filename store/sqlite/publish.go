@@ -108,11 +108,51 @@ func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
 			return err
 		}
 	}
-	ids, unknown, err := db.resolve(ctx, b, m.To)
-	if err != nil {
-		return fmt.Errorf("resolve targets: %w", err)
-	}
 	now := time.Now().UTC().Truncate(time.Millisecond)
+	scheduled := m.DeliverAt != nil && m.DeliverAt.After(now)
+	var (
+		ids      []int64 // scheduled: who gets a copy at delivery
+		everyone bool    // copies are every employee
+		copies   []store.Recipient
+		mutes    map[int64]bool
+		unknown  store.Unknown
+		err      error
+	)
+	switch t := m.To; {
+	case !scheduled && len(t.Emails) == 0 && len(t.Roles) == 0 && !t.All:
+		// Employees by ID only: the seq bump finds which of them exist, so
+		// the directory is not read first.
+		given := slices.Clone(t.Employees)
+		slices.Sort(given)
+		if copies, mutes, err = bumpSeqs(ctx, b, slices.Compact(given), false, m.Type, m.Required); err != nil {
+			return err
+		}
+		known := make(map[int64]bool, len(copies))
+		for _, c := range copies {
+			known[c.Employee] = true
+		}
+		unknown.Employees = store.MissingIDs(t.Employees, known)
+	case !scheduled && t.All && len(t.Employees) == 0 && len(t.Emails) == 0:
+		// Everyone (roles add nobody, and no ID or email can be unknown):
+		// the seq bump finds them.
+		everyone = true
+		if copies, mutes, err = bumpSeqs(ctx, b, nil, true, m.Type, m.Required); err != nil {
+			return err
+		}
+	default:
+		if ids, unknown, err = db.resolve(ctx, b, t); err != nil {
+			return fmt.Errorf("resolve targets: %w", err)
+		}
+		if !scheduled {
+			if copies, mutes, err = bumpSeqs(ctx, b, ids, false, m.Type, m.Required); err != nil {
+				return err
+			}
+		}
+	}
+	recipientCount := len(copies)
+	if scheduled {
+		recipientCount = len(ids)
+	}
 	n := store.Notification{Type: m.Type, Title: m.Title, Body: m.Body, Data: m.Data, CreatedAt: now, URL: m.URL, ExpiresAt: m.ExpiresAt}
 	var data, url, expires, deliverAt any
 	if len(m.Data) > 0 {
@@ -124,15 +164,14 @@ func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
 	if m.ExpiresAt != nil {
 		expires = store.Millis(*m.ExpiresAt)
 	}
-	scheduled := m.DeliverAt != nil && m.DeliverAt.After(now)
 	if scheduled {
 		deliverAt = store.Millis(*m.DeliverAt)
 	}
 	insert, err := b.stmt(ctx, `INSERT INTO notifications (type, title, body, data, publisher, recipients, created_at, url, expires_at, deliver_at, required, owner)
 		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id`)
 	if err == nil {
-		err = insert.GetContext(ctx, &n.ID, m.Type, m.Title, m.Body, data, m.Publisher, len(ids), store.Millis(now),
-			url, expires, deliverAt, boolInt(m.Required), m.Owner)
+		err = insert.QueryRowContext(ctx, m.Type, m.Title, m.Body, data, m.Publisher, recipientCount, store.Millis(now),
+			url, expires, deliverAt, boolInt(m.Required), m.Owner).Scan(&n.ID)
 	}
 	if err != nil {
 		return fmt.Errorf("insert notification: %w", err)
@@ -144,18 +183,10 @@ func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
 		if err != nil {
 			return fmt.Errorf("schedule %d copies: %w", len(ids), err)
 		}
-	} else {
-		var mutedSet map[int64]bool
-		if !m.Required {
-			if mutedSet, err = muted(ctx, b, ids, m.Type); err != nil {
-				return err
-			}
-		}
-		if recipients, err = storeCopies(ctx, b, n, ids, mutedSet, now); err != nil {
-			return err
-		}
+	} else if recipients, err = insertCopies(ctx, b, n, copies, everyone, mutes, now); err != nil {
+		return err
 	}
-	res := store.PublishResult{NotificationID: n.ID, Recipients: len(ids), Unknown: unknown}
+	res := store.PublishResult{NotificationID: n.ID, Recipients: recipientCount, Unknown: unknown}
 	if idem != nil {
 		if err := saveIdempotency(ctx, b, idem, res, now); err != nil {
 			return err
@@ -166,62 +197,131 @@ func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
 	return nil
 }
 
-// storeCopies bumps the seq of each of ids and stores their inbox rows of
-// notification n; the copies of muted employees are stored read and seen.
-// It returns the recipients to deliver to live (the others), by employee
-// ID.
-func storeCopies(ctx context.Context, b *batch, n store.Notification, ids []int64, mutedSet map[int64]bool, now time.Time) ([]store.Recipient, error) {
-	if len(ids) == 0 {
-		return nil, nil
+// mutedBy is true for the employee a row of employees names when the
+// notification type ?2 is muted in their preferences and the notification
+// is not required (?3 = 0): the same test as muted's, for one row.
+const mutedBy = `(?3 = 0 AND EXISTS (SELECT 1 FROM preferences p
+		WHERE p.employee_id = employees.id AND p.muted <> '[]'
+		AND EXISTS (SELECT 1 FROM json_each(p.muted) m WHERE m.value = ?2
+			OR (m.value LIKE '%*' AND substr(?2, 1, length(m.value) - 1) = substr(m.value, 1, length(m.value) - 1)))))`
+
+// bumpSeqs bumps the seq of each of ids (sorted, distinct) that names an
+// employee, or of every employee when all is set, and returns them, by
+// employee ID, with their new seqs; with them, in the same statement, those
+// who muted typ (none when required). IDs that name nobody are left out.
+func bumpSeqs(ctx context.Context, b *batch, ids []int64, all bool, typ string, required bool) ([]store.Recipient, map[int64]bool, error) {
+	var query string
+	var arg any
+	switch {
+	case all:
+		query, arg = `UPDATE employees SET last_seq = last_seq + 1 WHERE ?1 = 1 RETURNING id, last_seq, `+mutedBy, 1
+	case len(ids) == 0:
+		return nil, nil, nil
+	case len(ids) == 1:
+		query, arg = `UPDATE employees SET last_seq = last_seq + 1 WHERE id = ?1 RETURNING id, last_seq, `+mutedBy, ids[0]
+	default:
+		query, arg = `UPDATE employees SET last_seq = last_seq + 1
+			WHERE id IN (SELECT value FROM json_each(?1)) RETURNING id, last_seq, `+mutedBy, int64sJSON(ids)
 	}
-	id := n.ID
-	recipients := make([]store.Recipient, 0, len(ids))
-	idsJSON, _ := json.Marshal(ids)
-	bump, err := b.stmt(ctx, `UPDATE employees SET last_seq = last_seq + 1
-			WHERE id IN (SELECT value FROM json_each(?)) RETURNING id, last_seq`)
+	bump, err := b.stmt(ctx, query)
 	if err != nil {
-		return nil, fmt.Errorf("assign seqs: %w", err)
+		return nil, nil, fmt.Errorf("assign seqs: %w", err)
 	}
-	rows, err := bump.QueryxContext(ctx, string(idsJSON))
+	rows, err := bump.QueryContext(ctx, arg, typ, boolInt(required))
 	if err != nil {
-		return nil, fmt.Errorf("assign seqs: %w", err)
+		return nil, nil, fmt.Errorf("assign seqs: %w", err)
 	}
+	defer rows.Close()
+	copies := make([]store.Recipient, 0, max(len(ids), 1))
+	var mutes map[int64]bool
 	for rows.Next() {
-		var r store.Recipient
-		if err := rows.Scan(&r.Employee, &r.Seq); err != nil {
-			rows.Close()
-			return nil, fmt.Errorf("assign seqs: %w", err)
+		var c store.Recipient
+		var muted bool
+		if err := rows.Scan(&c.Employee, &c.Seq, &muted); err != nil {
+			return nil, nil, fmt.Errorf("assign seqs: %w", err)
 		}
-		if !mutedSet[r.Employee] {
-			recipients = append(recipients, r)
+		copies = append(copies, c)
+		if muted {
+			if mutes == nil {
+				mutes = make(map[int64]bool)
+			}
+			mutes[c.Employee] = true
 		}
 	}
-	if err := rows.Close(); err != nil {
-		return nil, fmt.Errorf("assign seqs: %w", err)
+	if err := rows.Err(); err != nil {
+		return nil, nil, fmt.Errorf("assign seqs: %w", err)
+	}
+	slices.SortFunc(copies, func(a, b store.Recipient) int { return cmp.Compare(a.Employee, b.Employee) })
+	return copies, mutes, nil
+}
+
+// storeCopies bumps the seq of each of ids and stores their inbox rows of
+// notification n; the copies of muted employees (mutedSet) are stored read
+// and seen. It returns the recipients to deliver to live (the others), by
+// employee ID.
+func storeCopies(ctx context.Context, b *batch, n store.Notification, ids []int64, mutedSet map[int64]bool, now time.Time) ([]store.Recipient, error) {
+	copies, _, err := bumpSeqs(ctx, b, ids, false, "", true)
+	if err != nil {
+		return nil, err
+	}
+	return insertCopies(ctx, b, n, copies, false, mutedSet, now)
+}
+
+// insertCopies stores the inbox rows of notification n, one per copy at
+// the seq bumpSeqs gave it (all: copies are every employee); the copies of
+// muted employees are stored read and seen. It returns the recipients to
+// deliver to live (the others).
+func insertCopies(ctx context.Context, b *batch, n store.Notification, copies []store.Recipient, all bool, mutedSet map[int64]bool, now time.Time) ([]store.Recipient, error) {
+	if len(copies) == 0 {
+		return nil, nil
 	}
 	var expires any
 	if n.ExpiresAt != nil {
 		expires = store.Millis(*n.ExpiresAt)
 	}
-	copies, err := b.stmt(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, expires_at)
-			SELECT id, last_seq, ?, ? FROM employees WHERE id IN (SELECT value FROM json_each(?))`)
-	if err == nil {
-		_, err = copies.ExecContext(ctx, id, expires, string(idsJSON))
+	var err error
+	switch {
+	case len(copies) == 1:
+		c := copies[0]
+		var readAt any
+		if mutedSet[c.Employee] {
+			readAt = store.Millis(now)
+		}
+		err = b.exec(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, expires_at, muted, read_at, seen_at)
+			VALUES (?1, ?2, ?3, ?4, ?5 IS NOT NULL, ?5, ?5)`, c.Employee, c.Seq, n.ID, expires, readAt)
+	case all:
+		err = b.exec(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, expires_at)
+			SELECT id, last_seq, ?, ? FROM employees`, n.ID, expires)
+	default:
+		ids := make([]int64, len(copies))
+		for i, c := range copies {
+			ids[i] = c.Employee
+		}
+		err = b.exec(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, expires_at)
+			SELECT id, last_seq, ?, ? FROM employees WHERE id IN (SELECT value FROM json_each(?))`, n.ID, expires, int64sJSON(ids))
 	}
-	if err == nil && len(mutedSet) > 0 {
+	if err == nil && len(copies) > 1 && len(mutedSet) > 0 {
 		quiet := make([]int64, 0, len(mutedSet))
 		for e := range mutedSet {
 			quiet = append(quiet, e)
 		}
 		err = b.exec(ctx, `UPDATE inbox SET muted = 1, read_at = ?, seen_at = ?
 			WHERE notification_id = ? AND employee_id IN (SELECT value FROM json_each(?))`,
-			store.Millis(now), store.Millis(now), id, int64sJSON(quiet))
+			store.Millis(now), store.Millis(now), n.ID, int64sJSON(quiet))
 	}
 	if err != nil {
-		return nil, fmt.Errorf("publish to %d recipients: %w", len(ids), err)
+		return nil, fmt.Errorf("publish to %d recipients: %w", len(copies), err)
 	}
-	slices.SortFunc(recipients, func(a, b store.Recipient) int { return cmp.Compare(a.Employee, b.Employee) })
-	return recipients, nil
+	if len(mutedSet) == 0 {
+		return copies, nil
+	}
+	live := make([]store.Recipient, 0, len(copies))
+	for _, c := range copies {
+		if !mutedSet[c.Employee] {
+			live = append(live, c)
+		}
+	}
+	return live, nil
 }
 
 func int64sJSON(ids []int64) string {

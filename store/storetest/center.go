@@ -241,7 +241,10 @@ func testMutedPublish(t *testing.T, h *Harness) {
 func testExpiry(t *testing.T, h *Harness) {
 	st := h.Store
 	Seed(t, st, 1, 0)
-	soon := time.Now().Add(300 * time.Millisecond)
+	// 3 s: the two publishes and the reads before the expiry must come
+	// before it on a loaded machine too (300 ms did not under the race
+	// detector at a load of 40).
+	soon := time.Now().Add(3 * time.Second)
 	m := msg("brief", store.Targets{Employees: []int64{1}})
 	m.ExpiresAt = &soon
 	mustPublish(t, st, m)
@@ -271,7 +274,9 @@ func testExpiry(t *testing.T, h *Harness) {
 func testScheduled(t *testing.T, h *Harness) {
 	st := h.Store
 	Seed(t, st, 2, 0)
-	at := time.Now().Add(400 * time.Millisecond)
+	// 3 s: what is checked "before the time" must run before it on a
+	// loaded machine too.
+	at := time.Now().Add(3 * time.Second)
 	m := msg("later", store.Targets{Employees: []int64{1, 2, 99}})
 	m.DeliverAt = &at
 	res := mustPublish(t, st, m)

@@ -15,7 +15,12 @@ type CenterJobs struct {
 	// (default 250 ms: a scheduled notification is delivered that soon
 	// after its time).
 	DueEvery time.Duration
-	// SweepEvery is how often the retention sweep starts (default 1 min).
+	// FirstSweep is when the first retention sweep starts (default 10 s):
+	// soon after start, so that an instance restarted more often than
+	// SweepEvery (deploys, a crash loop) still sweeps.
+	FirstSweep time.Duration
+	// SweepEvery is the wait between the end of one sweep and the start of
+	// the next (default 1 min).
 	SweepEvery time.Duration
 	// SweepPause is the pause between two chunks of one sweep (default
 	// 20 ms), so that a large backlog never keeps the database busy.
@@ -44,6 +49,9 @@ func RunCenter(ctx context.Context, c Center, j CenterJobs) {
 	if j.SweepEvery <= 0 {
 		j.SweepEvery = time.Minute
 	}
+	if j.FirstSweep <= 0 {
+		j.FirstSweep = 10 * time.Second
+	}
 	if j.SweepPause <= 0 {
 		j.SweepPause = 20 * time.Millisecond
 	}
@@ -52,7 +60,7 @@ func RunCenter(ctx context.Context, c Center, j CenterJobs) {
 	}
 	due := time.NewTicker(j.DueEvery)
 	defer due.Stop()
-	sweep := time.NewTicker(j.SweepEvery)
+	sweep := time.NewTimer(j.FirstSweep)
 	defer sweep.Stop()
 	for {
 		select {
@@ -62,6 +70,7 @@ func RunCenter(ctx context.Context, c Center, j CenterJobs) {
 			deliverDue(ctx, c, j)
 		case <-sweep.C:
 			sweepOnce(ctx, c, j)
+			sweep.Reset(j.SweepEvery)
 		}
 	}
 }

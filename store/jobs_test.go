@@ -165,7 +165,7 @@ func TestRunCenter(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		RunCenter(ctx, s, CenterJobs{DueEvery: time.Millisecond, SweepEvery: time.Millisecond})
+		RunCenter(ctx, s, CenterJobs{DueEvery: time.Millisecond, FirstSweep: time.Millisecond, SweepEvery: time.Millisecond})
 	}()
 	for _, c := range []chan struct{}{s.due, s.swept} {
 		select {

@@ -12,6 +12,13 @@
 #                          every scenario of the issue (PostgreSQL ones need the URL)
 #   BENCH_RUNS=3           runs of each scenario
 #   BENCH_STREAMS=1000 BENCH_RATE=200 BENCH_DURATION=10s   the "load" scenario
+#   BENCH_OLD_ROWS=1000000 BENCH_RETENTION_DURATION=120s BENCH_RETENTION_PG_DURATION=240s
+#                          the "retention" scenario: the unicast load (10,000
+#                          streams, 1,000/s) over that many old notifications,
+#                          as "retention-off" (RETENTION=0) and "retention"
+#                          (the sweep deletes them while the run publishes; the
+#                          duration must outlast the sweep, or the run fails
+#                          saying how many were left)
 #   BENCH_DATABASE_URL=    postgres://… for the PostgreSQL scenarios
 #   BENCH_ARGS=            extra herald-bench flags for every scenario
 #   BENCH_OUT=BENCHMARKS.md  sections (## headings) this run does not write
@@ -45,6 +52,9 @@ STREAMS=${BENCH_STREAMS:-1000}
 RATE=${BENCH_RATE:-200}
 DURATION=${BENCH_DURATION:-10s}
 DB=${BENCH_DATABASE_URL:-}
+OLD_ROWS=${BENCH_OLD_ROWS:-1000000}
+RETENTION_DURATION=${BENCH_RETENTION_DURATION:-120s}
+RETENTION_PG_DURATION=${BENCH_RETENTION_PG_DURATION:-240s}
 EXTRA=${BENCH_ARGS:-}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
 NOTES=${BENCH_NOTES:-cmd/herald-bench/bench-notes.md}
@@ -61,11 +71,12 @@ PEER_LOADJS=${BENCH_PEER_LOADJS:-1}
 # scenario_args prints the herald-bench flags of a scenario (the letters
 # are the issue's scenarios).
 scenario_args() {
-	local db="" name=$1
+	local db="" name=$1 retention=$RETENTION_DURATION
 	if [ "${name%-pg}" != "$name" ]; then # the PostgreSQL variant of a scenario
 		need_db "$name" || return 1
 		db="--database-url $DB"
 		name=${name%-pg}
+		retention=$RETENTION_PG_DURATION
 	fi
 	case "$name" in
 	load) echo "--streams $STREAMS --rate $RATE --duration $DURATION $db" ;;
@@ -76,6 +87,8 @@ scenario_args() {
 	publish-rate) echo "--streams 100 --rate 6000 --duration 30s $db" ;;         # (d) with -pg: offers 6,000/s to show the target of 5,000 is met with room
 	connect-rs256) echo "--rs256 --warm-cache --streams 10000 --rate 0 $db" ;;   # (e) new streams/s
 	two-instances) echo "--instances 2 --streams 39000 --rate 1000 --duration 60s $db" ;; # (f) with -pg
+	retention) echo "--streams 10000 --rate 1000 --duration $retention --old-rows $OLD_ROWS $db" ;; # p99 while the sweep deletes the old rows…
+	retention-off) echo "--streams 10000 --rate 1000 --duration $retention --old-rows $OLD_ROWS --server-env RETENTION=0 $db" ;; # …and without the sweep
 	*)
 		echo "bench.sh: unknown scenario $1" >&2
 		return 1
@@ -97,6 +110,8 @@ for s in $SCENARIOS; do
 		[ -n "$DB" ] && expanded="$expanded unicast-pg publish-rate-pg two-instances-pg"
 	elif [ "$s" = streams ]; then
 		expanded="$expanded streams-5000 streams-10000 streams-19500"
+	elif [ "$s" = retention ] || [ "$s" = retention-pg ]; then # with its baseline
+		expanded="$expanded ${s/retention/retention-off} $s"
 	else
 		expanded="$expanded $s"
 	fi

@@ -20,6 +20,7 @@ const (
 	maxRate      = 100_000
 	maxInstances = 8
 	maxWorkers   = 64
+	maxOldRows   = 10_000_000
 	// fdReserve is what a process keeps, out of its open-file limit, for
 	// everything that is not a stream: publisher connections, stdio, pipes,
 	// the issuer, DNS-free dials, the Go runtime.
@@ -37,7 +38,9 @@ type config struct {
 	DatabaseURL string
 	Instances   int
 	Heartbeat   string
-	ServerEnv   []string // --server-env: added to a spawned server's environment
+	ServerEnv   []string      // --server-env: added to a spawned server's environment
+	OldRows     int           // --old-rows: old notifications stored before the server starts
+	OldAge      time.Duration // how old they are
 
 	Streams      int
 	Employees    int
@@ -91,6 +94,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		c.ServerEnv = append(c.ServerEnv, v)
 		return nil
 	})
+	fs.IntVar(&c.OldRows, "old-rows", 0, fmt.Sprintf("--spawn: store this many notifications older than --old-age (one copy each, over the bench's employees) before the server starts, for its retention sweep to delete while the run publishes (at most %d)", maxOldRows))
+	fs.DurationVar(&c.OldAge, "old-age", 100*24*time.Hour, "--old-rows: their age (default 100 days: older than the default RETENTION of 90 days)")
 	fs.IntVar(&c.Streams, "streams", 100, fmt.Sprintf("streams to open (at most %d)", maxStreams))
 	fs.IntVar(&c.Employees, "employees", 0, "employees the streams belong to (default: one per stream; at most 10 streams each)")
 	fs.IntVar(&c.Roles, "roles", 0, "roles bench-r0… dealt to the employees (default 10 with --mode role)")
@@ -196,6 +201,12 @@ func (c *config) validate() error {
 		if err := checkLoopbackURL(c.DatabaseURL); err != nil {
 			bad("--database-url: %v", err)
 		}
+	}
+	if c.OldRows < 0 || c.OldRows > maxOldRows || c.OldAge <= 0 {
+		bad("--old-rows must be 0…%d and --old-age positive", maxOldRows)
+	}
+	if c.OldRows > 0 && (!c.Spawn || !c.Seed) {
+		bad("--old-rows needs --spawn and --seed (it writes into the database before the server starts)")
 	}
 	problems = append(problems, c.loadProblems()...)
 	if c.Workers < 0 || c.Workers > maxWorkers {

@@ -52,14 +52,23 @@ func (r *runner) measure(ctx context.Context) (Report, error) {
 			"go_memstats_heap_inuse_bytes", "go_memstats_stack_inuse_bytes")
 	}
 
+	var watch *sweepWatch
+	if r.cfg.OldRows > 0 {
+		watch = r.watchSweep(ctx)
+	}
 	var pub *PublishReport
 	log := newPublishLog(0)
 	plan := r.publishPlan()
+	pubStart, pubEnd := time.Now(), time.Now()
 	if plan.total() > 0 {
 		p := newPublisher(plan)
 		rep := r.publish(ctx, p)
+		pubEnd = time.Now()
 		pub, log = &rep, p.log
 		r.drain(ctx, log, conn.FailedStreams)
+	}
+	if watch != nil {
+		watch.close()
 	}
 	// Interrupted while publishing (SIGINT): still collect and report what
 	// was measured, within a bounded time, marked as interrupted.
@@ -81,6 +90,16 @@ func (r *runner) measure(ctx context.Context) (Report, error) {
 	rep := r.report(conn, pub, delivery, res)
 	rep.Servers = r.serverReports(phases{idle, preRamp, ramped, loaded, end}, metrics, conn, log, res)
 	rep.Interrupted = interrupted
+	if watch != nil {
+		ret := watch.summarize(pubStart, pubEnd)
+		ret.OldRows, ret.Retention, ret.Left = r.cfg.OldRows, retentionOn(r.cfg.ServerEnv), -1
+		if left, err := oldRowsLeft(ctx, r.dsn); err != nil {
+			r.log.Warn("counting the old rows left failed", "err", err)
+		} else {
+			ret.Left = left
+		}
+		rep.Retention = &ret
+	}
 	rep.judge()
 	return rep, nil
 }

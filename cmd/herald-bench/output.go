@@ -25,6 +25,8 @@ type Report struct {
 	Servers  []ServerReport `json:"servers,omitempty"`
 	Client   ClientReport   `json:"client"`
 	Issuer   *IssuerReport  `json:"issuer,omitempty"`
+	// Retention is set by runs with --old-rows.
+	Retention *RetentionReport `json:"retention,omitempty"`
 	// LoadAvg is /proc/loadavg's 1, 5 and 15 minute figures just before
 	// the run: how busy the machine was with other work.
 	LoadAvg string `json:"loadavg,omitempty"`
@@ -123,6 +125,10 @@ func (r *Report) judge() {
 	if p := r.Publish; p != nil {
 		check(p.Failed+p.Uncertain > 0, "%d publishes failed, %d unanswered: %v", p.Failed, p.Uncertain, p.Errors)
 	}
+	if rt := r.Retention; rt != nil {
+		check(rt.Left < 0, "the old rows left at the end could not be counted")
+		check(rt.Retention && rt.Left > 0, "%d of the %d old notifications were still stored at the end: the sweep did not finish within the run", rt.Left, rt.OldRows)
+	}
 	r.OK = len(r.Problems) == 0
 }
 
@@ -162,6 +168,15 @@ func writeReport(w io.Writer, r Report) error {
 		}
 		row("  checks", "lost %d, duplicated %d, cross-delivered %d, unexpected %d, out of order %d, stream drops %d",
 			d.Lost, d.Duplicated, d.CrossDelivered, d.Unexpected, d.Disorder, d.Drops)
+	}
+	if rt := r.Retention; rt != nil {
+		state := "on"
+		if !rt.Retention {
+			state = "off (RETENTION=0)"
+		}
+		row("retention", "%s; %d old notifications stored first, %d left at the end", state, rt.OldRows, rt.Left)
+		row("  sweep", "deleted %.0f rows before publishing, %.0f while publishing (sweeping %.0fs of %.0fs), %.0f in all",
+			rt.DeletedBefore, rt.DeletedDuring, rt.SweepSeconds, rt.PublishSeconds, rt.DeletedTotal)
 	}
 	for _, sv := range r.Servers {
 		serverRows(row, sv)

@@ -80,7 +80,20 @@ var loadFigures = []figure{
 	{"duplicated", delivered(func(d DeliveryReport) float64 { return float64(d.Duplicated) })},
 	{"cross-delivered", delivered(func(d DeliveryReport) float64 { return float64(d.CrossDelivered) })},
 	{"stream drops (reconnected)", delivered(func(d DeliveryReport) float64 { return float64(d.Drops) })},
+	{"old notifications stored first (--old-rows)", retained(func(t *RetentionReport) float64 { return float64(t.OldRows) })},
+	{"rows the sweep deleted while publishing", retained(func(t *RetentionReport) float64 { return t.DeletedDuring })},
+	{"seconds of publishing with the sweep deleting", retained(func(t *RetentionReport) float64 { return t.SweepSeconds })},
+	{"old notifications left at the end", oldLeft},
 	{"bench CPU (s)", always(func(r Report) float64 { return r.Client.CPUSeconds })},
+}
+
+func retained(f func(t *RetentionReport) float64) func(Report) (float64, bool) {
+	return func(r Report) (float64, bool) {
+		if r.Retention == nil {
+			return 0, false
+		}
+		return f(r.Retention), true
+	}
 }
 
 func ratio(a, b int64) float64 {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
@@ -13,22 +14,42 @@ type goal struct {
 	unit   string
 	limit  float64
 	atMost bool // the figure must stay at or below limit (else at or above)
+	// base, when set, is a baseline scenario: the figure is the median of
+	// label's runs divided by the median of base's.
+	base string
+	// worst reads the worst run instead of the median (a target every run
+	// must meet).
+	worst bool
 }
 
 // goals are the issue's minimums, by bench.sh scenario.
 var goals = []goal{
-	{"streams-19500", "RSS per open SSE stream, 19,500 streams, one instance", serverGet(0, func(s ServerReport) float64 { return s.BytesPerStream / 1024 }), "KiB", 3, true},
-	{"unicast", "p99 publish→receive, 10,000 streams, 1,000 persisted unicast/s, SQLite", delivered(func(d DeliveryReport) float64 { return d.Latency.P99 }), "ms", 5, true},
-	{"unicast", "server CPU per persisted publish, SQLite", serverGet(0, func(s ServerReport) float64 { return s.CPUPerPublishUs }), "µs", 250, true},
-	{"unicast", "events lost, SQLite", delivered(func(d DeliveryReport) float64 { return float64(d.Lost) }), "", 0, true},
-	{"unicast-ephemeral", "server CPU per ephemeral publish, 10,000 streams, 1,000/s", serverGet(0, func(s ServerReport) float64 { return s.CPUPerPublishUs }), "µs", 100, true},
-	{"unicast-pg", "p99 publish→receive, 10,000 streams, 1,000 persisted unicast/s, PostgreSQL", delivered(func(d DeliveryReport) float64 { return d.Latency.P99 }), "ms", 10, true},
-	{"unicast-pg", "server CPU per persisted publish, PostgreSQL", serverGet(0, func(s ServerReport) float64 { return s.CPUPerPublishUs }), "µs", 350, true},
-	{"unicast-pg", "events lost, PostgreSQL", delivered(func(d DeliveryReport) float64 { return float64(d.Lost) }), "", 0, true},
-	{"broadcast", "broadcast to 10,000 connected employees: stored and at the last stream", lastDelivery, "ms", 150, true},
-	{"publish-rate-pg", "sustained persisted publishes to one instance, PostgreSQL", published(func(p *PublishReport) float64 { return p.Achieved }), "/s", 5000, false},
-	{"connect-rs256", "new RS256-authenticated streams per second", always(func(r Report) float64 { return r.Connect.PerSecond }), "/s", 8000, false},
-	{"two-instances-pg", "events lost, two instances × 19,500 streams", delivered(func(d DeliveryReport) float64 { return float64(d.Lost) }), "", 0, true},
+	{"streams-19500", "RSS per open SSE stream, 19,500 streams, one instance", serverGet(0, func(s ServerReport) float64 { return s.BytesPerStream / 1024 }), "KiB", 3, true, "", false},
+	{"unicast", "p99 publish→receive, 10,000 streams, 1,000 persisted unicast/s, SQLite", delivered(func(d DeliveryReport) float64 { return d.Latency.P99 }), "ms", 5, true, "", false},
+	{"unicast", "server CPU per persisted publish, SQLite", serverGet(0, func(s ServerReport) float64 { return s.CPUPerPublishUs }), "µs", 250, true, "", false},
+	{"unicast", "events lost, SQLite", delivered(func(d DeliveryReport) float64 { return float64(d.Lost) }), "", 0, true, "", false},
+	{"unicast-ephemeral", "server CPU per ephemeral publish, 10,000 streams, 1,000/s", serverGet(0, func(s ServerReport) float64 { return s.CPUPerPublishUs }), "µs", 100, true, "", false},
+	{"unicast-pg", "p99 publish→receive, 10,000 streams, 1,000 persisted unicast/s, PostgreSQL", delivered(func(d DeliveryReport) float64 { return d.Latency.P99 }), "ms", 10, true, "", false},
+	{"unicast-pg", "server CPU per persisted publish, PostgreSQL", serverGet(0, func(s ServerReport) float64 { return s.CPUPerPublishUs }), "µs", 350, true, "", false},
+	{"unicast-pg", "events lost, PostgreSQL", delivered(func(d DeliveryReport) float64 { return float64(d.Lost) }), "", 0, true, "", false},
+	{"broadcast", "broadcast to 10,000 connected employees: stored and at the last stream", lastDelivery, "ms", 150, true, "", false},
+	{"publish-rate-pg", "sustained persisted publishes to one instance, PostgreSQL", published(func(p *PublishReport) float64 { return p.Achieved }), "/s", 5000, false, "", false},
+	{"connect-rs256", "new RS256-authenticated streams per second", always(func(r Report) float64 { return r.Connect.PerSecond }), "/s", 8000, false, "", false},
+	{"two-instances-pg", "events lost, two instances × 19,500 streams", delivered(func(d DeliveryReport) float64 { return float64(d.Lost) }), "", 0, true, "", false},
+	{label: "retention", what: "p99 publish→receive while the retention sweep deletes the old notifications, ÷ the same run with RETENTION=0 (`retention-off`), 10,000 streams, 1,000 persisted unicast/s, SQLite",
+		get: delivered(func(d DeliveryReport) float64 { return d.Latency.P99 }), unit: "×", limit: 2, atMost: true, base: "retention-off"},
+	{label: "retention", what: "old notifications left at the end of the run (the worst run), SQLite", get: oldLeft, limit: 0, atMost: true, worst: true},
+	{label: "retention-pg", what: "p99 publish→receive while the retention sweep deletes the old notifications, ÷ the same run with RETENTION=0 (`retention-off-pg`), PostgreSQL",
+		get: delivered(func(d DeliveryReport) float64 { return d.Latency.P99 }), unit: "×", limit: 2, atMost: true, base: "retention-off-pg"},
+	{label: "retention-pg", what: "old notifications left at the end of the run (the worst run), PostgreSQL", get: oldLeft, limit: 0, atMost: true, worst: true},
+}
+
+// oldLeft is what a run with --old-rows left of them.
+func oldLeft(r Report) (float64, bool) {
+	if r.Retention == nil {
+		return 0, false
+	}
+	return float64(r.Retention.Left), true
 }
 
 func serverGet(i int, f func(ServerReport) float64) func(Report) (float64, bool) {
@@ -55,10 +76,14 @@ func writeTargets(w *strings.Builder, groups []*loadGroup) {
 	fmt.Fprintf(w, "The issue's targets, each read off the median of its scenario's runs (below, with every run and the command).\n\n")
 	fmt.Fprintf(w, "| target | limit | median | runs | verdict |\n|---|---|---|---|---|\n")
 	for _, t := range goals {
-		var vals []float64
-		for _, g := range groups {
-			if g.label == t.label {
-				vals = append(vals, collect(g.runs, t.get)...)
+		vals := goalValues(groups, t.label, t.get)
+		if t.base != "" {
+			// One figure: the ratio of the two medians.
+			base := goalValues(groups, t.base, t.get)
+			if len(vals) == 0 || len(base) == 0 || median(base) == 0 {
+				vals = nil
+			} else {
+				vals = []float64{median(vals) / median(base)}
 			}
 		}
 		op := "≥"
@@ -71,6 +96,12 @@ func writeTargets(w *strings.Builder, groups []*loadGroup) {
 			continue
 		}
 		m := median(vals)
+		if t.worst {
+			m = slices.Max(vals)
+			if !t.atMost {
+				m = slices.Min(vals)
+			}
+		}
 		met := m >= t.limit
 		if t.atMost {
 			met = m <= t.limit
@@ -82,7 +113,22 @@ func writeTargets(w *strings.Builder, groups []*loadGroup) {
 		if t.limit != 0 {
 			verdict += fmt.Sprintf(" (%.2f× the limit)", m/t.limit)
 		}
-		fmt.Fprintf(w, "| %s (`%s`) | %s | %s %s | %s | %s |\n", t.what, t.label, limit, num(m), t.unit, nums(vals), verdict)
+		runs := nums(vals)
+		if t.base != "" {
+			runs = fmt.Sprintf("%s ms ÷ %s ms", nums(goalValues(groups, t.label, t.get)), nums(goalValues(groups, t.base, t.get)))
+		}
+		fmt.Fprintf(w, "| %s (`%s`) | %s | %s %s | %s | %s |\n", t.what, t.label, limit, num(m), t.unit, runs, verdict)
 	}
 	fmt.Fprintf(w, "\n")
+}
+
+// goalValues collects a figure over the runs of scenario label.
+func goalValues(groups []*loadGroup, label string, get func(Report) (float64, bool)) []float64 {
+	var vals []float64
+	for _, g := range groups {
+		if g.label == label {
+			vals = append(vals, collect(g.runs, get)...)
+		}
+	}
+	return vals
 }

@@ -34,6 +34,7 @@ type runner struct {
 	pids    []int
 	auth    authConfig
 	store   string
+	dsn     string // a spawned server's DATABASE_URL
 	runID   string
 	fresh   bool // the directory was created by this run in a new database
 	client  *http.Client
@@ -207,8 +208,11 @@ func (r *runner) spawn(ctx context.Context) error {
 	dsn := r.cfg.DatabaseURL
 	if dsn == "" {
 		dsn = "sqlite:" + filepath.Join(tmp, "herald.db")
-		r.fresh = r.cfg.Seed
+		// Old rows take the first seqs: a stream that saw no id yet does
+		// not know its position.
+		r.fresh = r.cfg.Seed && r.cfg.OldRows == 0
 	}
+	r.dsn = dsn
 	r.store = "sqlite"
 	if isPostgres(dsn) {
 		r.store = "postgres"
@@ -218,6 +222,14 @@ func (r *runner) spawn(ctx context.Context) error {
 		if err := importCSV(ctx, bin, dsn, tmp, r.directory()); err != nil {
 			return err
 		}
+	}
+	if r.cfg.OldRows > 0 {
+		start := time.Now()
+		r.log.Info("storing old notifications", "rows", r.cfg.OldRows, "age", r.cfg.OldAge)
+		if err := seedOldRows(ctx, dsn, r.directory(), r.cfg.OldRows, time.Now().Add(-r.cfg.OldAge)); err != nil {
+			return err
+		}
+		r.log.Info("old notifications stored", "took", time.Since(start).Round(time.Millisecond))
 	}
 	// Load runs measure Herald, not its rate limits: they are turned off.
 	env := append(baseEnv(), "HTTP_ADDR=127.0.0.1:0", "DATABASE_URL="+dsn, "JWT_SECRET="+r.auth.Secret, "LOG_LEVEL=info",

@@ -12,78 +12,157 @@ import (
 )
 
 // BenchCenter measures the notification center's calls on one employee
-// whose inbox holds 100,000 notifications (the newest 1,000 unread and
-// unseen, the rest read, as a long-lived inbox is), each the way a server
-// makes it:
+// whose inbox holds 100,000 notifications, among other employees' 100,000
+// (so that every query must find its employee's rows through an index),
+// each call the way a server makes it, in two states of the inbox:
 //
-//   - inbox: the first page of GET /notifications (50 items and the counts);
-//   - inbox-unread-type: the same filtered by unread and a type prefix;
+//   - unread=100000: nothing read yet, the worst case for the counts;
+//   - unread=1000: the newest 1,000 unread and unseen, the rest read, as a
+//     long-lived inbox is (1,000 more notifications, so 101,000).
+//
+// The calls:
+//
+//   - inbox: the first page of GET /notifications (the default 50 items,
+//     and the counts);
+//   - inbox-unseen, inbox-type, inbox-unread-type: the same filtered by
+//     unseen=true, a type prefix (one notification in ten has it), unread
+//     and the prefix;
 //   - counts: GET /notifications/counts;
 //   - state: a state change of one item (read and unread in turn), with
-//     its counts and its state event.
+//     its counts and its state event;
+//   - read-all (unread=1000 only): {"all":true} read, the 1,000 unread
+//     made unread again between the timed calls.
 //
-// Besides the mean (ns/op) each reports its 99th percentile (p99-ms).
+// Besides the mean (ns/op) each reports its median and 99th percentile
+// (p50-ms, p99-ms). Marking all 100,000 read, between the two states, is
+// timed once and logged.
 func BenchCenter(b *testing.B, open BenchOpener) {
-	s := newBenchStore(b, open, 2)
-	seedInbox(b, s.st, 1, 99_000)
-	if _, _, err := s.st.SetState(context.Background(), 1, store.OpRead, nil, true); err != nil {
-		b.Fatal(err)
-	}
-	seedInbox(b, s.st, 1, 1_000)
+	s := newBenchStore(b, open, 6)
 	ctx := context.Background()
-	// A server store's statistics are refreshed as a long-lived database's
-	// would have been (autovacuum), not left as those of the empty tables.
-	if a, ok := s.st.(interface{ Analyze(context.Context) error }); ok {
-		if err := a.Analyze(ctx); err != nil {
+	seedCenter(b, s.st, []int64{1}, 100_000)
+	seedCenter(b, s.st, []int64{2, 3, 4, 5, 6}, 20_000)
+	analyze(b, s.st)
+	b.Run("unread=100000", func(b *testing.B) { centerCalls(b, s.st, 100_000) })
+	start := time.Now()
+	if n, _, err := s.st.SetState(ctx, 1, store.OpRead, nil, true); err != nil || n != 100_000 {
+		b.Fatalf("read all: %d, %v", n, err)
+	}
+	b.Logf("marking 100,000 notifications read ({\"all\":true}) took %v", time.Since(start).Round(time.Microsecond))
+	seedCenter(b, s.st, []int64{1}, 1_000)
+	analyze(b, s.st)
+	b.Run("unread=1000", func(b *testing.B) {
+		centerCalls(b, s.st, 1_000)
+		b.Run("read-all", func(b *testing.B) {
+			newest := make([]int64, 1_000)
+			for i := range newest {
+				newest[i] = 100_001 + int64(i)
+			}
+			timedPrepared(b, func() error {
+				_, _, err := s.st.SetState(ctx, 1, store.OpUnread, newest, false)
+				return err
+			}, func() error {
+				n, c, err := s.st.SetState(ctx, 1, store.OpRead, nil, true)
+				if err == nil && (n != 1_000 || c.Unread != 0) {
+					err = fmt.Errorf("read all changed %d, counts %+v", n, c)
+				}
+				return err
+			})
+		})
+	})
+}
+
+// analyze refreshes a server store's statistics as a long-lived
+// database's would have been (autovacuum), not left as those of the empty
+// tables.
+func analyze(b *testing.B, st store.Store) {
+	if a, ok := st.(interface{ Analyze(context.Context) error }); ok {
+		if err := a.Analyze(context.Background()); err != nil {
 			b.Fatal(err)
 		}
 	}
-	b.Run("inbox", func(b *testing.B) {
-		timed(b, func() error {
-			p, err := s.st.Inbox(ctx, store.InboxQuery{Employee: 1, Limit: 50})
-			if err == nil && (len(p.Items) != 50 || p.UnreadCount != 1_000) {
-				err = fmt.Errorf("page of %d items, %d unread", len(p.Items), p.UnreadCount)
-			}
-			return err
-		})
-	})
-	b.Run("inbox-unread-type", func(b *testing.B) {
-		timed(b, func() error {
-			_, err := s.st.Inbox(ctx, store.InboxQuery{Employee: 1, Limit: 50, UnreadOnly: true, Type: "bench.*"})
-			return err
-		})
-	})
+}
+
+// centerCalls runs the calls' benchmarks on employee 1, who has unread
+// unread items.
+func centerCalls(b *testing.B, st store.Store, unread int) {
+	ctx := context.Background()
+	page := func(q store.InboxQuery, check func(p store.InboxPage) error) func(b *testing.B) {
+		q.Employee, q.Limit = 1, 50
+		return func(b *testing.B) {
+			timed(b, func() error {
+				p, err := st.Inbox(ctx, q)
+				if err == nil && p.UnreadCount != unread {
+					err = fmt.Errorf("%d unread, want %d", p.UnreadCount, unread)
+				}
+				if err == nil && check != nil {
+					err = check(p)
+				}
+				return err
+			})
+		}
+	}
+	full := func(p store.InboxPage) error {
+		if len(p.Items) != 50 {
+			return fmt.Errorf("page of %d items", len(p.Items))
+		}
+		return nil
+	}
+	b.Run("inbox", page(store.InboxQuery{}, full))
+	b.Run("inbox-unseen", page(store.InboxQuery{UnseenOnly: true}, full))
+	b.Run("inbox-type", page(store.InboxQuery{Type: "build.*"}, full))
+	b.Run("inbox-unread-type", page(store.InboxQuery{UnreadOnly: true, Type: "build.*"}, full))
 	b.Run("counts", func(b *testing.B) {
 		timed(b, func() error {
-			c, err := s.st.Counts(ctx, 1)
-			if err == nil && c.Unread != 1_000 {
-				err = fmt.Errorf("counts %+v", c)
+			c, err := st.Counts(ctx, 1)
+			if err == nil && c.Unread != unread {
+				err = fmt.Errorf("counts %+v, want %d unread", c, unread)
 			}
 			return err
 		})
 	})
 	b.Run("state", func(b *testing.B) {
+		// An item among the unread ones, in the middle of the inbox when
+		// all are.
+		seq := int64(100_000 + 500)
+		if unread == 100_000 {
+			seq = 50_000
+		}
 		i := 0
 		timed(b, func() error {
 			i++
-			op := store.OpUnread
+			op := store.OpRead
 			if i%2 == 0 {
-				op = store.OpRead
+				op = store.OpUnread
 			}
-			n, _, err := s.st.SetState(ctx, 1, op, []int64{50_000}, false)
+			n, _, err := st.SetState(ctx, 1, op, []int64{seq}, false)
 			if err == nil && n != 1 {
 				err = fmt.Errorf("%s changed %d", op, n)
 			}
 			return err
 		})
+		// Leave it unread, as found.
+		if _, _, err := st.SetState(ctx, 1, store.OpUnread, []int64{seq}, false); err != nil {
+			b.Fatal(err)
+		}
 	})
 }
 
-// timed runs fn b.N times and reports the 99th percentile of its latency.
-func timed(b *testing.B, fn func() error) {
+// timed runs fn b.N times and reports the median and the 99th
+// percentile of its latency.
+func timed(b *testing.B, fn func() error) { timedPrepared(b, nil, fn) }
+
+// timedPrepared runs prepare (untimed, when not nil) and fn b.N times.
+func timedPrepared(b *testing.B, prepare, fn func() error) {
 	var lat []time.Duration
 	b.ReportAllocs()
 	for b.Loop() {
+		if prepare != nil {
+			b.StopTimer()
+			if err := prepare(); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
 		start := time.Now()
 		if err := fn(); err != nil {
 			b.Fatal(err)
@@ -91,12 +170,14 @@ func timed(b *testing.B, fn func() error) {
 		lat = append(lat, time.Since(start))
 	}
 	slices.Sort(lat)
+	b.ReportMetric(float64(lat[len(lat)/2])/1e6, "p50-ms")
 	b.ReportMetric(float64(lat[len(lat)*99/100])/1e6, "p99-ms")
 }
 
-// seedInbox publishes n notifications to employee, from several goroutines
-// so the stores batch them.
-func seedInbox(tb testing.TB, st store.Store, employee int64, n int) {
+// seedCenter publishes n notifications to employees (each publish to all
+// of them), from several goroutines so the stores batch them. One in ten
+// has a type starting "build.".
+func seedCenter(tb testing.TB, st store.Store, employees []int64, n int) {
 	tb.Helper()
 	const workers = 32
 	var wg sync.WaitGroup
@@ -104,7 +185,10 @@ func seedInbox(tb testing.TB, st store.Store, employee int64, n int) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := w; i < n; i += workers {
-				m := benchMessage(store.Targets{Employees: []int64{employee}})
+				m := benchMessage(store.Targets{Employees: employees})
+				if i%10 == 0 {
+					m.Type = "build.failed"
+				}
 				if _, err := st.Publish(context.Background(), m, nil); err != nil {
 					errs <- err
 					return

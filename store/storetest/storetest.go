@@ -61,6 +61,7 @@ func Run(t *testing.T, open Opener) {
 		{"Withdraw", testWithdraw},
 		{"Sweep", testSweep},
 		{"CenterFields", testCenterFields},
+		{"CountsKept", testCountsKept},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

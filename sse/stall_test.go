@@ -137,7 +137,7 @@ func TestEndingReplacesUnsentFrame(t *testing.T) {
 	h := NewHub()
 	defer h.Close()
 	if h.poller == nil {
-		t.Skip("no poller")
+		t.Fatal("the hub has no poller on Linux (epoll failed to start)")
 	}
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC, 0)
 	if err != nil {

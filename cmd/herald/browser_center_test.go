@@ -17,16 +17,16 @@ import (
 	_ "modernc.org/sqlite"
 )
 
-// The browser tests of this file need the notification center (seen,
-// archive, counts, state events, url): TestCenter*. Each skips, saying so,
-// while Herald answers GET /notifications/counts with 404; once the center
-// is in, they run (and under CI=true they must pass like any other).
+// The browser tests of this file exercise the notification center (seen,
+// archive, counts, state events, url): TestCenter*.
 
-// needCenter skips the test when Herald has no notification center yet.
+// needCenter fails the test at once, saying why, when Herald answers
+// GET /notifications/counts with 404 (a center that went missing is a
+// failure, not a skip).
 func needCenter(t *testing.T, herald, token string) {
 	t.Helper()
 	if status, _, _ := heraldtest.Do(t, "GET", herald+"/notifications/counts", token, nil); status == 404 {
-		t.Skip("this Herald has no notification center yet (GET /notifications/counts is 404)")
+		t.Fatal("GET /notifications/counts is 404: the notification center's routes are missing")
 	}
 }
 

@@ -109,7 +109,16 @@ type Center interface {
 	// Sweep deletes, up to limit rows per kind, notifications created
 	// before olderThan (none when olderThan is zero), copies that expired
 	// before now, and idempotency keys older than IdempotencyTTL. It
-	// returns how many rows it deleted; callers repeat while it is limit
-	// or more.
-	Sweep(ctx context.Context, olderThan time.Time, limit int) (int, error)
+	// returns how many rows it deleted, and how long its statements held
+	// the database; callers repeat while it is limit or more.
+	Sweep(ctx context.Context, olderThan time.Time, limit int) (SweepChunk, error)
+}
+
+// SweepChunk is what one Sweep did.
+type SweepChunk struct {
+	Rows int // rows deleted
+	// Busy is how long the chunk's statements took, not counting the wait
+	// for the database or a commit shared with publishes (on SQLite the
+	// time the one writer spent on it, publishes waiting behind it).
+	Busy time.Duration
 }

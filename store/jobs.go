@@ -22,10 +22,23 @@ type CenterJobs struct {
 	// SweepEvery is the wait between the end of one sweep and the start of
 	// the next (default 1 min).
 	SweepEvery time.Duration
-	// SweepPause is the pause between two chunks of one sweep (default
-	// 20 ms), so that a large backlog never keeps the database busy.
+	// SweepPause is the least pause between two chunks of one sweep
+	// (default 10 ms), so that a large backlog never keeps the database
+	// busy.
 	SweepPause time.Duration
-	Log        *slog.Logger
+	// SweepChunkTime is how long one chunk of a sweep should keep the
+	// database busy (default 3 ms; SweepChunk.Busy). The rows a chunk
+	// deletes adapt to it (between sweepMin and sweepBatch per kind), and
+	// the pause after a chunk is at least sweepRest times what the chunk
+	// took, so a sweep holds the database at most about a quarter of the
+	// time. On SQLite a chunk runs
+	// on the one writer, and publishes that arrive meanwhile wait for it:
+	// a short chunk bounds what the sweep adds to their latency.
+	SweepChunkTime time.Duration
+	// rest is a sweep's wait between chunks (tests set it); it reports
+	// false when ctx ended first.
+	rest func(ctx context.Context, d time.Duration) bool
+	Log  *slog.Logger
 	// Delivered and Swept, when set, count what was delivered and deleted
 	// (metrics).
 	Delivered func(n int)
@@ -34,7 +47,10 @@ type CenterJobs struct {
 
 const (
 	dueBatch   = 100 // scheduled notifications per DeliverDue
-	sweepBatch = 500 // rows per kind per Sweep chunk
+	sweepBatch = 500 // most rows per kind per Sweep chunk
+	sweepMin   = 10  // fewest rows per kind per Sweep chunk
+	sweepFirst = 50  // rows per kind of a sweep's first chunk
+	sweepRest  = 3   // a chunk is followed by at least this many times its Busy of rest
 )
 
 // RunCenter delivers scheduled notifications at their time and runs the
@@ -53,7 +69,10 @@ func RunCenter(ctx context.Context, c Center, j CenterJobs) {
 		j.FirstSweep = 10 * time.Second
 	}
 	if j.SweepPause <= 0 {
-		j.SweepPause = 20 * time.Millisecond
+		j.SweepPause = 10 * time.Millisecond
+	}
+	if j.SweepChunkTime <= 0 {
+		j.SweepChunkTime = 3 * time.Millisecond
 	}
 	if j.Log == nil {
 		j.Log = slog.New(slog.DiscardHandler)
@@ -93,17 +112,22 @@ func deliverDue(ctx context.Context, c Center, j CenterJobs) {
 	}
 }
 
-// sweepOnce deletes in chunks until a chunk finds little left, pausing
-// between chunks.
+// sweepOnce deletes in chunks until a chunk finds less than it may
+// delete, resting between chunks. Each chunk's size follows from how long
+// the previous one took (nextSweepLimit).
 func sweepOnce(ctx context.Context, c Center, j CenterJobs) {
 	var older time.Time
 	if j.Retention > 0 {
 		older = time.Now().Add(-j.Retention)
 	}
-	pause := time.NewTimer(0)
-	defer pause.Stop()
+	rest := j.rest
+	if rest == nil {
+		rest = sleep
+	}
+	limit := sweepFirst
 	for {
-		n, err := c.Sweep(ctx, older, sweepBatch)
+		chunk, err := c.Sweep(ctx, older, limit)
+		n, took := chunk.Rows, chunk.Busy
 		if err != nil {
 			if ctx.Err() == nil {
 				j.Log.Warn("retention sweep failed; retrying later", "err", err)
@@ -113,14 +137,37 @@ func sweepOnce(ctx context.Context, c Center, j CenterJobs) {
 		if n > 0 && j.Swept != nil {
 			j.Swept(n)
 		}
-		if n < sweepBatch {
+		if n < limit {
 			return
 		}
-		pause.Reset(j.SweepPause)
-		select {
-		case <-ctx.Done():
+		limit = nextSweepLimit(limit, took, j.SweepChunkTime)
+		if !rest(ctx, max(j.SweepPause, sweepRest*took)) {
 			return
-		case <-pause.C:
 		}
 	}
+}
+
+// sleep waits d, or less if ctx ends first (then it reports false).
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
+// nextSweepLimit is the next chunk's rows per kind: scaled by how far the
+// last chunk's duration was from target, by at most a factor of two
+// either way (one slow chunk, a publish burst queued before it, should not
+// collapse the sweep), within sweepMin..sweepBatch.
+func nextSweepLimit(limit int, took, target time.Duration) int {
+	next := 2 * limit
+	if took > 0 {
+		next = int(float64(limit) * float64(target) / float64(took))
+	}
+	next = min(max(next, limit/2, sweepMin), 2*limit, sweepBatch)
+	return next
 }

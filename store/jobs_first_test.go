@@ -17,9 +17,9 @@ type sweepCenter struct {
 
 func (c sweepCenter) DeliverDue(context.Context, int) (int, error) { return 0, nil }
 
-func (c sweepCenter) Sweep(_ context.Context, olderThan time.Time, _ int) (int, error) {
+func (c sweepCenter) Sweep(_ context.Context, olderThan time.Time, _ int) (store.SweepChunk, error) {
 	c.swept <- olderThan
-	return 0, nil
+	return store.SweepChunk{}, nil
 }
 
 // TestRunCenterSweepsSoonAfterStart: the first sweep comes after

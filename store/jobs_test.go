@@ -19,6 +19,8 @@ type scripted struct {
 	limits     []int
 	olders     []time.Time
 	fail       error
+	// took, when set, is each Sweep call's Busy.
+	took []time.Duration
 }
 
 func (s *scripted) DeliverDue(_ context.Context, limit int) (int, error) {
@@ -31,15 +33,20 @@ func (s *scripted) DeliverDue(_ context.Context, limit int) (int, error) {
 	return n, nil
 }
 
-func (s *scripted) Sweep(_ context.Context, older time.Time, limit int) (int, error) {
+func (s *scripted) Sweep(_ context.Context, older time.Time, limit int) (SweepChunk, error) {
 	s.limits = append(s.limits, limit)
 	s.olders = append(s.olders, older)
+	var busy time.Duration
+	if len(s.took) > 0 {
+		busy = s.took[0]
+		s.took = s.took[1:]
+	}
 	if len(s.swept) == 0 {
-		return 0, s.fail
+		return SweepChunk{Busy: busy}, s.fail
 	}
 	n := s.swept[0]
 	s.swept = s.swept[1:]
-	return n, nil
+	return SweepChunk{Rows: n, Busy: busy}, nil
 }
 
 // TestDeliverDueRepeatsWhileFull: a full batch means more may be due, so
@@ -84,14 +91,15 @@ func TestDeliverDueRepeatsWhileFull(t *testing.T) {
 // TestSweepRepeatsWhileFull: the sweep goes on, chunk after chunk, while a
 // chunk deletes a full batch, and keeps notifications when Retention is 0.
 func TestSweepRepeatsWhileFull(t *testing.T) {
-	c := &scripted{swept: []int{sweepBatch, sweepBatch - 1, sweepBatch}}
+	c := &scripted{swept: []int{sweepFirst, 2*sweepFirst - 1, sweepBatch}}
 	var counted []int
 	before := time.Now()
 	sweepOnce(context.Background(), c, CenterJobs{Retention: time.Hour, SweepPause: time.Nanosecond, Swept: func(n int) { counted = append(counted, n) }})
-	if want := []int{sweepBatch, sweepBatch}; !slices.Equal(c.limits, want) {
+	// Each chunk took no time, so the next may be twice as large.
+	if want := []int{sweepFirst, 2 * sweepFirst}; !slices.Equal(c.limits, want) {
 		t.Fatalf("Sweep limits %v, want %v", c.limits, want)
 	}
-	if want := []int{sweepBatch, sweepBatch - 1}; !slices.Equal(counted, want) {
+	if want := []int{sweepFirst, 2*sweepFirst - 1}; !slices.Equal(counted, want) {
 		t.Fatalf("counted %v, want %v", counted, want)
 	}
 	for _, o := range c.olders {
@@ -115,7 +123,7 @@ func TestSweepRepeatsWhileFull(t *testing.T) {
 	// A sweep whose context ends between chunks stops there.
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	c = &scripted{swept: []int{sweepBatch, sweepBatch}}
+	c = &scripted{swept: []int{sweepFirst, sweepFirst}}
 	sweepOnce(ctx, c, CenterJobs{SweepPause: time.Hour})
 	if len(c.limits) != 1 {
 		t.Fatalf("a cancelled sweep made %d calls, want 1", len(c.limits))
@@ -125,6 +133,59 @@ func TestSweepRepeatsWhileFull(t *testing.T) {
 	sweepOnce(ctx, c, CenterJobs{Log: slog.New(slog.NewTextHandler(&log, nil))})
 	if log.Len() != 0 {
 		t.Fatalf("a sweep failing as the server stops logged %q", log.String())
+	}
+}
+
+// TestSweepChunksFollowTheirTime: a chunk's rows follow from how long the
+// one before took against SweepChunkTime, at most doubling or halving,
+// within sweepMin..sweepBatch; the rest after a chunk is SweepPause or
+// sweepRest times the chunk's time, whichever is longer.
+func TestSweepChunksFollowTheirTime(t *testing.T) {
+	ms := time.Millisecond
+	c := &scripted{}
+	// Each full chunk keeps the database busy for the time given; the last one is short and ends the sweep.
+	c.took = []time.Duration{1 * ms, 1 * ms, 2 * ms, 12 * ms, 12 * ms, 12 * ms, 12 * ms, 12 * ms, 3 * ms, 0, 0, 0, 0, 0, 0, 0}
+	wantLimits := []int{sweepFirst, 100, 200, 300, 150, 75, 37, 18, 10, 10, 20, 40, 80, 160, 320, 500}
+	for _, l := range wantLimits[:len(wantLimits)-1] {
+		c.swept = append(c.swept, l)
+	}
+	c.swept = append(c.swept, 0)
+	var rests []time.Duration
+	j := CenterJobs{SweepChunkTime: 3 * ms, SweepPause: 5 * ms, Log: slog.New(slog.DiscardHandler)}
+	j.rest = func(_ context.Context, d time.Duration) bool { rests = append(rests, d); return true }
+	sweepOnce(context.Background(), c, j)
+	if !slices.Equal(c.limits, wantLimits) {
+		t.Fatalf("chunk limits %v, want %v", c.limits, wantLimits)
+	}
+	// A rest after each full chunk: SweepPause (5 ms), or 3 times the chunk's time when longer.
+	wantRests := []time.Duration{5 * ms, 5 * ms, 6 * ms, 36 * ms, 36 * ms, 36 * ms, 36 * ms, 36 * ms, 9 * ms, 5 * ms, 5 * ms, 5 * ms, 5 * ms, 5 * ms, 5 * ms}
+	if !slices.Equal(rests, wantRests) {
+		t.Fatalf("rests %v, want %v", rests, wantRests)
+	}
+	// A rest cut short by the end of the context ends the sweep.
+	c = &scripted{swept: []int{sweepFirst, sweepFirst}}
+	j.rest = func(context.Context, time.Duration) bool { return false }
+	sweepOnce(context.Background(), c, j)
+	if len(c.limits) != 1 {
+		t.Fatalf("after an interrupted rest the sweep made %d calls, want 1", len(c.limits))
+	}
+	for _, tc := range []struct {
+		limit  int
+		took   time.Duration
+		target time.Duration
+		want   int
+	}{
+		{100, 3 * ms, 3 * ms, 100},      // on target: unchanged
+		{100, 6 * ms, 3 * ms, 50},       // twice too long: half
+		{100, 60 * ms, 3 * ms, 50},      // far too long: still only half
+		{100, 1 * ms, 3 * ms, 200},      // a third of the time: at most double
+		{100, 2 * ms, 3 * ms, 150},      // in between: in proportion
+		{12, 60 * ms, 3 * ms, sweepMin}, // never below sweepMin
+		{400, 0, 3 * ms, sweepBatch},    // no measurable time: double, capped
+	} {
+		if got := nextSweepLimit(tc.limit, tc.took, tc.target); got != tc.want {
+			t.Errorf("nextSweepLimit(%d, %v, %v) = %d, want %d", tc.limit, tc.took, tc.target, got, tc.want)
+		}
 	}
 }
 
@@ -143,12 +204,12 @@ func (s *signalling) DeliverDue(context.Context, int) (int, error) {
 	return 0, errors.New("down")
 }
 
-func (s *signalling) Sweep(context.Context, time.Time, int) (int, error) {
+func (s *signalling) Sweep(context.Context, time.Time, int) (SweepChunk, error) {
 	select {
 	case s.swept <- struct{}{}:
 	default:
 	}
-	return 0, errors.New("down")
+	return SweepChunk{}, errors.New("down")
 }
 
 // TestRunCenter: RunCenter runs both jobs on their tickers, with the zero

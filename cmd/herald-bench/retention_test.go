@@ -78,11 +78,11 @@ func testSeedOldRows(t *testing.T, st store.Store, dsn string) {
 	}
 	// The sweep deletes them as any old notification.
 	for {
-		n, err := st.Sweep(ctx, time.Now().Add(-90*24*time.Hour), 500)
+		c, err := st.Sweep(ctx, time.Now().Add(-90*24*time.Hour), 500)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n == 0 {
+		if c.Rows == 0 {
 			break
 		}
 	}

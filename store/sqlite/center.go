@@ -297,9 +297,12 @@ const sweepChunk = 500
 
 // Sweep deletes old and expired notifications and old idempotency keys,
 // one chunk of each kind, in one write of the writer.
-func (db *DB) Sweep(ctx context.Context, olderThan time.Time, limit int) (int, error) {
+func (db *DB) Sweep(ctx context.Context, olderThan time.Time, limit int) (store.SweepChunk, error) {
 	limit = min(max(limit, 1), sweepChunk)
+	var busy time.Duration
 	r, err := db.run(ctx, "sweep", func(ctx context.Context, b *batch, r *request) error {
+		start := time.Now()
+		defer func() { busy = time.Since(start) }()
 		now := store.Millis(time.Now())
 		old := int64(-1 << 62)
 		if !olderThan.IsZero() {
@@ -340,7 +343,7 @@ func (db *DB) Sweep(ctx context.Context, olderThan time.Time, limit int) (int, e
 		return nil
 	})
 	if err != nil {
-		return 0, err
+		return store.SweepChunk{}, err
 	}
-	return r.n, nil
+	return store.SweepChunk{Rows: r.n, Busy: busy}, nil
 }

@@ -401,12 +401,12 @@ func testSweep(t *testing.T, h *Harness) {
 	// Retention off: only the expired copies go.
 	total := 0
 	for {
-		n, err := st.Sweep(ctx(), time.Time{}, 1)
+		c, err := st.Sweep(ctx(), time.Time{}, 1)
 		if err != nil {
 			t.Fatal(err)
 		}
-		total += n
-		if n == 0 {
+		total += c.Rows
+		if c.Rows == 0 {
 			break
 		}
 	}

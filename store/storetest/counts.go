@@ -132,11 +132,11 @@ func testCountsKept(t *testing.T, h *Harness) {
 
 	// The retention sweep of everything.
 	for {
-		n, err := st.Sweep(ctx(), time.Now().Add(time.Hour), 2)
+		c, err := st.Sweep(ctx(), time.Now().Add(time.Hour), 2)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n == 0 {
+		if c.Rows == 0 {
 			break
 		}
 	}

@@ -346,10 +346,10 @@ func deliverScheduled(ctx context.Context, tx *sqlx.Tx, id int64, t time.Time) e
 			live++
 		}
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, expires_at, muted, read_at, seen_at)
-		SELECT e, s, $4, $5, m, CASE WHEN m THEN $6::timestamptz END, CASE WHEN m THEN $6::timestamptz END
+	_, err = tx.ExecContext(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, type, expires_at, muted, read_at, seen_at)
+		SELECT e, s, $4, $7, $5, m, CASE WHEN m THEN $6::timestamptz END, CASE WHEN m THEN $6::timestamptz END
 		FROM unnest($1::bigint[], $2::bigint[], $3::boolean[]) AS t(e, s, m)`,
-		pq.Int64Array(emps), pq.Int64Array(seqs), pq.BoolArray(muted), id, n.ExpiresAt, t)
+		pq.Int64Array(emps), pq.Int64Array(seqs), pq.BoolArray(muted), id, n.ExpiresAt, t, n.Type)
 	if err != nil {
 		return fmt.Errorf("store scheduled copies: %w", err)
 	}

@@ -59,7 +59,9 @@ func items(rows []inboxRow) []store.InboxItem {
 	return out
 }
 
-// inboxSQL builds the page query of q.
+// inboxSQL builds the page query of q. Type filters read the copies' own
+// type (migration 00008: inbox_type finds one type's copies), so only the
+// page's items join notifications.
 func inboxSQL(q store.InboxQuery) (string, []any) {
 	var b strings.Builder
 	b.WriteString(`SELECT ` + inboxCols + ` FROM inbox i JOIN notifications n ON n.id = i.notification_id
@@ -78,10 +80,10 @@ func inboxSQL(q store.InboxQuery) (string, []any) {
 	}
 	if prefix, ok := strings.CutSuffix(q.Type, "*"); ok {
 		args = append(args, prefix)
-		b.WriteString(` AND starts_with(n.type, $` + strconv.Itoa(len(args)) + `)`)
+		b.WriteString(` AND starts_with(i.type, $` + strconv.Itoa(len(args)) + `)`)
 	} else if q.Type != "" {
 		args = append(args, q.Type)
-		b.WriteString(` AND n.type = $` + strconv.Itoa(len(args)))
+		b.WriteString(` AND i.type = $` + strconv.Itoa(len(args)))
 	}
 	args = append(args, q.Limit+1)
 	b.WriteString(` ORDER BY i.seq DESC LIMIT $` + strconv.Itoa(len(args)))

@@ -53,6 +53,8 @@ func Run(t *testing.T, open Opener) {
 		{"StateTransitions", testStateTransitions},
 		{"StateOthersIgnored", testStateOthersIgnored},
 		{"InboxFilters", testInboxFilters},
+		{"TypeFilterEveryPath", testTypeFilterEveryPath},
+		{"StateManySeqs", testStateManySeqs},
 		{"Preferences", testPreferences},
 		{"MutedPublish", testMutedPublish},
 		{"Expiry", testExpiry},

@@ -87,15 +87,19 @@ func notifyStates(ctx context.Context, q querier, changes []store.StateChange) e
 // countsSQL reads both counts from inbox_counts (kept by triggers,
 // migration 00007), less the expired copies still stored, found through
 // inbox_expiring: the same at 100,000 unread items as at 10.
-var countsSQL = `SELECT ` + countsCols("$1")
+var countsSQL = `SELECT ` + countsAt("$1", "$2")
 
 // countsCols are the two counts of the employee named by the SQL
 // expression emp, at time $2.
-func countsCols(emp string) string {
+func countsCols(emp string) string { return countsAt(emp, "$2") }
+
+// countsAt are the two counts of the employee named by the SQL expression
+// emp, at the time named by the SQL expression t.
+func countsAt(emp, t string) string {
 	return `coalesce((SELECT unread FROM inbox_counts WHERE employee_id = ` + emp + `), 0)
-		- (SELECT count(*) FROM inbox WHERE employee_id = ` + emp + ` AND expires_at <= $2 AND read_at IS NULL AND archived_at IS NULL) AS unread,
+		- (SELECT count(*) FROM inbox WHERE employee_id = ` + emp + ` AND expires_at <= ` + t + ` AND read_at IS NULL AND archived_at IS NULL) AS unread,
 	coalesce((SELECT unseen FROM inbox_counts WHERE employee_id = ` + emp + `), 0)
-		- (SELECT count(*) FROM inbox WHERE employee_id = ` + emp + ` AND expires_at <= $2 AND seen_at IS NULL AND archived_at IS NULL) AS unseen`
+		- (SELECT count(*) FROM inbox WHERE employee_id = ` + emp + ` AND expires_at <= ` + t + ` AND seen_at IS NULL AND archived_at IS NULL) AS unseen`
 }
 
 func counts(ctx context.Context, q querier, employee int64, t time.Time) (store.Counts, error) {

@@ -320,6 +320,35 @@ func testTypeFilterEveryPath(t *testing.T, h *Harness) {
 	}
 }
 
+// testStateAllArchived: "all" reaches archived items too: an archived item
+// made unread again is read by {"all":true}, and unarchive of all finds
+// every archived item.
+func testStateAllArchived(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 1, 0)
+	for i := 1; i <= 4; i++ {
+		mustPublish(t, st, msg(fmt.Sprintf("n%d", i), store.Targets{Employees: []int64{1}}))
+	}
+	mustState(t, st, 1, store.OpArchive, []int64{1, 2}, false)
+	mustState(t, st, 1, store.OpUnread, []int64{1}, false)
+	if changed, c := mustState(t, st, 1, store.OpRead, nil, true); changed != 3 || c != (store.Counts{}) {
+		t.Fatalf("read all: changed %d, counts %+v; want 3 (two unarchived, one archived), 0/0", changed, c)
+	}
+	p := page(t, st, store.InboxQuery{Employee: 1, Archived: true})
+	if !slices.Equal(seqs(p.Items), []int64{2, 1}) || p.Items[1].ReadAt == nil {
+		t.Fatalf("archived items %v (%+v); want 2, 1, both read", seqs(p.Items), p.Items)
+	}
+	if changed, _ := mustState(t, st, 1, store.OpSeen, nil, true); changed != 0 {
+		t.Fatalf("seen all after read all changed %d; want 0", changed)
+	}
+	if changed, _ := mustState(t, st, 1, store.OpUnarchive, nil, true); changed != 2 {
+		t.Fatalf("unarchive all changed %d; want 2", changed)
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 1}); !slices.Equal(seqs(p.Items), []int64{4, 3, 2, 1}) {
+		t.Fatalf("inbox after unarchive all = %v; want 4,3,2,1", seqs(p.Items))
+	}
+}
+
 // testStateManySeqs: a change of more items than one state event of a
 // server store carries reaches the sink in full (in one change or in
 // several, each with the counts after the change), in seq order.

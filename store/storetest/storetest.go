@@ -55,6 +55,7 @@ func Run(t *testing.T, open Opener) {
 		{"InboxFilters", testInboxFilters},
 		{"TypeFilterEveryPath", testTypeFilterEveryPath},
 		{"StateManySeqs", testStateManySeqs},
+		{"StateAllArchived", testStateAllArchived},
 		{"Preferences", testPreferences},
 		{"MutedPublish", testMutedPublish},
 		{"Expiry", testExpiry},

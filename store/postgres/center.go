@@ -17,19 +17,10 @@ import (
 // the retention sweep ("herald-s" in ASCII).
 const sweepLock int64 = 0x6865_7261_6c64_2d73
 
-// stateSQL is each operation's statement for one employee's selected,
-// unexpired copies ($1 employee, $2 now, $3 all, $4 seqs); each returns
-// the seqs it changed. Reading an item also marks it seen.
-var stateSQL = map[store.StateOp]string{
-	store.OpRead:      `UPDATE inbox SET read_at = $2, seen_at = coalesce(seen_at, $2) WHERE read_at IS NULL`,
-	store.OpUnread:    `UPDATE inbox SET read_at = NULL WHERE read_at IS NOT NULL`,
-	store.OpSeen:      `UPDATE inbox SET seen_at = $2 WHERE seen_at IS NULL`,
-	store.OpArchive:   `UPDATE inbox SET archived_at = $2, read_at = coalesce(read_at, $2), seen_at = coalesce(seen_at, $2) WHERE archived_at IS NULL`,
-	store.OpUnarchive: `UPDATE inbox SET archived_at = NULL WHERE archived_at IS NOT NULL`,
-	store.OpDelete:    `DELETE FROM inbox WHERE true`,
-}
-
-const stateWhere = ` AND employee_id = $1 AND (expires_at IS NULL OR expires_at > $2) AND ($3 OR seq = ANY($4::bigint[])) RETURNING seq`
+// setStateSQL changes the state of some of an employee's copies, or all,
+// in one statement (migration 00009): the lock, the change, the counts and
+// the state event.
+const setStateSQL = `SELECT changed, unread, unseen FROM herald_set_state($1, $2, $3, $4, $5, $6)`
 
 // tx runs fn in a transaction and commits it.
 func (db *DB) tx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error) error {
@@ -47,13 +38,12 @@ func (db *DB) tx(ctx context.Context, op string, fn func(tx *sqlx.Tx) error) err
 }
 
 // SetState applies op to seqs (or all) of the employee's inbox and
-// notifies every instance of the change, at commit. Changes of one
-// employee take an advisory lock on the employee's ID, so their counts
-// are computed one after the other and the last change's counts are the
-// current ones.
+// notifies every instance of the change, at commit: one statement,
+// herald_set_state (migration 00009). Changes of one employee take an
+// advisory lock on the employee's ID, so their counts are computed one
+// after the other and the last change's counts are the current ones.
 func (db *DB) SetState(ctx context.Context, employee int64, op store.StateOp, seqs []int64, all bool) (int, store.Counts, error) {
-	base, ok := stateSQL[op]
-	if !ok {
+	if !slices.Contains(store.StateOps, op) {
 		return 0, store.Counts{}, fmt.Errorf("set state: unknown operation %q", op)
 	}
 	if !all && len(seqs) == 0 {
@@ -64,31 +54,17 @@ func (db *DB) SetState(ctx context.Context, employee int64, op store.StateOp, se
 		seqs = []int64{}
 	}
 	var (
-		changed []int64
-		c       store.Counts
+		n int
+		c store.Counts
 	)
-	err := db.tx(ctx, "set state", func(tx *sqlx.Tx) error {
-		if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, employee); err != nil {
-			return err
-		}
-		t := now()
-		if err := tx.SelectContext(ctx, &changed, base+stateWhere, employee, t, all, pq.Int64Array(seqs)); err != nil {
-			return err
-		}
-		var err error
-		if c, err = counts(ctx, tx, employee, t); err != nil || len(changed) == 0 {
-			return err
-		}
-		sc := store.StateChange{Employee: employee, Op: op, All: all, Counts: c}
-		if !all {
-			sc.Seqs = sortedDistinct(changed)
-		}
-		return notifyStates(ctx, tx, []store.StateChange{sc})
+	err := db.write(ctx, func(q querier) error {
+		return q.QueryRowxContext(ctx, setStateSQL, employee, string(op), now(), all, pq.Int64Array(seqs), channel).
+			Scan(&n, &c.Unread, &c.Unseen)
 	})
 	if err != nil {
-		return 0, store.Counts{}, err
+		return 0, store.Counts{}, wrap(ctx, "set state", err)
 	}
-	return len(changed), c, nil
+	return n, c, nil
 }
 
 // notifyStates sends the changes to every instance (at commit).
@@ -111,15 +87,19 @@ func notifyStates(ctx context.Context, q querier, changes []store.StateChange) e
 // countsSQL reads both counts from inbox_counts (kept by triggers,
 // migration 00007), less the expired copies still stored, found through
 // inbox_expiring: the same at 100,000 unread items as at 10.
-var countsSQL = `SELECT ` + countsCols("$1")
+var countsSQL = `SELECT ` + countsAt("$1", "$2")
 
 // countsCols are the two counts of the employee named by the SQL
 // expression emp, at time $2.
-func countsCols(emp string) string {
+func countsCols(emp string) string { return countsAt(emp, "$2") }
+
+// countsAt are the two counts of the employee named by the SQL expression
+// emp, at the time named by the SQL expression t.
+func countsAt(emp, t string) string {
 	return `coalesce((SELECT unread FROM inbox_counts WHERE employee_id = ` + emp + `), 0)
-		- (SELECT count(*) FROM inbox WHERE employee_id = ` + emp + ` AND expires_at <= $2 AND read_at IS NULL AND archived_at IS NULL) AS unread,
+		- (SELECT count(*) FROM inbox WHERE employee_id = ` + emp + ` AND expires_at <= ` + t + ` AND read_at IS NULL AND archived_at IS NULL) AS unread,
 	coalesce((SELECT unseen FROM inbox_counts WHERE employee_id = ` + emp + `), 0)
-		- (SELECT count(*) FROM inbox WHERE employee_id = ` + emp + ` AND expires_at <= $2 AND seen_at IS NULL AND archived_at IS NULL) AS unseen`
+		- (SELECT count(*) FROM inbox WHERE employee_id = ` + emp + ` AND expires_at <= ` + t + ` AND seen_at IS NULL AND archived_at IS NULL) AS unseen`
 }
 
 func counts(ctx context.Context, q querier, employee int64, t time.Time) (store.Counts, error) {
@@ -346,10 +326,10 @@ func deliverScheduled(ctx context.Context, tx *sqlx.Tx, id int64, t time.Time) e
 			live++
 		}
 	}
-	_, err = tx.ExecContext(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, expires_at, muted, read_at, seen_at)
-		SELECT e, s, $4, $5, m, CASE WHEN m THEN $6::timestamptz END, CASE WHEN m THEN $6::timestamptz END
+	_, err = tx.ExecContext(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, type, expires_at, muted, read_at, seen_at)
+		SELECT e, s, $4, $7, $5, m, CASE WHEN m THEN $6::timestamptz END, CASE WHEN m THEN $6::timestamptz END
 		FROM unnest($1::bigint[], $2::bigint[], $3::boolean[]) AS t(e, s, m)`,
-		pq.Int64Array(emps), pq.Int64Array(seqs), pq.BoolArray(muted), id, n.ExpiresAt, t)
+		pq.Int64Array(emps), pq.Int64Array(seqs), pq.BoolArray(muted), id, n.ExpiresAt, t, n.Type)
 	if err != nil {
 		return fmt.Errorf("store scheduled copies: %w", err)
 	}

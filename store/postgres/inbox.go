@@ -59,7 +59,9 @@ func items(rows []inboxRow) []store.InboxItem {
 	return out
 }
 
-// inboxSQL builds the page query of q.
+// inboxSQL builds the page query of q. Type filters read the copies' own
+// type (migration 00008: inbox_type finds one type's copies), so only the
+// page's items join notifications.
 func inboxSQL(q store.InboxQuery) (string, []any) {
 	var b strings.Builder
 	b.WriteString(`SELECT ` + inboxCols + ` FROM inbox i JOIN notifications n ON n.id = i.notification_id
@@ -78,28 +80,45 @@ func inboxSQL(q store.InboxQuery) (string, []any) {
 	}
 	if prefix, ok := strings.CutSuffix(q.Type, "*"); ok {
 		args = append(args, prefix)
-		b.WriteString(` AND starts_with(n.type, $` + strconv.Itoa(len(args)) + `)`)
+		b.WriteString(` AND starts_with(i.type, $` + strconv.Itoa(len(args)) + `)`)
 	} else if q.Type != "" {
 		args = append(args, q.Type)
-		b.WriteString(` AND n.type = $` + strconv.Itoa(len(args)))
+		b.WriteString(` AND i.type = $` + strconv.Itoa(len(args)))
 	}
 	args = append(args, q.Limit+1)
 	b.WriteString(` ORDER BY i.seq DESC LIMIT $` + strconv.Itoa(len(args)))
-	return b.String(), args
+	// The counts ride on every row, so a page is one round trip (and one
+	// snapshot); an empty page reads them on their own.
+	return `SELECT p.*, c.unread AS unread_count, c.unseen AS unseen_count FROM (` + b.String() + `) p
+		CROSS JOIN (SELECT ` + countsAt("$1", "$3") + `) c ORDER BY p.seq DESC`, args
+}
+
+// pageRow is an inbox item with the employee's counts.
+type pageRow struct {
+	inboxRow
+	UnreadCount int `db:"unread_count"`
+	UnseenCount int `db:"unseen_count"`
 }
 
 // Inbox returns a page of the employee's inbox, newest first.
 func (db *DB) Inbox(ctx context.Context, q store.InboxQuery) (store.InboxPage, error) {
-	var rows []inboxRow
+	var rows []pageRow
 	query, args := inboxSQL(q)
 	if err := db.x.SelectContext(ctx, &rows, query, args...); err != nil {
 		return store.InboxPage{}, wrap(ctx, "read inbox", err)
 	}
-	c, err := db.Counts(ctx, q.Employee)
-	if err != nil {
-		return store.InboxPage{}, err
+	if len(rows) == 0 {
+		c, err := db.Counts(ctx, q.Employee)
+		if err != nil {
+			return store.InboxPage{}, err
+		}
+		return q.Page([]store.InboxItem{}, c), nil
 	}
-	return q.Page(items(rows), c), nil
+	out := make([]store.InboxItem, len(rows))
+	for i, r := range rows {
+		out[i] = r.item()
+	}
+	return q.Page(out, store.Counts{Unread: rows[0].UnreadCount, Unseen: rows[0].UnseenCount}), nil
 }
 
 // Since returns up to limit items after seq, oldest first: expired items

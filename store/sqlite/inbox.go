@@ -76,8 +76,14 @@ func inboxSQL(q store.InboxQuery) (string, []any) {
 	var b strings.Builder
 	// A filter names the partial index that holds just its items, so a
 	// page of old unread items does not walk the whole inbox (see countsSQL).
+	// One type reads its copies alone (inbox_type, migration 00006); a
+	// prefix checks the copies' type as it walks them. Either way only the
+	// page's items join notifications.
+	prefix, isPrefix := strings.CutSuffix(q.Type, "*")
 	from := `inbox i`
 	switch {
+	case q.Type != "" && !isPrefix:
+		from = `inbox i INDEXED BY inbox_type`
 	case q.Archived:
 		from = `inbox i INDEXED BY inbox_archived`
 	case q.UnreadOnly:
@@ -99,11 +105,11 @@ func inboxSQL(q store.InboxQuery) (string, []any) {
 	if q.UnseenOnly {
 		b.WriteString(` AND i.seen_at IS NULL`)
 	}
-	if prefix, ok := strings.CutSuffix(q.Type, "*"); ok {
-		b.WriteString(` AND substr(n.type, 1, ?) = ?`)
+	if isPrefix {
+		b.WriteString(` AND substr(i.type, 1, ?) = ?`)
 		args = append(args, len(prefix), prefix)
 	} else if q.Type != "" {
-		b.WriteString(` AND n.type = ?`)
+		b.WriteString(` AND i.type = ?`)
 		args = append(args, q.Type)
 	}
 	b.WriteString(` ORDER BY i.seq DESC LIMIT ?`)

@@ -268,9 +268,10 @@ func storeCopies(ctx context.Context, b *batch, n store.Notification, ids []int6
 }
 
 // insertCopies stores the inbox rows of notification n, one per copy at
-// the seq bumpSeqs gave it (all: copies are every employee); the copies of
-// muted employees are stored read and seen. It returns the recipients to
-// deliver to live (the others).
+// the seq bumpSeqs gave it (all: copies are every employee), each with the
+// notification's type (for the type filters, migration 00006); the copies
+// of muted employees are stored read and seen. It returns the recipients
+// to deliver to live (the others).
 func insertCopies(ctx context.Context, b *batch, n store.Notification, copies []store.Recipient, all bool, mutedSet map[int64]bool, now time.Time) ([]store.Recipient, error) {
 	if len(copies) == 0 {
 		return nil, nil
@@ -287,18 +288,18 @@ func insertCopies(ctx context.Context, b *batch, n store.Notification, copies []
 		if mutedSet[c.Employee] {
 			readAt = store.Millis(now)
 		}
-		err = b.exec(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, expires_at, muted, read_at, seen_at)
-			VALUES (?1, ?2, ?3, ?4, ?5 IS NOT NULL, ?5, ?5)`, c.Employee, c.Seq, n.ID, expires, readAt)
+		err = b.exec(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, type, expires_at, muted, read_at, seen_at)
+			VALUES (?1, ?2, ?3, ?4, ?5, ?6 IS NOT NULL, ?6, ?6)`, c.Employee, c.Seq, n.ID, n.Type, expires, readAt)
 	case all:
-		err = b.exec(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, expires_at)
-			SELECT id, last_seq, ?, ? FROM employees`, n.ID, expires)
+		err = b.exec(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, type, expires_at)
+			SELECT id, last_seq, ?, ?, ? FROM employees`, n.ID, n.Type, expires)
 	default:
 		ids := make([]int64, len(copies))
 		for i, c := range copies {
 			ids[i] = c.Employee
 		}
-		err = b.exec(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, expires_at)
-			SELECT id, last_seq, ?, ? FROM employees WHERE id IN (SELECT value FROM json_each(?))`, n.ID, expires, int64sJSON(ids))
+		err = b.exec(ctx, `INSERT INTO inbox (employee_id, seq, notification_id, type, expires_at)
+			SELECT id, last_seq, ?, ?, ? FROM employees WHERE id IN (SELECT value FROM json_each(?))`, n.ID, n.Type, expires, int64sJSON(ids))
 	}
 	if err == nil && len(copies) > 1 && len(mutedSet) > 0 {
 		quiet := make([]int64, 0, len(mutedSet))

@@ -12,24 +12,30 @@ import (
 )
 
 // BenchCenter measures the notification center's calls on one employee
-// whose inbox holds 100,000 notifications, among other employees' 100,000
-// (so that every query must find its employee's rows through an index),
-// each call the way a server makes it, in two states of the inbox:
+// whose inbox holds 101,000 notifications (1,000 of them archived, one in
+// 101), among other employees' 100,000 (so that every query must find its
+// employee's rows through an index), each call the way a server makes it,
+// in two states of the inbox:
 //
-//   - unread=100000: nothing read yet, the worst case for the counts;
+//   - unread=100000: nothing read yet but the archived items, the worst
+//     case for the counts;
 //   - unread=1000: the newest 1,000 unread and unseen, the rest read, as a
-//     long-lived inbox is (1,000 more notifications, so 101,000).
+//     long-lived inbox is (1,000 more notifications, so 102,000).
 //
-// The calls:
+// One notification in ten has the type "build.failed", the others
+// "bench.publish". The calls:
 //
 //   - inbox: the first page of GET /notifications (the default 50 items,
 //     and the counts);
-//   - inbox-unseen, inbox-type, inbox-unread-type: the same filtered by
-//     unseen=true, a type prefix (one notification in ten has it), unread
-//     and the prefix;
+//   - inbox-unread, inbox-unseen, inbox-archived: the same filtered by
+//     unread=true, unseen=true, archived=true;
+//   - inbox-type, inbox-type-exact: filtered by a type prefix (build.*)
+//     and by the type itself (build.failed);
+//   - inbox-unread-type, inbox-unread-type-exact: unread and each of them;
 //   - counts: GET /notifications/counts;
 //   - state: a state change of one item (read and unread in turn), with
 //     its counts and its state event;
+//   - state-archive: the same with archive and unarchive;
 //   - read-all (unread=1000 only): {"all":true} read, the 1,000 unread
 //     made unread again between the timed calls.
 //
@@ -39,8 +45,15 @@ import (
 func BenchCenter(b *testing.B, open BenchOpener) {
 	s := newBenchStore(b, open, 6)
 	ctx := context.Background()
-	seedCenter(b, s.st, []int64{1}, 100_000)
+	seedCenter(b, s.st, []int64{1}, 101_000)
 	seedCenter(b, s.st, []int64{2, 3, 4, 5, 6}, 20_000)
+	archived := make([]int64, 1_000)
+	for i := range archived {
+		archived[i] = int64(i+1) * 101
+	}
+	if n, _, err := s.st.SetState(ctx, 1, store.OpArchive, archived, false); err != nil || n != len(archived) {
+		b.Fatalf("archive: %d, %v", n, err)
+	}
 	analyze(b, s.st)
 	b.Run("unread=100000", func(b *testing.B) { centerCalls(b, s.st, 100_000) })
 	start := time.Now()
@@ -55,7 +68,7 @@ func BenchCenter(b *testing.B, open BenchOpener) {
 		b.Run("read-all", func(b *testing.B) {
 			newest := make([]int64, 1_000)
 			for i := range newest {
-				newest[i] = 100_001 + int64(i)
+				newest[i] = 101_001 + int64(i)
 			}
 			timedPrepared(b, func() error {
 				_, _, err := s.st.SetState(ctx, 1, store.OpUnread, newest, false)
@@ -108,9 +121,13 @@ func centerCalls(b *testing.B, st store.Store, unread int) {
 		return nil
 	}
 	b.Run("inbox", page(store.InboxQuery{}, full))
+	b.Run("inbox-unread", page(store.InboxQuery{UnreadOnly: true}, full))
 	b.Run("inbox-unseen", page(store.InboxQuery{UnseenOnly: true}, full))
+	b.Run("inbox-archived", page(store.InboxQuery{Archived: true}, full))
 	b.Run("inbox-type", page(store.InboxQuery{Type: "build.*"}, full))
+	b.Run("inbox-type-exact", page(store.InboxQuery{Type: "build.failed"}, full))
 	b.Run("inbox-unread-type", page(store.InboxQuery{UnreadOnly: true, Type: "build.*"}, full))
+	b.Run("inbox-unread-type-exact", page(store.InboxQuery{UnreadOnly: true, Type: "build.failed"}, full))
 	b.Run("counts", func(b *testing.B) {
 		timed(b, func() error {
 			c, err := st.Counts(ctx, 1)
@@ -120,31 +137,37 @@ func centerCalls(b *testing.B, st store.Store, unread int) {
 			return err
 		})
 	})
-	b.Run("state", func(b *testing.B) {
-		// An item among the unread ones, in the middle of the inbox when
-		// all are.
-		seq := int64(100_000 + 500)
-		if unread == 100_000 {
-			seq = 50_000
-		}
-		i := 0
-		timed(b, func() error {
-			i++
-			op := store.OpRead
-			if i%2 == 0 {
-				op = store.OpUnread
+	// Items among the unread ones (none archived), in the middle of the
+	// inbox when all are.
+	seq := int64(101_000 + 500)
+	if unread == 100_000 {
+		seq = 50_000
+	}
+	state := func(seq int64, do, undo store.StateOp) func(b *testing.B) {
+		return func(b *testing.B) {
+			i := 0
+			timed(b, func() error {
+				i++
+				op := do
+				if i%2 == 0 {
+					op = undo
+				}
+				n, _, err := st.SetState(ctx, 1, op, []int64{seq}, false)
+				if err == nil && n != 1 {
+					err = fmt.Errorf("%s changed %d", op, n)
+				}
+				return err
+			})
+			// Leave it as found: not archived, unread.
+			for _, op := range []store.StateOp{store.OpUnarchive, store.OpUnread} {
+				if _, _, err := st.SetState(ctx, 1, op, []int64{seq}, false); err != nil {
+					b.Fatal(err)
+				}
 			}
-			n, _, err := st.SetState(ctx, 1, op, []int64{seq}, false)
-			if err == nil && n != 1 {
-				err = fmt.Errorf("%s changed %d", op, n)
-			}
-			return err
-		})
-		// Leave it unread, as found.
-		if _, _, err := st.SetState(ctx, 1, store.OpUnread, []int64{seq}, false); err != nil {
-			b.Fatal(err)
 		}
-	})
+	}
+	b.Run("state", state(seq, store.OpRead, store.OpUnread))
+	b.Run("state-archive", state(seq+1, store.OpArchive, store.OpUnarchive))
 }
 
 // timed runs fn b.N times and reports the median and the 99th

@@ -163,6 +163,10 @@ func testInboxFilters(t *testing.T, h *Harness) {
 		{store.InboxQuery{Archived: true}, []int64{4}},
 		{store.InboxQuery{Archived: true, Type: "hr.*"}, []int64{4}},
 		{store.InboxQuery{UnreadOnly: true, Type: "build.*", Before: 2}, []int64{1}},
+		{store.InboxQuery{UnreadOnly: true, Type: "build.failed"}, []int64{1}},
+		{store.InboxQuery{UnseenOnly: true, Type: "buildx"}, []int64{3}},
+		{store.InboxQuery{Type: "hr.leave"}, nil},
+		{store.InboxQuery{Archived: true, Type: "hr.leave"}, []int64{4}},
 	}
 	for _, tt := range tests {
 		tt.q.Employee = 1
@@ -271,6 +275,115 @@ func testExpiry(t *testing.T, h *Harness) {
 	}
 }
 
+// testTypeFilterEveryPath: the type filters find the copies of every way
+// a copy is written (one recipient, several, everyone, muted, scheduled),
+// whatever the store keeps the type on.
+func testTypeFilterEveryPath(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 3, 0)
+	if err := st.SetPreferences(ctx(), 1, store.Preferences{Muted: []string{"a.muted"}, Push: true}); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []struct {
+		typ string
+		to  store.Targets
+	}{
+		{"a.one", store.Targets{Employees: []int64{1}}},
+		{"a.two", store.Targets{Employees: []int64{1, 2}}},
+		{"a.all", store.Targets{All: true}},
+		{"b.other", store.Targets{All: true}},
+		{"a.muted", store.Targets{Employees: []int64{1, 2}}},
+		{"a.muted", store.Targets{Employees: []int64{1}}},
+	} {
+		m := msg(p.typ, p.to)
+		m.Type = p.typ
+		mustPublish(t, st, m)
+	}
+	for _, tt := range []struct {
+		q    store.InboxQuery
+		want []int64
+	}{
+		{store.InboxQuery{Type: "a.*"}, []int64{6, 5, 3, 2, 1}},
+		{store.InboxQuery{Type: "a.two"}, []int64{2}},
+		{store.InboxQuery{Type: "a.all"}, []int64{3}},
+		{store.InboxQuery{Type: "a.muted"}, []int64{6, 5}},
+		{store.InboxQuery{Type: "b.*"}, []int64{4}},
+		{store.InboxQuery{UnreadOnly: true, Type: "a.*"}, []int64{3, 2, 1}},
+	} {
+		tt.q.Employee = 1
+		if p := page(t, st, tt.q); !slices.Equal(seqs(p.Items), tt.want) {
+			t.Errorf("Inbox(%+v) = %v, want %v", tt.q, seqs(p.Items), tt.want)
+		}
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 2, Type: "a.*"}); !slices.Equal(seqs(p.Items), []int64{4, 2, 1}) {
+		t.Errorf("employee 2's a.* = %v, want [4 2 1]", seqs(p.Items))
+	}
+}
+
+// testStateAllArchived: "all" reaches archived items too: an archived item
+// made unread again is read by {"all":true}, and unarchive of all finds
+// every archived item.
+func testStateAllArchived(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 1, 0)
+	for i := 1; i <= 4; i++ {
+		mustPublish(t, st, msg(fmt.Sprintf("n%d", i), store.Targets{Employees: []int64{1}}))
+	}
+	mustState(t, st, 1, store.OpArchive, []int64{1, 2}, false)
+	mustState(t, st, 1, store.OpUnread, []int64{1}, false)
+	if changed, c := mustState(t, st, 1, store.OpRead, nil, true); changed != 3 || c != (store.Counts{}) {
+		t.Fatalf("read all: changed %d, counts %+v; want 3 (two unarchived, one archived), 0/0", changed, c)
+	}
+	p := page(t, st, store.InboxQuery{Employee: 1, Archived: true})
+	if !slices.Equal(seqs(p.Items), []int64{2, 1}) || p.Items[1].ReadAt == nil {
+		t.Fatalf("archived items %v (%+v); want 2, 1, both read", seqs(p.Items), p.Items)
+	}
+	if changed, _ := mustState(t, st, 1, store.OpSeen, nil, true); changed != 0 {
+		t.Fatalf("seen all after read all changed %d; want 0", changed)
+	}
+	if changed, _ := mustState(t, st, 1, store.OpUnarchive, nil, true); changed != 2 {
+		t.Fatalf("unarchive all changed %d; want 2", changed)
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 1}); !slices.Equal(seqs(p.Items), []int64{4, 3, 2, 1}) {
+		t.Fatalf("inbox after unarchive all = %v; want 4,3,2,1", seqs(p.Items))
+	}
+}
+
+// testStateManySeqs: a change of more items than one state event of a
+// server store carries reaches the sink in full (in one change or in
+// several, each with the counts after the change), in seq order.
+func testStateManySeqs(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 1, 0)
+	const n = 650
+	for i := range n {
+		mustPublish(t, st, msg(fmt.Sprint(i), store.Targets{Employees: []int64{1}}))
+	}
+	all := make([]int64, 0, n+1)
+	for i := range n {
+		all = append(all, int64(n-i))
+	}
+	all = append(all, 7) // a duplicate changes nothing more
+	if changed, c := mustState(t, st, 1, store.OpRead, all, false); changed != n || c.Unread != 0 || c.Unseen != 0 {
+		t.Fatalf("read %d items: changed %d, counts %+v; want %d, 0/0", n, changed, c, n)
+	}
+	var got []int64
+	h.Sink.Wait(t, "the read of every item", func([]store.Delivery, []store.Ephemeral, []Change) bool {
+		got = got[:0]
+		for _, c := range h.Sink.states {
+			if c.Op == store.OpRead && c.Employee == 1 && !c.All && c.Counts == (store.Counts{}) {
+				got = append(got, c.Seqs...)
+			}
+		}
+		return len(got) >= n
+	})
+	for i, s := range got {
+		if s != int64(i+1) {
+			t.Fatalf("state changes carry seqs %v...; want 1..%d in order", got[:min(len(got), i+5)], n)
+		}
+	}
+}
+
 func testScheduled(t *testing.T, h *Harness) {
 	st := h.Store
 	Seed(t, st, 2, 0)
@@ -302,6 +415,11 @@ func testScheduled(t *testing.T, h *Harness) {
 	}
 	if p := page(t, st, store.InboxQuery{Employee: 1}); titles(p.Items) != "later,now" || p.Items[0].Seq != 2 {
 		t.Fatalf("after delivery: inbox %s (first seq %d); want later (seq 2), now", titles(p.Items), p.Items[0].Seq)
+	}
+	for _, typ := range []string{m.Type, "test.*"} {
+		if p := page(t, st, store.InboxQuery{Employee: 2, Type: typ}); titles(p.Items) != "later" {
+			t.Fatalf("after delivery: employee 2's inbox of type %s is %q; want later", typ, titles(p.Items))
+		}
 	}
 	h.Sink.Wait(t, "the scheduled delivery", func(d []store.Delivery, _ []store.Ephemeral, _ []Change) bool {
 		return len(d) == 2 && d[1].Notification.Title == "later" && len(d[1].Recipients) == 2

@@ -59,9 +59,9 @@ func items(rows []inboxRow) []store.InboxItem {
 	return out
 }
 
-// inboxSQL builds the page query of q. Type filters read the copies' own
-// type (migration 00008: inbox_type finds one type's copies), so only the
-// page's items join notifications.
+// inboxSQL builds the page query of q. Type filters check the copies' own
+// type (migration 00008) as they walk them, so only the page's items join
+// notifications.
 func inboxSQL(q store.InboxQuery) (string, []any) {
 	var b strings.Builder
 	b.WriteString(`SELECT ` + inboxCols + ` FROM inbox i JOIN notifications n ON n.id = i.notification_id

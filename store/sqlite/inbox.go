@@ -76,14 +76,12 @@ func inboxSQL(q store.InboxQuery) (string, []any) {
 	var b strings.Builder
 	// A filter names the partial index that holds just its items, so a
 	// page of old unread items does not walk the whole inbox (see countsSQL).
-	// One type reads its copies alone (inbox_type, migration 00006); a
-	// prefix checks the copies' type as it walks them. Either way only the
-	// page's items join notifications.
+	// A type filter, exact or a prefix, checks the copies' own type
+	// (migration 00006) as it walks them, so only the page's items join
+	// notifications.
 	prefix, isPrefix := strings.CutSuffix(q.Type, "*")
 	from := `inbox i`
 	switch {
-	case q.Type != "" && !isPrefix:
-		from = `inbox i INDEXED BY inbox_type`
 	case q.Archived:
 		from = `inbox i INDEXED BY inbox_archived`
 	case q.UnreadOnly:

@@ -50,6 +50,7 @@ func Run(t *testing.T, open Opener) {
 		{"PushQueue", testPushQueue},
 		{"PushConcurrent", testPushConcurrent},
 		{"PushSettle", testPushSettle},
+		{"PushStreamedAndLimit", testPushStreamedAndLimit},
 		{"PushCenter", testPushCenter},
 		{"StateTransitions", testStateTransitions},
 		{"StateOthersIgnored", testStateOthersIgnored},

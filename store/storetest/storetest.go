@@ -60,8 +60,10 @@ func Run(t *testing.T, open Opener) {
 		{"Expiry", testExpiry},
 		{"Scheduled", testScheduled},
 		{"ScheduledAllMuted", testScheduledAllMuted},
+		{"ScheduledExpiry", testScheduledExpiry},
 		{"Withdraw", testWithdraw},
 		{"Sweep", testSweep},
+		{"SweepKeepsFreshKeys", testSweepKeepsFreshKeys},
 		{"CenterFields", testCenterFields},
 		{"CountsKept", testCountsKept},
 	}

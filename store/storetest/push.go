@@ -389,8 +389,9 @@ func testPushCenter(t *testing.T, h *Harness) {
 
 // testPushStreamedAndLimit: MarkStreamed marks the copies of every
 // subscribed employee it is given (an unsubscribed one among them changes
-// nothing), and QueuePushes reports more only when more subscriptions than
-// its limit have undecided due copies.
+// nothing), QueuePushes reports more only when more subscriptions than
+// its limit have undecided due copies, and a settled job is deleted when
+// its outcome drops a subscription.
 func testPushStreamedAndLimit(t *testing.T, h *Harness) {
 	st := h.Store
 	Seed(t, st, 4, 0)
@@ -428,5 +429,23 @@ func testPushStreamedAndLimit(t *testing.T, h *Harness) {
 	}
 	if n, more := queue(1); n != 1 || more {
 		t.Fatalf("QueuePushes(limit 1) of the last due subscription = %d, more %v; want 1, no more", n, more)
+	}
+	// An outcome that drops a subscription deletes its job too, even when
+	// the subscription dropped is another one (with its own jobs).
+	byEmp := map[int64]store.PushJob{}
+	for _, j := range claimAll(t, st, later) {
+		byEmp[j.Subscription.Employee] = j
+	}
+	if len(byEmp) != 3 {
+		t.Fatalf("claimed jobs of %d employees; want 3", len(byEmp))
+	}
+	if err := st.SettlePushes(ctx(), []store.PushOutcome{{Job: byEmp[1].ID, DropSubscription: byEmp[2].Subscription.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := st.PushQueueDepth(ctx()); d != 2 {
+		t.Fatalf("PushQueueDepth = %d; want 2 (employee 3's two jobs: employee 1's settled, employee 2's dropped with its subscription)", d)
+	}
+	if n := len(endpoints(t, st, 2)); n != 0 {
+		t.Fatalf("employee 2 still has %d subscriptions", n)
 	}
 }

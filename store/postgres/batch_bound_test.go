@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -61,5 +62,45 @@ func TestBatchBytesBound(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestBatchCountBound: a batch takes at most maxPublishBatch requests, the
+// first and those waiting behind it.
+func TestBatchCountBound(t *testing.T) {
+	b := &batcher{db: &DB{opts: options{callTimeout: time.Minute}}, reqs: make(chan *publishRequest, maxPublishBatch), quit: make(chan struct{})}
+	answers := make(chan error, maxPublishBatch+1)
+	queue := func(i, queued int) {
+		go func() {
+			_, err := b.publish(context.Background(), store.Message{Title: fmt.Sprint(i)}, nil)
+			answers <- err
+		}()
+		deadline := time.Now().Add(time.Minute)
+		for len(b.reqs) < queued {
+			if time.Now().After(deadline) {
+				t.Fatalf("request %d not queued", i)
+			}
+			time.Sleep(time.Millisecond)
+		}
+	}
+	for i := range maxPublishBatch {
+		queue(i, i+1)
+	}
+	first := <-b.reqs
+	queue(maxPublishBatch, maxPublishBatch) // the queue is full again
+	batch := b.collect(first)
+	if len(batch) != maxPublishBatch || len(b.reqs) != 1 {
+		t.Errorf("collected %d requests, %d left waiting; want %d and 1", len(batch), len(b.reqs), maxPublishBatch)
+	}
+	for len(batch) < maxPublishBatch+1 {
+		batch = append(batch, <-b.reqs)
+	}
+	for _, r := range batch {
+		close(r.done)
+	}
+	for range maxPublishBatch + 1 {
+		if err := <-answers; err != nil {
+			t.Fatalf("publish answered %v", err)
+		}
 	}
 }

@@ -71,4 +71,16 @@ func TestHandleMixedBatch(t *testing.T) {
 	if w.owed {
 		t.Fatal("a resync is owed after reads that succeeded")
 	}
+	// With none of its recipients connected here, a large fan-out is
+	// delivered to nobody: the sink gets nothing.
+	away := offline{storetest.NewRecorder()}
+	(&listenWork{db: db, sink: away}).handle(ctx, []*pq.Notification{{Extra: fmt.Sprintf("n%d", large.NotificationID)}})
+	if d := away.Deliveries(); len(d) != 0 {
+		t.Fatalf("a sink with nobody connected got %d deliveries (first with %d recipients); want none", len(d), len(d[0].Recipients))
+	}
 }
+
+// offline is a sink with no stream connected.
+type offline struct{ *storetest.Recorder }
+
+func (offline) Connected([]int64) []int64 { return nil }

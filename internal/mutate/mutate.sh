@@ -6,6 +6,10 @@
 #
 #   MUTATE_PKGS     packages to mutate (default: the list below)
 #   MUTATE_WORKERS  parallel mutants (default 1: the tests themselves use sockets and timers)
+#   MUTATE_TIMEOUT_COEFFICIENT  gremlins --timeout-coefficient (default 3): a
+#                   mutant times out at this many times the package's first,
+#                   covered test run; 10 on a loaded machine, where a run's
+#                   time varies more than threefold
 #   MUTATE_DIFF     a branch or commit: mutate only lines changed since it (gremlins --diff)
 #   MUTATE_EXCLUDE  more files to leave out, regexps on the path inside the
 #                   package's directory (e.g. "center\.go push\.go"), to
@@ -39,6 +43,7 @@ GO=${GO:-go}
 GREMLINS_VERSION=v0.6.0
 PKGS=${MUTATE_PKGS:-"sse auth store store/sqlite store/postgres handlers"}
 WORKERS=${MUTATE_WORKERS:-1}
+COEFF=${MUTATE_TIMEOUT_COEFFICIENT:-3}
 OUT=bin/mutate
 mkdir -p "$OUT"
 
@@ -82,7 +87,7 @@ for pkg in $PKGS; do
 	start=$(date +%s)
 	# shellcheck disable=SC2046
 	TEST_DATABASE_URL=$dburl CI=$ci nice -n 10 "$GO" run "github.com/go-gremlins/gremlins/cmd/gremlins@$GREMLINS_VERSION" unleash \
-		--workers "$WORKERS" --timeout-coefficient 3 \
+		--workers "$WORKERS" --timeout-coefficient "$COEFF" \
 		$(excludes "$pkg") $extra $diff_flag -o "$OUT/$name.json" "./$pkg" | tee "$OUT/$name.log" || status=1
 	echo "mutate: $pkg took $(( $(date +%s) - start )) s"
 done

@@ -65,3 +65,38 @@ func TestEphemeralRoundTrip(t *testing.T) {
 		t.Fatalf("inline ephemeral payload is %d bytes (%s); want it compact", len(js), js)
 	}
 }
+
+// TestStatePayloads: a state change travels in payloads of at most
+// stateSeqsPerPayload seqs, each below maxPayload with the largest seqs and
+// each carrying the counts; a change without seqs (all) is one payload.
+func TestStatePayloads(t *testing.T) {
+	const big = int64(1<<63 - 1)
+	for _, n := range []int{0, 1, stateSeqsPerPayload, stateSeqsPerPayload + 1, 2*stateSeqsPerPayload + 1} {
+		c := store.StateChange{Employee: 7, Op: store.OpRead, All: n == 0, Counts: store.Counts{Unread: 3, Unseen: 2}}
+		for i := range n {
+			c.Seqs = append(c.Seqs, big-int64(i))
+		}
+		ps := statePayloads(c)
+		if want := max(1, (n+stateSeqsPerPayload-1)/stateSeqsPerPayload); len(ps) != want {
+			t.Fatalf("%d seqs: %d payloads; want %d", n, len(ps), want)
+		}
+		var seqs []int64
+		for _, p := range ps {
+			if len(p) >= maxPayload {
+				t.Fatalf("%d seqs: a payload of %d bytes; want below %d", n, len(p), maxPayload)
+			}
+			m, err := parseMessage(p)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := m.state
+			if s.Employee != 7 || s.Op != store.OpRead || s.All != (n == 0) || s.Counts != c.Counts || len(s.Seqs) > stateSeqsPerPayload {
+				t.Fatalf("%d seqs: payload parsed as %+v", n, s)
+			}
+			seqs = append(seqs, s.Seqs...)
+		}
+		if !slices.Equal(seqs, c.Seqs) {
+			t.Fatalf("%d seqs: the payloads carry %d seqs; want all of them, in order", n, len(seqs))
+		}
+	}
+}

@@ -109,3 +109,35 @@ func TestWALStaysBounded(t *testing.T) {
 			biggest.Load(), bound, limit, size)
 	}
 }
+
+// TestWALTruncatedAfterEveryWrite: with no reader holding a snapshot, a
+// truncation of the WAL succeeds, and the next write past the limit
+// truncates it again at once (only an attempt that readers kept from
+// completing waits walRetry before the next). Push subscriptions are
+// written under writeMu, which bounds the WAL before the call returns; no
+// listener runs, so no checkpoint of its own meets the truncation.
+func TestWALTruncatedAfterEveryWrite(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "h.db")
+	db, err := sqlite.Open(context.Background(), "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetWALLimit(1)
+	if _, _, err := db.PutEmployee(context.Background(), store.Employee{ID: 1, Email: "a@corp.example"}); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		s := store.PushSubscription{Employee: 1, Endpoint: fmt.Sprintf("https://push.example/%d", i), P256DH: make([]byte, 65), Auth: make([]byte, 16)}
+		if _, err := db.SavePushSubscription(context.Background(), s, 100); err != nil {
+			t.Fatal(err)
+		}
+		fi, err := os.Stat(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if fi.Size() != 0 {
+			t.Fatalf("after write %d the WAL has %d bytes; want 0 (truncated after each write)", i+1, fi.Size())
+		}
+	}
+}

@@ -462,6 +462,47 @@ func testScheduledAllMuted(t *testing.T, h *Harness) {
 	}
 }
 
+// testScheduledExpiry: a scheduled notification that expires before its
+// time comes reaches nobody (no copy, no seq, nothing for the sink); one
+// that expires later is delivered with its expiry.
+func testScheduledExpiry(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 1, 0)
+	// 3 s and 2 s: both publishes must come before either time on a loaded
+	// machine too.
+	now := time.Now()
+	at, gone, lasting := now.Add(3*time.Second), now.Add(2*time.Second), now.Add(time.Hour).UTC().Truncate(time.Millisecond)
+	m := msg("expired first", store.Targets{Employees: []int64{1}})
+	m.DeliverAt, m.ExpiresAt = &at, &gone
+	mustPublish(t, st, m)
+	m = msg("lasting", store.Targets{Employees: []int64{1}})
+	m.DeliverAt, m.ExpiresAt = &at, &lasting
+	mustPublish(t, st, m)
+	time.Sleep(time.Until(at) + 20*time.Millisecond)
+	if n, err := st.DeliverDue(ctx(), 10); err != nil || n != 2 {
+		t.Fatalf("DeliverDue = %d, %v; want 2 (both taken, one to nobody)", n, err)
+	}
+	if head, _ := st.Head(ctx(), 1); head != 1 {
+		t.Fatalf("head = %d; want 1 (the expired one got no seq)", head)
+	}
+	p := page(t, st, store.InboxQuery{Employee: 1})
+	if titles(p.Items) != "lasting" || p.Items[0].Notification.ExpiresAt == nil || !p.Items[0].Notification.ExpiresAt.Equal(lasting) {
+		t.Fatalf("inbox %s (%+v); want lasting with its expiry", titles(p.Items), p.Items)
+	}
+	marker := msg("marker", store.Targets{Employees: []int64{1}})
+	mustPublish(t, st, marker)
+	h.Sink.Wait(t, "the marker", func(d []store.Delivery, _ []store.Ephemeral, _ []Change) bool {
+		return len(d) > 0 && d[len(d)-1].Notification.Title == "marker"
+	})
+	var got []string
+	for _, d := range h.Sink.Deliveries() {
+		got = append(got, fmt.Sprintf("%s:%d", d.Notification.Title, len(d.Recipients)))
+	}
+	if want := "[lasting:1 marker:1]"; fmt.Sprint(got) != want {
+		t.Fatalf("the sink got %v; want %s", got, want)
+	}
+}
+
 func testWithdraw(t *testing.T, h *Harness) {
 	st := h.Store
 	Seed(t, st, 3, 0)
@@ -546,6 +587,30 @@ func testSweep(t *testing.T, h *Harness) {
 	}
 	if p := page(t, st, store.InboxQuery{Employee: 1}); p.Items[0].Seq != 4 {
 		t.Fatalf("seq after sweep = %d, want 4", p.Items[0].Seq)
+	}
+}
+
+// testSweepKeepsFreshKeys: a sweep drops idempotency keys older than
+// store.IdempotencyTTL only; a retry after it is still answered from its
+// key.
+func testSweepKeepsFreshKeys(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 1, 0)
+	m := msg("once", store.Targets{Employees: []int64{1}})
+	idem := &store.Idempotency{Owner: "svc", Key: "k", Hash: "h"}
+	first, err := st.Publish(ctx(), m, idem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Sweep(ctx(), time.Time{}, 100); err != nil {
+		t.Fatal(err)
+	}
+	again, err := st.Publish(ctx(), m, idem)
+	if err != nil || !again.Replayed || again.NotificationID != first.NotificationID {
+		t.Fatalf("retry after a sweep = %+v, %v; want the first answer (notification %d), replayed", again, err, first.NotificationID)
+	}
+	if head, _ := st.Head(ctx(), 1); head != 1 {
+		t.Fatalf("head = %d; want 1 (the retry stored nothing)", head)
 	}
 }
 

@@ -386,3 +386,66 @@ func testPushCenter(t *testing.T, h *Harness) {
 		}
 	}
 }
+
+// testPushStreamedAndLimit: MarkStreamed marks the copies of every
+// subscribed employee it is given (an unsubscribed one among them changes
+// nothing), QueuePushes reports more only when more subscriptions than
+// its limit have undecided due copies, and a settled job is deleted when
+// its outcome drops a subscription.
+func testPushStreamedAndLimit(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 4, 0)
+	for e := int64(1); e <= 3; e++ {
+		mustSubscribe(t, st, pushSub(e, fmt.Sprintf("https://push.example/%d", e), 1))
+	}
+	mustPublish(t, st, msg("one", store.Targets{Employees: []int64{1, 2, 3, 4}}))
+	mustPublish(t, st, msg("two", store.Targets{Employees: []int64{1, 2, 3, 4}}))
+	// Employees 1 and 2 had both copies written to a stream, 3 only the first.
+	if err := st.MarkStreamed(ctx(), []store.Streamed{{Employee: 4, From: 1, To: 2}, {Employee: 1, From: 1, To: 2}, {Employee: 2, From: 1, To: 2}, {Employee: 3, From: 1, To: 1}}); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(11 * time.Second)
+	queue := func(limit int) (int, bool) {
+		t.Helper()
+		n, more, err := st.QueuePushes(ctx(), store.PushRule{Now: later, Delay: 10 * time.Second, TTL: time.Hour, Limit: limit})
+		if err != nil {
+			t.Fatalf("QueuePushes: %v", err)
+		}
+		return n, more
+	}
+	// Three subscriptions have undecided due copies: a limit of 3 decides
+	// them all, with no more to come, and queues employee 3's second copy
+	// only.
+	if n, more := queue(3); n != 1 || more {
+		t.Fatalf("QueuePushes(limit 3) = %d, more %v; want 1 (employee 3's second copy), no more", n, more)
+	}
+	if got := jobKeys(claimAll(t, st, later)); !slices.Equal(got, []string{"https://push.example/3#2:two"}) {
+		t.Fatalf("claimed %v; want only employee 3's unstreamed copy", got)
+	}
+	mustPublish(t, st, msg("three", store.Targets{Employees: []int64{1, 2, 3}}))
+	later = time.Now().Add(11 * time.Second)
+	if n, more := queue(2); n != 2 || !more {
+		t.Fatalf("QueuePushes(limit 2) of 3 due subscriptions = %d, more %v; want 2, more", n, more)
+	}
+	if n, more := queue(1); n != 1 || more {
+		t.Fatalf("QueuePushes(limit 1) of the last due subscription = %d, more %v; want 1, no more", n, more)
+	}
+	// An outcome that drops a subscription deletes its job too, even when
+	// the subscription dropped is another one (with its own jobs).
+	byEmp := map[int64]store.PushJob{}
+	for _, j := range claimAll(t, st, later) {
+		byEmp[j.Subscription.Employee] = j
+	}
+	if len(byEmp) != 3 {
+		t.Fatalf("claimed jobs of %d employees; want 3", len(byEmp))
+	}
+	if err := st.SettlePushes(ctx(), []store.PushOutcome{{Job: byEmp[1].ID, DropSubscription: byEmp[2].Subscription.ID}}); err != nil {
+		t.Fatal(err)
+	}
+	if d, _ := st.PushQueueDepth(ctx()); d != 2 {
+		t.Fatalf("PushQueueDepth = %d; want 2 (employee 3's two jobs: employee 1's settled, employee 2's dropped with its subscription)", d)
+	}
+	if n := len(endpoints(t, st, 2)); n != 0 {
+		t.Fatalf("employee 2 still has %d subscriptions", n)
+	}
+}

@@ -39,6 +39,7 @@ func Run(t *testing.T, open Opener) {
 		{"Inbox", testInbox},
 		{"MarkRead", testMarkRead},
 		{"Idempotency", testIdempotency},
+		{"IdempotencyKeysKept", testIdempotencyKeysKept},
 		{"IdempotencyConcurrentRetries", testConcurrentRetries},
 		{"ConcurrentFailureIsolated", testConcurrentFailureIsolated},
 		{"Ephemeral", testEphemeral},
@@ -49,6 +50,7 @@ func Run(t *testing.T, open Opener) {
 		{"PushQueue", testPushQueue},
 		{"PushConcurrent", testPushConcurrent},
 		{"PushSettle", testPushSettle},
+		{"PushStreamedAndLimit", testPushStreamedAndLimit},
 		{"PushCenter", testPushCenter},
 		{"StateTransitions", testStateTransitions},
 		{"StateOthersIgnored", testStateOthersIgnored},
@@ -61,8 +63,10 @@ func Run(t *testing.T, open Opener) {
 		{"Expiry", testExpiry},
 		{"Scheduled", testScheduled},
 		{"ScheduledAllMuted", testScheduledAllMuted},
+		{"ScheduledExpiry", testScheduledExpiry},
 		{"Withdraw", testWithdraw},
 		{"Sweep", testSweep},
+		{"SweepKeepsFreshKeys", testSweepKeepsFreshKeys},
 		{"CenterFields", testCenterFields},
 		{"CountsKept", testCountsKept},
 	}
@@ -609,6 +613,40 @@ func testIdempotency(t *testing.T, h *Harness) {
 	}
 	if head, _ := st.Head(ctx(), 1); head != 2 {
 		t.Fatalf("head = %d, want 2", head)
+	}
+}
+
+// testIdempotencyKeysKept: a key's answer is kept for store.IdempotencyTTL
+// whatever other keys are used meanwhile (saving a key drops the expired
+// ones only), for stored and ephemeral publishes alike.
+func testIdempotencyKeysKept(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 1, 0)
+	m := msg("kept", store.Targets{Employees: []int64{1}})
+	a := &store.Idempotency{Owner: "svc", Key: "a", Hash: "h"}
+	first, err := st.Publish(ctx(), m, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Publish(ctx(), msg("other", store.Targets{Employees: []int64{1}}), &store.Idempotency{Owner: "svc", Key: "b", Hash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	again, err := st.Publish(ctx(), m, a)
+	if err != nil || !again.Replayed || again.NotificationID != first.NotificationID {
+		t.Fatalf("retry of key a after key b was used = %+v, %v; want the first answer (notification %d), replayed", again, err, first.NotificationID)
+	}
+	e := &store.Idempotency{Owner: "svc", Key: "e", Hash: "h"}
+	if _, err := st.PublishEphemeral(ctx(), m, e); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.PublishEphemeral(ctx(), m, &store.Idempotency{Owner: "svc", Key: "f", Hash: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := st.PublishEphemeral(ctx(), m, e); err != nil || !again.Replayed || again.Recipients != 1 {
+		t.Fatalf("ephemeral retry of key e after key f was used = %+v, %v; want replayed, 1 recipient", again, err)
+	}
+	if head, _ := st.Head(ctx(), 1); head != 2 {
+		t.Fatalf("head = %d, want 2 (the retry stored nothing)", head)
 	}
 }
 

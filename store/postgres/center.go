@@ -349,6 +349,12 @@ func deliverScheduled(ctx context.Context, tx *sqlx.Tx, id int64, t time.Time) e
 // sweepChunk bounds the rows one statement of Sweep deletes.
 const sweepChunk = 2000
 
+// oldestSQL selects the $2 oldest notifications created before $1 that are
+// not waiting for their delivery time, oldest first.
+const oldestSQL = `SELECT n.id FROM notifications n WHERE n.created_at < $1
+	AND NOT EXISTS (SELECT 1 FROM scheduled s WHERE s.notification_id = n.id)
+	ORDER BY n.created_at LIMIT $2`
+
 // Sweep deletes old and expired notifications and old idempotency keys,
 // one chunk of each kind, while holding an advisory lock that keeps other
 // instances' sweeps out (they return 0 meanwhile).
@@ -372,17 +378,24 @@ func (db *DB) Sweep(ctx context.Context, olderThan time.Time, limit int) (store.
 		}{
 			{`DELETE FROM inbox WHERE ctid = ANY(ARRAY(
 				SELECT ctid FROM inbox WHERE expires_at <= $1 LIMIT $2))`, []any{t, limit}},
+			// The oldest notifications first (notifications_created), their
+			// copies through inbox_notification: left to itself the planner
+			// merge-joined the whole of both tables (half a second a chunk
+			// with a million old rows).
 			{`DELETE FROM inbox WHERE ctid = ANY(ARRAY(
-				SELECT i.ctid FROM notifications n JOIN inbox i ON i.notification_id = n.id
-				WHERE n.created_at < $1 LIMIT $2))`, []any{old, limit}},
+				SELECT i.ctid FROM (` + oldestSQL + `) o
+				CROSS JOIN LATERAL (SELECT ctid FROM inbox WHERE notification_id = o.id LIMIT $2) i LIMIT $2))`, []any{old, limit}},
+			// Of those same oldest, the ones without copies now. Looking
+			// further would walk every old notification whose copies are
+			// not deleted yet, to find none (seconds a chunk).
 			{`DELETE FROM notifications WHERE id = ANY(ARRAY(
-				SELECT n.id FROM notifications n WHERE n.created_at < $1
-				AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.notification_id = n.id)
-				AND NOT EXISTS (SELECT 1 FROM scheduled s WHERE s.notification_id = n.id) LIMIT $2))`, []any{old, limit}},
+				SELECT o.id FROM (` + oldestSQL + `) o
+				WHERE NOT EXISTS (SELECT 1 FROM inbox i WHERE i.notification_id = o.id)))`, []any{old, limit}},
 			{`DELETE FROM notifications WHERE id = ANY(ARRAY(
-				SELECT n.id FROM notifications n WHERE n.expires_at <= $1
-				AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.notification_id = n.id)
-				AND NOT EXISTS (SELECT 1 FROM scheduled s WHERE s.notification_id = n.id) LIMIT $2))`, []any{t, limit}},
+				SELECT o.id FROM (SELECT n.id FROM notifications n WHERE n.expires_at <= $1
+					AND NOT EXISTS (SELECT 1 FROM scheduled s WHERE s.notification_id = n.id)
+					ORDER BY n.expires_at LIMIT $2) o
+				WHERE NOT EXISTS (SELECT 1 FROM inbox i WHERE i.notification_id = o.id)))`, []any{t, limit}},
 			{`DELETE FROM idempotency_keys WHERE ctid = ANY(ARRAY(
 				SELECT ctid FROM idempotency_keys WHERE created_at <= $1 LIMIT $2))`, []any{t.Add(-store.IdempotencyTTL), limit}},
 		} {

@@ -156,6 +156,12 @@ func TestRetentionTarget(t *testing.T) {
 			t.Errorf("targets lack %q:\n%s", want, out)
 		}
 	}
+	// A run that could not count what it left (-1) has no figure: not "met".
+	b.Reset()
+	writeTargets(&b, groupRuns([]Report{run("retention", 9, -1)}))
+	if want := "old notifications left at the end of the run (the worst run), SQLite (`retention`) | ≤ 0  | — | — | not measured"; !strings.Contains(b.String(), want) {
+		t.Errorf("targets lack %q:\n%s", want, b.String())
+	}
 }
 
 func TestOldRowsFlags(t *testing.T) {

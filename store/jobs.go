@@ -28,13 +28,18 @@ type CenterJobs struct {
 	SweepPause time.Duration
 	// SweepChunkTime is how long one chunk of a sweep should keep the
 	// database busy (default 3 ms; SweepChunk.Busy). The rows a chunk
-	// deletes adapt to it (between sweepMin and sweepBatch per kind), and
-	// the pause after a chunk is at least sweepRest times what the chunk
-	// took, so a sweep holds the database at most about a quarter of the
-	// time. On SQLite a chunk runs
-	// on the one writer, and publishes that arrive meanwhile wait for it:
-	// a short chunk bounds what the sweep adds to their latency.
+	// deletes adapt to it (between sweepMin and SweepMaxRows per kind),
+	// and the pause after a chunk is at least sweepRest times what the
+	// chunk took, so a sweep holds the database at most about a quarter of
+	// the time. On SQLite a chunk runs on the one writer, and publishes
+	// that arrive meanwhile wait for it: a short chunk bounds what the
+	// sweep adds to their latency. PostgreSQL's publishes do not wait for
+	// the sweep's deletes, so its chunks may be longer (cmd/herald gives it
+	// 20 ms), which spends less of each chunk on its fixed costs.
 	SweepChunkTime time.Duration
+	// SweepMaxRows is the most rows of each kind one chunk deletes
+	// (default 500).
+	SweepMaxRows int
 	// rest is a sweep's wait between chunks (tests set it); it reports
 	// false when ctx ended first.
 	rest func(ctx context.Context, d time.Duration) bool
@@ -47,7 +52,7 @@ type CenterJobs struct {
 
 const (
 	dueBatch   = 100 // scheduled notifications per DeliverDue
-	sweepBatch = 500 // most rows per kind per Sweep chunk
+	sweepBatch = 500 // most rows per kind per Sweep chunk, unless SweepMaxRows says otherwise
 	sweepMin   = 10  // fewest rows per kind per Sweep chunk
 	sweepFirst = 50  // rows per kind of a sweep's first chunk
 	sweepRest  = 3   // a chunk is followed by at least this many times its Busy of rest
@@ -124,7 +129,11 @@ func sweepOnce(ctx context.Context, c Center, j CenterJobs) {
 	if rest == nil {
 		rest = sleep
 	}
-	limit := sweepFirst
+	most := j.SweepMaxRows
+	if most <= 0 {
+		most = sweepBatch
+	}
+	limit := min(sweepFirst, most)
 	for {
 		chunk, err := c.Sweep(ctx, older, limit)
 		n, took := chunk.Rows, chunk.Busy
@@ -140,7 +149,7 @@ func sweepOnce(ctx context.Context, c Center, j CenterJobs) {
 		if n < limit {
 			return
 		}
-		limit = nextSweepLimit(limit, took, j.SweepChunkTime)
+		limit = nextSweepLimit(limit, took, j.SweepChunkTime, max(most, sweepMin))
 		if !rest(ctx, max(j.SweepPause, sweepRest*took)) {
 			return
 		}
@@ -162,12 +171,12 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // nextSweepLimit is the next chunk's rows per kind: scaled by how far the
 // last chunk's duration was from target, by at most a factor of two
 // either way (one slow chunk, a publish burst queued before it, should not
-// collapse the sweep), within sweepMin..sweepBatch.
-func nextSweepLimit(limit int, took, target time.Duration) int {
+// collapse the sweep), within sweepMin..most.
+func nextSweepLimit(limit int, took, target time.Duration, most int) int {
 	next := 2 * limit
 	if took > 0 {
 		next = int(float64(limit) * float64(target) / float64(took))
 	}
-	next = min(max(next, limit/2, sweepMin), 2*limit, sweepBatch)
+	next = min(max(next, limit/2, sweepMin), 2*limit, most)
 	return next
 }

@@ -183,9 +183,20 @@ func TestSweepChunksFollowTheirTime(t *testing.T) {
 		{12, 60 * ms, 3 * ms, sweepMin}, // never below sweepMin
 		{400, 0, 3 * ms, sweepBatch},    // no measurable time: double, capped
 	} {
-		if got := nextSweepLimit(tc.limit, tc.took, tc.target); got != tc.want {
+		if got := nextSweepLimit(tc.limit, tc.took, tc.target, sweepBatch); got != tc.want {
 			t.Errorf("nextSweepLimit(%d, %v, %v) = %d, want %d", tc.limit, tc.took, tc.target, got, tc.want)
 		}
+	}
+	// SweepMaxRows (PostgreSQL's 2,000) replaces sweepBatch as the cap.
+	if got := nextSweepLimit(1500, 0, 20*ms, 2000); got != 2000 {
+		t.Errorf("nextSweepLimit(1500, 0, 20ms, 2000) = %d, want 2000", got)
+	}
+	c = &scripted{swept: []int{sweepFirst, 100, 200, 400, 800, 0}}
+	j.rest = func(context.Context, time.Duration) bool { return true }
+	j.SweepMaxRows = 400
+	sweepOnce(context.Background(), c, j)
+	if want := []int{sweepFirst, 100, 200, 400, 400, 400}; !slices.Equal(c.limits, want) {
+		t.Fatalf("with SweepMaxRows 400: chunk limits %v, want %v", c.limits, want)
 	}
 }
 

@@ -311,7 +311,9 @@ func (a *app) background(st store.Store, log *slog.Logger) (stop func()) {
 	}
 	wg.Go(func() {
 		m := a.handler.Metrics()
-		store.RunCenter(ctx, st, store.CenterJobs{Retention: a.retention, Log: log, Delivered: m.Delivered, Swept: m.Swept})
+		j := centerJobs(st, a.retention)
+		j.Log, j.Delivered, j.Swept = log, m.Delivered, m.Swept
+		store.RunCenter(ctx, st, j)
 	})
 	wg.Go(func() {
 		compactAfterBursts(ctx, defaultBurstPolicy, func() int { n, _ := a.hub.Stats(); return n }, log)

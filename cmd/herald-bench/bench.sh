@@ -12,7 +12,7 @@
 #                          every scenario of the issue (PostgreSQL ones need the URL)
 #   BENCH_RUNS=3           runs of each scenario
 #   BENCH_STREAMS=1000 BENCH_RATE=200 BENCH_DURATION=10s   the "load" scenario
-#   BENCH_OLD_ROWS=1000000 BENCH_RETENTION_DURATION=300s BENCH_RETENTION_PG_DURATION=240s
+#   BENCH_OLD_ROWS=1000000 BENCH_RETENTION_DURATION=300s BENCH_RETENTION_PG_DURATION=300s
 #                          the "retention" scenario: the unicast load (10,000
 #                          streams, 1,000/s) over that many old notifications,
 #                          as "retention-off" (RETENTION=0) and "retention"
@@ -54,7 +54,7 @@ DURATION=${BENCH_DURATION:-10s}
 DB=${BENCH_DATABASE_URL:-}
 OLD_ROWS=${BENCH_OLD_ROWS:-1000000}
 RETENTION_DURATION=${BENCH_RETENTION_DURATION:-300s}
-RETENTION_PG_DURATION=${BENCH_RETENTION_PG_DURATION:-240s}
+RETENTION_PG_DURATION=${BENCH_RETENTION_PG_DURATION:-300s}
 EXTRA=${BENCH_ARGS:-}
 OUT=${BENCH_OUT:-BENCHMARKS.md}
 NOTES=${BENCH_NOTES:-cmd/herald-bench/bench-notes.md}

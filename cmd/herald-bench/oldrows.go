@@ -129,23 +129,42 @@ func seedOldRows(ctx context.Context, dsn string, e employees, n int, created ti
 }
 
 // oldRowsLeft counts the notifications --old-rows wrote that are still
-// stored and, on PostgreSQL, deletes them (a shared database stays as
-// the run found it); SQLite's file goes with the run's temp dir.
+// stored. It only counts: the server's sweep may still be deleting them,
+// and a DELETE of the same rows in another order would deadlock with it
+// (PostgreSQL's are removed by cleanup, once the server has stopped;
+// SQLite's file goes with the run's temp dir).
 func oldRowsLeft(ctx context.Context, dsn string) (int64, error) {
 	db, dialect, err := openDatabase(dsn)
 	if err != nil {
 		return 0, err
 	}
 	defer db.Close()
+	q := `SELECT count(*) FROM notifications WHERE type = ? AND publisher = ?`
 	if dialect == "postgres" {
-		return deleteOldRows(ctx, db)
+		q = `SELECT count(*) FROM notifications WHERE type = $1 AND publisher = $2`
 	}
 	var left int64
-	err = db.QueryRowContext(ctx, `SELECT count(*) FROM notifications WHERE type = ? AND publisher = ?`, oldType, oldPublisher).Scan(&left)
-	if err != nil {
+	if err := db.QueryRowContext(ctx, q, oldType, oldPublisher).Scan(&left); err != nil {
 		return 0, fmt.Errorf("count old rows: %w", err)
 	}
 	return left, nil
+}
+
+// removeOldRows deletes from a PostgreSQL database what is left of
+// --old-rows' notifications, so that a shared database stays as the run
+// found it. The servers must have stopped (their sweep deletes the same
+// rows).
+func removeOldRows(ctx context.Context, dsn string) error {
+	db, dialect, err := openDatabase(dsn)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	if dialect != "postgres" {
+		return nil
+	}
+	_, err = deleteOldRows(ctx, db)
+	return err
 }
 
 // deleteOldRows removes what is left of --old-rows' notifications from a

@@ -299,6 +299,13 @@ func (r *runner) cleanup() {
 	for _, s := range r.servers {
 		s.stop()
 	}
+	if r.cfg.OldRows > 0 && r.dsn != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+		if err := removeOldRows(ctx, r.dsn); err != nil {
+			r.log.Warn("removing the old rows left failed", "err", err)
+		}
+		cancel()
+	}
 	if r.issuer != nil {
 		r.issuer.Close()
 	}

@@ -102,17 +102,13 @@ func countsAt(emp, t string) string {
 		- (SELECT count(*) FROM inbox WHERE employee_id = ` + emp + ` AND expires_at <= ` + t + ` AND seen_at IS NULL AND archived_at IS NULL) AS unseen`
 }
 
-func counts(ctx context.Context, q querier, employee int64, t time.Time) (store.Counts, error) {
-	var c store.Counts
-	if err := q.QueryRowxContext(ctx, countsSQL, employee, t).Scan(&c.Unread, &c.Unseen); err != nil {
-		return c, fmt.Errorf("count: %w", err)
-	}
-	return c, nil
-}
-
 // Counts returns the employee's unread and unseen counts.
 func (db *DB) Counts(ctx context.Context, employee int64) (store.Counts, error) {
-	c, err := counts(ctx, db.x, employee, now())
+	var c store.Counts
+	stmt, err := db.prepared(ctx, countsSQL)
+	if err == nil {
+		err = stmt.QueryRowxContext(ctx, employee, now()).Scan(&c.Unread, &c.Unseen)
+	}
 	return c, wrap(ctx, "counts", err)
 }
 

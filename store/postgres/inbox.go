@@ -104,7 +104,11 @@ type pageRow struct {
 func (db *DB) Inbox(ctx context.Context, q store.InboxQuery) (store.InboxPage, error) {
 	var rows []pageRow
 	query, args := inboxSQL(q)
-	if err := db.x.SelectContext(ctx, &rows, query, args...); err != nil {
+	stmt, err := db.prepared(ctx, query)
+	if err == nil {
+		err = stmt.SelectContext(ctx, &rows, args...)
+	}
+	if err != nil {
 		return store.InboxPage{}, wrap(ctx, "read inbox", err)
 	}
 	if len(rows) == 0 {
@@ -121,13 +125,19 @@ func (db *DB) Inbox(ctx context.Context, q store.InboxQuery) (store.InboxPage, e
 	return q.Page(out, store.Counts{Unread: rows[0].UnreadCount, Unseen: rows[0].UnseenCount}), nil
 }
 
+// sinceSQL reads the items after a seq, oldest first (Since).
+const sinceSQL = `SELECT ` + inboxCols + ` FROM inbox i JOIN notifications n ON n.id = i.notification_id
+	WHERE i.employee_id = $1 AND i.seq > $2 AND NOT i.muted AND (i.expires_at IS NULL OR i.expires_at > $4)
+	ORDER BY i.seq LIMIT $3`
+
 // Since returns up to limit items after seq, oldest first: expired items
 // and muted copies are left out.
 func (db *DB) Since(ctx context.Context, employee, after int64, limit int) ([]store.InboxItem, error) {
 	var rows []inboxRow
-	err := db.x.SelectContext(ctx, &rows, `SELECT `+inboxCols+` FROM inbox i JOIN notifications n ON n.id = i.notification_id
-		WHERE i.employee_id = $1 AND i.seq > $2 AND NOT i.muted AND (i.expires_at IS NULL OR i.expires_at > $4)
-		ORDER BY i.seq LIMIT $3`, employee, after, limit, now())
+	stmt, err := db.prepared(ctx, sinceSQL)
+	if err == nil {
+		err = stmt.SelectContext(ctx, &rows, employee, after, limit, now())
+	}
 	if err != nil {
 		return nil, wrap(ctx, "read inbox since", err)
 	}

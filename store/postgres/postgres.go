@@ -133,6 +133,7 @@ type DB struct {
 	listening atomic.Bool // a Listen is running
 	listener  listenerState
 	migrated  atomic.Bool // the schema is up to date: calls may connect
+	stmts     preparedStmts
 
 	// life ends the background start (WithRetryStart) at Close.
 	life     context.Context
@@ -278,6 +279,7 @@ func (db *DB) Close() error {
 	db.stopLife()
 	db.starting.Wait()
 	db.batcher.close()
+	db.closeStmts()
 	return db.x.Close()
 }
 

@@ -84,20 +84,26 @@ func TestInlineRecipientsBoundary(t *testing.T) {
 		if !tt.inline {
 			continue
 		}
-		// Every recipient once, each with its new seq.
-		pairs := strings.Split(list, ",")
-		slices.Sort(pairs)
-		var want []string
-		for _, id := range ids(tt.recipients) {
-			head, err := db.Head(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want = append(want, fmt.Sprintf("%d:%d", id, head))
+		checkInlinePairs(t, db, list, ids(tt.recipients))
+	}
+}
+
+// checkInlinePairs fails t unless list, a NOTIFY payload's inline
+// recipients, names every one of ids once, each with its newest seq.
+func checkInlinePairs(t *testing.T, db store.Store, list string, ids []int64) {
+	t.Helper()
+	pairs := strings.Split(list, ",")
+	slices.Sort(pairs)
+	var want []string
+	for _, id := range ids {
+		head, err := db.Head(context.Background(), id)
+		if err != nil {
+			t.Fatal(err)
 		}
-		slices.Sort(want)
-		if !slices.Equal(pairs, want) {
-			t.Fatalf("%d recipients: pairs %v, want %v", tt.recipients, pairs, want)
-		}
+		want = append(want, fmt.Sprintf("%d:%d", id, head))
+	}
+	slices.Sort(want)
+	if !slices.Equal(pairs, want) {
+		t.Fatalf("%d recipients: pairs %v, want %v", len(ids), pairs, want)
 	}
 }

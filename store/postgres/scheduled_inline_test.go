@@ -3,7 +3,6 @@ package postgres_test
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -50,19 +49,6 @@ func TestScheduledInlineBoundary(t *testing.T) {
 		if !tt.inline {
 			continue
 		}
-		pairs := strings.Split(list, ",")
-		slices.Sort(pairs)
-		var want []string
-		for _, id := range ids {
-			seq, err := db.Head(ctx, id)
-			if err != nil {
-				t.Fatal(err)
-			}
-			want = append(want, fmt.Sprintf("%d:%d", id, seq))
-		}
-		slices.Sort(want)
-		if !slices.Equal(pairs, want) {
-			t.Fatalf("%d recipients: pairs %v, want %v", tt.recipients, pairs, want)
-		}
+		checkInlinePairs(t, db, list, ids)
 	}
 }

@@ -16,8 +16,13 @@ var longAgo = time.Unix(1, 0)
 // finalTimeout bounds how long closing a stream waits for its client to
 // take the ending (the close frame, the last event) when its socket is
 // full: a stalled client is closed a moment after it was told why, or
-// without being told. A variable for tests.
-var finalTimeout = time.Second
+// without being told. One second; tests change it through an atomic, as a
+// stream of an earlier test may still be closing.
+var finalTimeoutNanos atomic.Int64
+
+func init() { finalTimeoutNanos.Store(int64(time.Second)) }
+
+func finalTimeout() time.Duration { return time.Duration(finalTimeoutNanos.Load()) }
 
 // netConn serves a taken-over connection that the poller cannot hold (TLS,
 // or streams kept on goroutines) with one goroutine of its own, blocked in
@@ -82,7 +87,7 @@ func (c *netConn) abort() {
 // leaves the connection unusable: nothing more reaches the client.)
 func (c *netConn) close(final []byte) {
 	if len(final) > 0 {
-		_ = c.nc.SetWriteDeadline(time.Now().Add(finalTimeout))
+		_ = c.nc.SetWriteDeadline(time.Now().Add(finalTimeout()))
 		nb := net.Buffers{c.rest, final}
 		_, _ = nb.WriteTo(c.nc)
 	}
@@ -196,13 +201,13 @@ func (c *httpConn) schedule() {
 func (c *httpConn) abort() {
 	c.aborted.Store(true)
 	if c.writing.Load() {
-		_ = c.rc.SetWriteDeadline(time.Now().Add(finalTimeout))
+		_ = c.rc.SetWriteDeadline(time.Now().Add(finalTimeout()))
 	}
 }
 
 func (c *httpConn) close(final []byte) {
 	if len(final) > 0 {
-		_ = c.rc.SetWriteDeadline(time.Now().Add(finalTimeout))
+		_ = c.rc.SetWriteDeadline(time.Now().Add(finalTimeout()))
 		if _, err := c.w.Write(final); err == nil {
 			_ = c.rc.Flush()
 		}

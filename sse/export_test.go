@@ -5,7 +5,6 @@ import "time"
 // SetFinalTimeout sets how long closing waits for a full socket to take a
 // stream's ending, for the engine tests; it returns the undo.
 func SetFinalTimeout(d time.Duration) (restore func()) {
-	old := finalTimeout
-	finalTimeout = d
-	return func() { finalTimeout = old }
+	old := finalTimeoutNanos.Swap(int64(d))
+	return func() { finalTimeoutNanos.Store(old) }
 }

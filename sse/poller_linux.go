@@ -326,7 +326,7 @@ func (c *fdConn) writeFinalLocked(final []byte) {
 		c.pending = append(c.pending[:len(c.pending):len(c.pending)], final...)
 	}
 	c.whole = false // nothing more is dropped: the rest is the ending
-	t := time.NewTimer(finalTimeout)
+	t := time.NewTimer(finalTimeout())
 	defer t.Stop()
 	for c.fd >= 0 && c.pending != nil {
 		if c.drained == nil {

@@ -25,8 +25,7 @@ import (
 // way whole, then token_expired and the end of the response. On the poller
 // and on goroutine streams, over a real socket.
 func TestExpiryWhileWriteBlocked(t *testing.T) {
-	defer func(d time.Duration) { finalTimeout = d }(finalTimeout)
-	finalTimeout = 2 * time.Minute // generous: the client reads again at once
+	defer SetFinalTimeout(2 * time.Minute)() // generous: the client reads again at once
 	for _, goroutines := range []bool{false, true} {
 		t.Run(fmt.Sprintf("goroutines=%v", goroutines), func(t *testing.T) {
 			h := NewHub(WithGoroutines(goroutines), WithHeartbeat(time.Hour)) // nothing else is written

@@ -113,8 +113,19 @@ func (w *listenWork) fetch(ctx context.Context, msgs []message) fetched {
 		}
 	}
 	if len(need) > 0 {
-		if f.notifications, f.err = w.db.notificationsByID(ctx, need); f.err != nil {
+		f.notifications = make(map[int64]store.Notification, len(need))
+		if w.db.recent != nil {
+			need = w.db.recent.take(ctx, need, f.notifications)
+		}
+	}
+	if len(need) > 0 {
+		read, err := w.db.notificationsByID(ctx, need)
+		if err != nil {
+			f.notifications, f.err = nil, err
 			return f
+		}
+		for id, n := range read {
+			f.notifications[id] = n
 		}
 	}
 	if len(stored) > 0 {

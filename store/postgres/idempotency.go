@@ -30,7 +30,7 @@ func (db *DB) writeBatch(ctx context.Context, reqs []*publishRequest) error {
 	}
 	defer conn.Close()
 	if !keyed {
-		return inFlight(publishRequests(ctx, conn, reqs))
+		return inFlight(publishRequests(ctx, conn, reqs, db.recent))
 	}
 	tx, err := conn.BeginTxx(ctx, nil)
 	if err != nil {
@@ -41,7 +41,7 @@ func (db *DB) writeBatch(ctx context.Context, reqs []*publishRequest) error {
 	if err != nil {
 		return err
 	}
-	if err := publishRequests(ctx, tx, fresh); err != nil {
+	if err := publishRequests(ctx, tx, fresh, db.recent); err != nil {
 		return err
 	}
 	if err := saveKeys(ctx, tx, fresh); err != nil {
@@ -50,8 +50,12 @@ func (db *DB) writeBatch(ctx context.Context, reqs []*publishRequest) error {
 	return inFlight(tx.Commit())
 }
 
-// publishRequests runs publishBatch for reqs and sets their answers.
-func publishRequests(ctx context.Context, q querier, reqs []*publishRequest) error {
+// publishRequests runs publishBatch for reqs and sets their answers. What
+// it stored goes into recent for the listener (see recentNotes), the batch
+// marked in flight until then; in a transaction that is before the
+// commit, and a batch rolled back leaves entries no NOTIFY asks for, which
+// age out.
+func publishRequests(ctx context.Context, q querier, reqs []*publishRequest, recent *recentNotes) error {
 	if len(reqs) == 0 {
 		return nil
 	}
@@ -59,12 +63,18 @@ func publishRequests(ctx context.Context, q querier, reqs []*publishRequest) err
 	for i, r := range reqs {
 		msgs[i] = r.m
 	}
-	res, err := publishBatch(ctx, q, msgs)
+	if recent != nil {
+		defer recent.end(recent.begin())
+	}
+	res, at, err := publishBatch(ctx, q, msgs)
 	if err != nil {
 		return err
 	}
 	for i, r := range reqs {
 		r.res = res[i]
+		if recent != nil && res[i].NotificationID > 0 && res[i].Recipients > 0 {
+			recent.put(stored(res[i].NotificationID, r.m, at))
+		}
 	}
 	return nil
 }

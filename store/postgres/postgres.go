@@ -130,7 +130,8 @@ type DB struct {
 	log  *slog.Logger
 
 	batcher   *batcher
-	listening atomic.Bool // a Listen is running
+	recent    *recentNotes // what this instance just published, for its listener
+	listening atomic.Bool  // a Listen is running
 	listener  listenerState
 	migrated  atomic.Bool // the schema is up to date: calls may connect
 	stmts     preparedStmts
@@ -182,6 +183,7 @@ func Open(ctx context.Context, rawURL string, opts ...Option) (*DB, error) {
 		db.x.Close()
 		return nil, err
 	}
+	db.recent = newRecentNotes()
 	db.batcher = newBatcher(db)
 	return db, nil
 }

@@ -41,8 +41,9 @@ type batchMessage struct {
 	Owner     string     `json:"ow,omitempty"`
 }
 
-// publishBatch stores msgs (all or nothing) and returns their answers in order.
-func publishBatch(ctx context.Context, q querier, msgs []store.Message) ([]store.PublishResult, error) {
+// publishBatch stores msgs (all or nothing) and returns their answers in
+// order, and the time it gave them (created_at).
+func publishBatch(ctx context.Context, q querier, msgs []store.Message) ([]store.PublishResult, time.Time, error) {
 	in := make([]batchMessage, len(msgs))
 	targets := make([]targetArgs, len(msgs))
 	for i, m := range msgs {
@@ -58,7 +59,7 @@ func publishBatch(ctx context.Context, q querier, msgs []store.Message) ([]store
 	}
 	js, err := json.Marshal(in)
 	if err != nil {
-		return nil, fmt.Errorf("encode batch: %w", err)
+		return nil, time.Time{}, fmt.Errorf("encode batch: %w", err)
 	}
 	var rows []struct {
 		K           int            `db:"k"`
@@ -68,11 +69,12 @@ func publishBatch(ctx context.Context, q querier, msgs []store.Message) ([]store
 		KnownEmails pq.StringArray `db:"known_emails"`
 		Notified    sql.NullBool   `db:"notified"`
 	}
-	if err := q.SelectContext(ctx, &rows, publishBatchSQL, string(js), now(), channel, inlineRecipients); err != nil {
-		return nil, fmt.Errorf("store %d notifications: %w", len(msgs), err)
+	at := now()
+	if err := q.SelectContext(ctx, &rows, publishBatchSQL, string(js), at, channel, inlineRecipients); err != nil {
+		return nil, at, fmt.Errorf("store %d notifications: %w", len(msgs), err)
 	}
 	if len(rows) != len(msgs) {
-		return nil, fmt.Errorf("store %d notifications: %d answers", len(msgs), len(rows))
+		return nil, at, fmt.Errorf("store %d notifications: %d answers", len(msgs), len(rows))
 	}
 	out := make([]store.PublishResult, len(msgs))
 	for _, r := range rows {
@@ -83,5 +85,16 @@ func publishBatch(ctx context.Context, q querier, msgs []store.Message) ([]store
 			Unknown:        targets[i].unknown(msgs[i].To, r.KnownIDs, r.KnownEmails),
 		}
 	}
-	return out, nil
+	return out, at, nil
+}
+
+// stored is the notification publishBatch stored for m as id at at, as the
+// listener would read it back (notificationsByID).
+func stored(id int64, m store.Message, at time.Time) store.Notification {
+	n := store.Notification{ID: id, Type: m.Type, Title: m.Title, Body: m.Body, CreatedAt: at,
+		URL: m.URL, ExpiresAt: millis(m.ExpiresAt)}
+	if len(m.Data) > 0 {
+		n.Data = m.Data
+	}
+	return n
 }

@@ -34,6 +34,7 @@ func main() {
 const usage = `Usage:
   herald-bench [flags]          one load run against --url, or a Herald it starts (--spawn)
   herald-bench report [flags]   write BENCHMARKS.md from go test -bench output and load results
+  herald-bench floor [flags]    a bare Go server for the same load (the floor of CPU per message; see floor.go)
 
 Examples (from the repository root):
   herald-bench --spawn --streams 500 --rate 200 --duration 10s
@@ -56,6 +57,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 			return runWorker(ctx, stdin, stdout, log)
 		case "report":
 			return reportCmd(args[1:], stdout, stderr)
+		case "floor":
+			return runFloor(ctx, args[1:], stdout, stderr)
 		case "help", "-h", "--help":
 			// The usage and every flag, on stdout (bench.sh reads which
 			// transports this build has from it).

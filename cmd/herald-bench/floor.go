@@ -1,0 +1,206 @@
+package main
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// `herald-bench floor` is the least a Go server can do for the bench's
+// ephemeral load: the same HTTP/1.1 streams and publishes over loopback,
+// with no authentication, no store and no directory. The bench measures it
+// like Herald (--url, --server-pid), so the CPU it spends per message is
+// the floor under Herald's on this machine: what net/http, the Go runtime
+// and the kernel's loopback TCP cost for one publish and one event. It is
+// written the way a plain Go SSE server is: a goroutine per stream blocked
+// in its handler, events written and flushed from the publishing request.
+//
+//	herald-bench floor --addr 127.0.0.1:3999 &
+//	herald-bench --url http://127.0.0.1:3999 --server-pid $! --jwt-secret x --seed=false \
+//	    --streams 10000 --rate 1000 --duration 20s --ephemeral
+const floorUsage = `Usage: herald-bench floor [--addr 127.0.0.1:0] [--heartbeat 15s]`
+
+func runFloor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() { fmt.Fprintln(stderr, floorUsage); fs.PrintDefaults() }
+	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback)")
+	beat := fs.Duration("heartbeat", 15*time.Second, "a comment to every stream this often, spread over the interval, as Herald's heartbeat")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", *addr)
+	if err != nil {
+		return err
+	}
+	f := &floor{streams: map[int64]*floorStream{}}
+	srv := &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
+	fmt.Fprintf(stdout, "floor: http://%s pid %d\n", ln.Addr(), os.Getpid())
+	done := make(chan struct{})
+	go func() { defer close(done); f.heartbeats(ctx, *beat) }()
+	go func() { <-ctx.Done(); _ = srv.Close() }()
+	err = srv.Serve(ln)
+	<-done
+	if errors.Is(err, http.ErrServerClosed) {
+		return nil
+	}
+	return err
+}
+
+type floor struct {
+	mu      sync.Mutex
+	streams map[int64]*floorStream
+}
+
+type floorStream struct {
+	mu sync.Mutex
+	w  io.Writer
+	rc *http.ResponseController
+}
+
+func (s *floorStream) write(b []byte) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if _, err := s.w.Write(b); err == nil {
+		_ = s.rc.Flush()
+	}
+}
+
+func (f *floor) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch {
+	case r.Method == http.MethodGet && r.URL.Path == "/events":
+		f.stream(w, r)
+	case r.Method == http.MethodPost && r.URL.Path == "/notifications":
+		f.publish(w, r)
+	case r.Method == http.MethodGet && r.URL.Path == "/notifications": // the bench's preflight
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"items":[]}`)
+	case r.URL.Path == "/metrics":
+		f.mu.Lock()
+		n := len(f.streams)
+		f.mu.Unlock()
+		fmt.Fprintf(w, "herald_streams_open %d\n", n)
+	default:
+		http.NotFound(w, r)
+	}
+}
+
+// stream holds GET /events open for the employee the token's `user` names
+// (bench<ID>); the signature is not checked.
+func (f *floor) stream(w http.ResponseWriter, r *http.Request) {
+	id, ok := floorEmployee(strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer "))
+	if !ok {
+		http.Error(w, "no employee", http.StatusUnauthorized)
+		return
+	}
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	s := &floorStream{w: w, rc: http.NewResponseController(w)}
+	s.write([]byte("retry: 5000\n: connected\n\n"))
+	f.mu.Lock()
+	f.streams[id] = s
+	f.mu.Unlock()
+	<-r.Context().Done()
+	f.mu.Lock()
+	if f.streams[id] == s {
+		delete(f.streams, id)
+	}
+	f.mu.Unlock()
+}
+
+func floorEmployee(token string) (int64, bool) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return 0, false
+	}
+	payload, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return 0, false
+	}
+	var c struct {
+		User string `json:"user"`
+	}
+	if json.Unmarshal(payload, &c) != nil || !strings.HasPrefix(c.User, "bench") {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(strings.TrimPrefix(c.User, "bench"), 10, 64)
+	return id, err == nil
+}
+
+// publish decodes a publish to employees and writes its event to their
+// streams at once.
+func (f *floor) publish(w http.ResponseWriter, r *http.Request) {
+	var m struct {
+		To struct {
+			Employees []int64 `json:"employees"`
+		} `json:"to"`
+		Type  string          `json:"type"`
+		Title string          `json:"title"`
+		Data  json.RawMessage `json:"data"`
+	}
+	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&m); err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	ev, err := json.Marshal(struct {
+		Type  string          `json:"type"`
+		Title string          `json:"title"`
+		Data  json.RawMessage `json:"data,omitempty"`
+	}{m.Type, m.Title, m.Data})
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	frame := append(append([]byte("event: notification\ndata: "), ev...), "\n\n"...)
+	n := 0
+	for _, id := range m.To.Employees {
+		f.mu.Lock()
+		s := f.streams[id]
+		f.mu.Unlock()
+		if s != nil {
+			s.write(frame)
+			n++
+		}
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	fmt.Fprintf(w, `{"recipients":%d}`, n)
+}
+
+// heartbeats writes a comment to every stream once per interval, a slice
+// of them every 100 ms, until ctx ends.
+func (f *floor) heartbeats(ctx context.Context, interval time.Duration) {
+	const tick = 100 * time.Millisecond
+	slices := max(1, int(interval/tick))
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for k := 0; ; k++ {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		var due []*floorStream
+		f.mu.Lock()
+		for id, s := range f.streams {
+			if int(id%int64(slices)) == k%slices {
+				due = append(due, s)
+			}
+		}
+		f.mu.Unlock()
+		for _, s := range due {
+			s.write([]byte(":\n\n"))
+		}
+	}
+}

@@ -70,7 +70,7 @@ bench:
 
 ## mutate: mutation testing (gremlins v0.6.0) of sse, auth, store and the stream and publish files of
 ## handlers, one package at a time, niced; results in bin/mutate/. Slow: not part of test or CI.
-## MUTATE_PKGS="sse auth" limits it; MUTATE_DIFF=main mutates only changed lines (internal/mutate/mutate.sh).
+## MUTATE_PKGS="sse auth" limits it; MUTATE_EXCLUDE leaves files out (internal/mutate/mutate.sh).
 mutate:
 	GO=$(GO) internal/mutate/mutate.sh
 

@@ -69,8 +69,8 @@ bench:
 	GO=$(GO) cmd/herald-bench/bench.sh
 
 ## mutate: mutation testing (gremlins v0.6.0) of sse, auth, store and the stream and publish files of
-## handlers, one package at a time, niced; results in bin/mutate/. Slow: not part of test or CI.
-## MUTATE_PKGS="sse auth" limits it; MUTATE_EXCLUDE leaves files out (internal/mutate/mutate.sh).
+## handlers, one package at a time, niced; results in bin/mutate/. Not part of test or CI.
+## Bounded to 30 min (MUTATE_BUDGET=0: no bound); MUTATE_PKGS="sse auth" and MUTATE_EXCLUDE narrow it.
 mutate:
 	GO=$(GO) internal/mutate/mutate.sh
 

@@ -16,6 +16,12 @@
 #   MUTATE_EXCLUDE  more files to leave out, regexps on the path inside the
 #                   package's directory (e.g. "center\.go push\.go"), to
 #                   bound a run to the files that changed
+#   MUTATE_BUDGET   the whole run's time bound in minutes (default 30; 0: none).
+#                   The time left is shared among the packages left; a
+#                   package whose share ends is stopped and its log keeps
+#                   the mutants it reached (counted below as it stops). A
+#                   full measurement of a package takes longer: run it alone
+#                   with MUTATE_BUDGET=0, bounded by MUTATE_EXCLUDE.
 #   TEST_DATABASE_URL  PostgreSQL: without it store/postgres's tests skip and
 #                   its mutants count as not covered
 #
@@ -83,6 +89,18 @@ for e in ${MUTATE_EXCLUDE:-}; do extra="$extra -E $e"; done
 diff_flag=""
 if [ -n "${MUTATE_DIFF:-}" ]; then diff_flag="--diff $MUTATE_DIFF"; fi
 
+BUDGET=${MUTATE_BUDGET:-30}
+deadline=$(( $(date +%s) + BUDGET * 60 ))
+left=$(echo $PKGS | wc -w)
+
+# tally counts the outcomes gremlins logged, for a run stopped early (a
+# finished run prints its own summary too).
+tally() {
+	printf 'mutate: %s: killed %s, lived %s, timed out %s, not covered %s\n' "$1" \
+		"$(grep -c '^ *KILLED ' "$2")" "$(grep -c '^ *LIVED ' "$2")" \
+		"$(grep -c '^ *TIMED OUT ' "$2")" "$(grep -c '^ *NOT COVERED ' "$2")"
+}
+
 status=0
 for pkg in $PKGS; do
 	if [ "$pkg" = store/postgres ] && [ -z "${TEST_DATABASE_URL:-}" ]; then
@@ -91,13 +109,27 @@ for pkg in $PKGS; do
 	dburl=${TEST_DATABASE_URL:-} ci=${CI:-}
 	if [ "$pkg" = store ]; then dburl="" ci=""; fi
 	name=$(echo "$pkg" | tr / -)
-	echo "mutate: $pkg"
 	start=$(date +%s)
-	# shellcheck disable=SC2046
-	TEST_DATABASE_URL=$dburl CI=$ci nice -n 10 "$GO" run "github.com/go-gremlins/gremlins/cmd/gremlins@$GREMLINS_VERSION" unleash \
+	bound=""
+	if [ "$BUDGET" -gt 0 ]; then
+		share=$(( (deadline - start) / left ))
+		if [ "$share" -lt 60 ]; then
+			echo "mutate: $pkg: skipped, the budget of $BUDGET min is spent"
+			left=$((left - 1))
+			continue
+		fi
+		bound="timeout -s INT -k 30 $share"
+		echo "mutate: $pkg (at most $share s of the $BUDGET min budget)"
+	else
+		echo "mutate: $pkg"
+	fi
+	left=$((left - 1))
+	# shellcheck disable=SC2046,SC2086
+	TEST_DATABASE_URL=$dburl CI=$ci $bound nice -n 10 "$GO" run "github.com/go-gremlins/gremlins/cmd/gremlins@$GREMLINS_VERSION" unleash \
 		--workers "$WORKERS" --timeout-coefficient "$COEFF" \
 		$(excludes "$pkg") $extra $diff_flag -o "$OUT/$name.json" "./$pkg" | tee "$OUT/$name.log" || status=1
 	echo "mutate: $pkg took $(( $(date +%s) - start )) s"
+	tally "$pkg" "$OUT/$name.log"
 done
 grep -h 'Test efficacy\|Mutator coverage' "$OUT"/*.log 2>/dev/null || true
 exit $status

@@ -11,8 +11,10 @@
 #                   covered test run; 10 on a loaded machine, where a run's
 #                   time varies more than threefold
 #   MUTATE_DIFF     a branch or commit: mutate only lines changed since it
-#                   (gremlins --diff; in our runs it reported every mutant
-#                   skipped, so bound runs with MUTATE_EXCLUDE instead)
+#                   (gremlins --diff; for a package below the module root
+#                   it compares git's paths with the package's and skips
+#                   every mutant: bound runs with MUTATE_EXCLUDE instead,
+#                   or see the git wrapper in round3-a.md)
 #   MUTATE_EXCLUDE  more files to leave out, regexps on the path inside the
 #                   package's directory (e.g. "center\.go push\.go"), to
 #                   bound a run to the files that changed

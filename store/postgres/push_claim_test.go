@@ -8,20 +8,29 @@ import (
 	"time"
 
 	"github.com/corp/herald/store"
+	"github.com/corp/herald/store/postgres"
 	"github.com/corp/herald/store/storetest"
 )
+
+// withPushSubscriber opens a store whose employee 1 has one push
+// subscription.
+func withPushSubscriber(t *testing.T) *postgres.DB {
+	t.Helper()
+	db := MustOpen(t)
+	storetest.Seed(t, db, 1, 0)
+	sub := store.PushSubscription{Employee: 1, Endpoint: "https://push.example/1",
+		P256DH: bytes.Repeat([]byte{1}, 65), Auth: bytes.Repeat([]byte{1}, 16)}
+	if _, err := db.SavePushSubscription(context.Background(), sub, 10); err != nil {
+		t.Fatal(err)
+	}
+	return db
+}
 
 // TestClaimedPushCarriesData: a claimed job's notification carries its
 // data as published, and none for a notification published without.
 func TestClaimedPushCarriesData(t *testing.T) {
-	db := MustOpen(t)
-	storetest.Seed(t, db, 1, 0)
+	db := withPushSubscriber(t)
 	ctx := context.Background()
-	sub := store.PushSubscription{Employee: 1, Endpoint: "https://push.example/1",
-		P256DH: bytes.Repeat([]byte{1}, 65), Auth: bytes.Repeat([]byte{1}, 16)}
-	if _, err := db.SavePushSubscription(ctx, sub, 10); err != nil {
-		t.Fatal(err)
-	}
 	to := store.Targets{Employees: []int64{1}}
 	if _, err := db.Publish(ctx, store.Message{To: to, Type: "t", Title: "with data", Data: []byte(`{"k":1}`)}, nil); err != nil {
 		t.Fatal(err)
@@ -71,14 +80,8 @@ func TestPushSubscriptionUnknownEmployee(t *testing.T) {
 // again at its retry time, not when its lease runs out (a minute here),
 // beside a job of the same settlement completed.
 func TestSettledRetryWaitsForItsTime(t *testing.T) {
-	db := MustOpen(t)
-	storetest.Seed(t, db, 1, 0)
+	db := withPushSubscriber(t)
 	ctx := context.Background()
-	sub := store.PushSubscription{Employee: 1, Endpoint: "https://push.example/1",
-		P256DH: bytes.Repeat([]byte{1}, 65), Auth: bytes.Repeat([]byte{1}, 16)}
-	if _, err := db.SavePushSubscription(ctx, sub, 10); err != nil {
-		t.Fatal(err)
-	}
 	for _, title := range []string{"sent", "retried"} {
 		if _, err := db.Publish(ctx, store.Message{To: store.Targets{Employees: []int64{1}}, Type: "t", Title: title}, nil); err != nil {
 			t.Fatal(err)

@@ -20,8 +20,10 @@
 #                   bound a run to the files that changed
 #   MUTATE_BUDGET   the whole run's time bound in minutes (default 30; 0: none).
 #                   The time left is shared among the packages left; a
-#                   package whose share ends is stopped and its log keeps
-#                   the mutants it reached (counted below as it stops). A
+#                   package whose share ends is stopped (SIGINT, then KILL
+#                   30 s later) and its log keeps the mutants it reached,
+#                   counted up to the stop (the ones in flight then are
+#                   not results). A
 #                   full measurement of a package takes longer: run it alone
 #                   with MUTATE_BUDGET=0, bounded by MUTATE_EXCLUDE.
 #   TEST_DATABASE_URL  PostgreSQL: without it store/postgres's tests skip and
@@ -96,11 +98,15 @@ deadline=$(( $(date +%s) + BUDGET * 60 ))
 left=$(echo $PKGS | wc -w)
 
 # tally counts the outcomes gremlins logged, for a run stopped early (a
-# finished run prints its own summary too).
+# finished run prints its own summary too). Lines after "Shutting down"
+# are left out: the mutants in flight then had their tests interrupted,
+# and gremlins reports them as it happens to read that (LIVED, often).
 tally() {
-	printf 'mutate: %s: killed %s, lived %s, timed out %s, not covered %s\n' "$1" \
-		"$(grep -c '^ *KILLED ' "$2")" "$(grep -c '^ *LIVED ' "$2")" \
-		"$(grep -c '^ *TIMED OUT ' "$2")" "$(grep -c '^ *NOT COVERED ' "$2")"
+	sed '/Shutting down/,$d' "$2" > "$2.counted"
+	printf 'mutate: %s: killed %s, lived %s, timed out %s, not covered %s (before any stop)\n' "$1" \
+		"$(grep -c '^ *KILLED ' "$2.counted")" "$(grep -c '^ *LIVED ' "$2.counted")" \
+		"$(grep -c '^ *TIMED OUT ' "$2.counted")" "$(grep -c '^ *NOT COVERED ' "$2.counted")"
+	rm -f "$2.counted"
 }
 
 status=0
@@ -114,7 +120,8 @@ for pkg in $PKGS; do
 	start=$(date +%s)
 	bound=""
 	if [ "$BUDGET" -gt 0 ]; then
-		share=$(( (deadline - start) / left ))
+		# 30 s of each share are kept for gremlins to stop (-k 30).
+		share=$(( (deadline - start) / left - 30 ))
 		if [ "$share" -lt 60 ]; then
 			echo "mutate: $pkg: skipped, the budget of $BUDGET min is spent"
 			left=$((left - 1))

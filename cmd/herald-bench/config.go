@@ -15,12 +15,13 @@ import (
 // Bounds keep every run finite: a run cannot publish for longer than
 // maxDuration nor open more than maxStreams streams.
 const (
-	maxDuration  = 10 * time.Minute
-	maxStreams   = 200_000
-	maxRate      = 100_000
-	maxInstances = 8
-	maxWorkers   = 64
-	maxOldRows   = 10_000_000
+	maxDuration    = 10 * time.Minute
+	maxStreams     = 200_000
+	maxRate        = 100_000
+	maxInstances   = 8
+	maxWorkers     = 64
+	maxOldRows     = 10_000_000
+	maxCenterCalls = 100_000
 	// fdReserve is what a process keeps, out of its open-file limit, for
 	// everything that is not a stream: publisher connections, stdio, pipes,
 	// the issuer, DNS-free dials, the Go runtime.
@@ -41,6 +42,8 @@ type config struct {
 	ServerEnv   []string      // --server-env: added to a spawned server's environment
 	OldRows     int           // --old-rows: old notifications stored before the server starts
 	OldAge      time.Duration // how old they are
+	Inbox       int           // --inbox: unread notifications stored in the first employee's inbox before the server starts
+	CenterCalls int           // --center-calls: time this many of each notification-center call instead of a load run
 
 	Streams      int
 	Employees    int
@@ -95,6 +98,8 @@ func parseConfig(args []string, getenv func(string) string, stderr io.Writer) (c
 		return nil
 	})
 	fs.IntVar(&c.OldRows, "old-rows", 0, fmt.Sprintf("--spawn: store this many notifications older than --old-age (one copy each, over the bench's employees) before the server starts, for its retention sweep to delete while the run publishes (at most %d)", maxOldRows))
+	fs.IntVar(&c.Inbox, "inbox", 0, fmt.Sprintf("--spawn: store this many unread notifications in the first employee's inbox before the server starts (at most %d)", maxOldRows))
+	fs.IntVar(&c.CenterCalls, "center-calls", 0, fmt.Sprintf("instead of a load run, time this many of each notification-center call (the inbox's first page, its counts, a state change) on the first employee's inbox, over HTTP (at most %d)", maxCenterCalls))
 	fs.DurationVar(&c.OldAge, "old-age", 100*24*time.Hour, "--old-rows: their age (default 100 days: older than the default RETENTION of 90 days)")
 	fs.IntVar(&c.Streams, "streams", 100, fmt.Sprintf("streams to open (at most %d)", maxStreams))
 	fs.IntVar(&c.Employees, "employees", 0, "employees the streams belong to (default: one per stream; at most 10 streams each)")
@@ -204,6 +209,12 @@ func (c *config) validate() error {
 	}
 	if c.OldRows < 0 || c.OldRows > maxOldRows || c.OldAge <= 0 {
 		bad("--old-rows must be 0…%d and --old-age positive", maxOldRows)
+	}
+	if c.Inbox < 0 || c.Inbox > maxOldRows || c.CenterCalls < 0 || c.CenterCalls > maxCenterCalls {
+		bad("--inbox must be 0…%d and --center-calls 0…%d", maxOldRows, maxCenterCalls)
+	}
+	if c.Inbox > 0 && (!c.Spawn || !c.Seed) {
+		bad("--inbox needs --spawn and --seed (it writes into the database before the server starts)")
 	}
 	if c.OldRows > 0 && (!c.Spawn || !c.Seed) {
 		bad("--old-rows needs --spawn and --seed (it writes into the database before the server starts)")

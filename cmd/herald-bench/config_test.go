@@ -52,6 +52,10 @@ func TestParseConfigBounds(t *testing.T) {
 		{"remote database", "--spawn --database-url postgres://db.example.com/h", "--database-url"},
 		{"bad mode", "--spawn --mode multicast", "--mode"},
 		{"url needs secret", "--url http://127.0.0.1:3000", "--jwt-secret"},
+		{"inbox and center calls", "--spawn --inbox 100000 --center-calls 300", ""},
+		{"inbox too large", "--spawn --inbox 10000001", "--inbox"},
+		{"too many center calls", "--spawn --center-calls 100001", "--center-calls"},
+		{"inbox without spawn", "--url http://127.0.0.1:3000 --jwt-secret s --inbox 10", "--inbox needs --spawn"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -72,5 +72,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdin i
 	if err != nil {
 		return err
 	}
+	if cfg.CenterCalls > 0 {
+		return runCenter(ctx, cfg, "herald-bench "+strings.Join(args, " "), stdout, stderr)
+	}
 	return runLoad(ctx, cfg, "herald-bench "+strings.Join(args, " "), stdout, stderr)
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"database/sql"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -48,14 +49,35 @@ func openDatabase(dsn string) (*sql.DB, string, error) {
 }
 
 // seedOldRows stores n old notifications created at created, one copy
-// each, over the employees of e (who must exist).
+// each, read and seen, over the employees of e (who must exist).
 func seedOldRows(ctx context.Context, dsn string, e employees, n int, created time.Time) error {
+	return seedRows(ctx, dsn, e, rowSpec{n: n, created: created, typ: oldType, publisher: oldPublisher, read: true})
+}
+
+// rowSpec is what seedRows writes: n notifications of type typ from
+// publisher, created at created, one copy each, read and seen (read) or
+// neither.
+type rowSpec struct {
+	n              int
+	created        time.Time
+	typ, publisher string
+	read           bool
+	// vacuum: on PostgreSQL, VACUUM the tables too, as autovacuum will
+	// have by the time an inbox is that large (index-only scans need the
+	// visibility map).
+	vacuum bool
+}
+
+// seedRows stores the notifications of spec straight into Herald's
+// tables, dealt round robin over the employees of e.
+func seedRows(ctx context.Context, dsn string, e employees, spec rowSpec) error {
 	db, dialect, err := openDatabase(dsn)
 	if err != nil {
 		return err
 	}
 	defer db.Close()
-	if dialect == "postgres" {
+	n, created := spec.n, spec.created
+	if dialect == "postgres" && spec.typ == oldType {
 		// A run without retention leaves its rows; they go first, so that
 		// every run starts from the same database.
 		if _, err := deleteOldRows(ctx, db); err != nil {
@@ -73,16 +95,20 @@ func seedOldRows(ctx context.Context, dsn string, e employees, n int, created ti
 	var stmts []string
 	if dialect == "postgres" {
 		at := "'" + created.UTC().Format(time.RFC3339Nano) + "'::timestamptz"
+		readAt := at
+		if !spec.read {
+			readAt = "NULL"
+		}
 		stmts = []string{
 			fmt.Sprintf(`CREATE TEMP TABLE bench_old ON COMMIT DROP AS
 				SELECT k, %d + 1 + k %% %d AS emp, k / %d + 1 AS nth, nextval(pg_get_serial_sequence('notifications', 'id')) AS id
 				FROM generate_series(0, %d) AS k ORDER BY k`, base, count, count, n-1),
 			fmt.Sprintf(`INSERT INTO notifications (id, type, title, body, publisher, recipients, created_at)
 				OVERRIDING SYSTEM VALUE
-				SELECT id, '%s', 'An old notification', '', '%s', 1, %s FROM bench_old ORDER BY id`, oldType, oldPublisher, at),
-			fmt.Sprintf(`INSERT INTO inbox (employee_id, seq, notification_id, read_at, seen_at)
-				SELECT o.emp, e.last_seq + o.nth, o.id, %s, %s FROM bench_old o JOIN employees e ON e.id = o.emp
-				ORDER BY o.emp, o.nth`, at, at),
+				SELECT id, '%s', 'An old notification', '', '%s', 1, %s FROM bench_old ORDER BY id`, spec.typ, spec.publisher, at),
+			fmt.Sprintf(`INSERT INTO inbox (employee_id, seq, notification_id, read_at, seen_at, type)
+				SELECT o.emp, e.last_seq + o.nth, o.id, %s, %s, '%s' FROM bench_old o JOIN employees e ON e.id = o.emp
+				ORDER BY o.emp, o.nth`, readAt, readAt, spec.typ),
 		}
 	} else {
 		var maxID int64
@@ -90,15 +116,19 @@ func seedOldRows(ctx context.Context, dsn string, e employees, n int, created ti
 			return fmt.Errorf("old rows: %w", err)
 		}
 		at := created.UnixMilli()
+		readAt := strconv.FormatInt(at, 10)
+		if !spec.read {
+			readAt = "NULL"
+		}
 		stmts = []string{
 			fmt.Sprintf(`CREATE TEMP TABLE bench_old AS
 				WITH RECURSIVE g(k) AS (SELECT 0 UNION ALL SELECT k + 1 FROM g WHERE k < %d)
 				SELECT k, %d + 1 + k %% %d AS emp, k / %d + 1 AS nth, %d + 1 + k AS id FROM g`, n-1, base, count, count, maxID),
 			fmt.Sprintf(`INSERT INTO notifications (id, type, title, body, publisher, recipients, created_at)
-				SELECT id, '%s', 'An old notification', '', '%s', 1, %d FROM bench_old ORDER BY id`, oldType, oldPublisher, at),
-			fmt.Sprintf(`INSERT INTO inbox (employee_id, seq, notification_id, read_at, seen_at)
-				SELECT o.emp, e.last_seq + o.nth, o.id, %d, %d FROM bench_old o JOIN employees e ON e.id = o.emp
-				ORDER BY o.emp, o.nth`, at, at),
+				SELECT id, '%s', 'An old notification', '', '%s', 1, %d FROM bench_old ORDER BY id`, spec.typ, spec.publisher, at),
+			fmt.Sprintf(`INSERT INTO inbox (employee_id, seq, notification_id, read_at, seen_at, type)
+				SELECT o.emp, e.last_seq + o.nth, o.id, %s, %s, '%s' FROM bench_old o JOIN employees e ON e.id = o.emp
+				ORDER BY o.emp, o.nth`, readAt, readAt, spec.typ),
 		}
 	}
 	// Employee i (0-based) got the copies k = i, i+E, i+2E, …: n/E of
@@ -121,6 +151,9 @@ func seedOldRows(ctx context.Context, dsn string, e employees, n int, created ti
 	analyze := `ANALYZE`
 	if dialect == "postgres" {
 		analyze = `ANALYZE notifications, inbox, employees`
+		if spec.vacuum {
+			analyze = `VACUUM (ANALYZE) notifications, inbox, employees`
+		}
 	}
 	if _, err := db.ExecContext(ctx, analyze); err != nil {
 		return fmt.Errorf("old rows: %w", err)

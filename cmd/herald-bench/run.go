@@ -210,7 +210,7 @@ func (r *runner) spawn(ctx context.Context) error {
 		dsn = "sqlite:" + filepath.Join(tmp, "herald.db")
 		// Old rows take the first seqs: a stream that saw no id yet does
 		// not know its position.
-		r.fresh = r.cfg.Seed && r.cfg.OldRows == 0
+		r.fresh = r.cfg.Seed && r.cfg.OldRows == 0 && r.cfg.Inbox == 0
 	}
 	r.dsn = dsn
 	r.store = "sqlite"
@@ -230,6 +230,14 @@ func (r *runner) spawn(ctx context.Context) error {
 			return err
 		}
 		r.log.Info("old notifications stored", "took", time.Since(start).Round(time.Millisecond))
+	}
+	if r.cfg.Inbox > 0 {
+		first := employees{Count: 1, Base: r.cfg.EmployeeBase}
+		r.log.Info("storing the first employee's inbox", "rows", r.cfg.Inbox, "employee", first.id(0))
+		spec := rowSpec{n: r.cfg.Inbox, created: time.Now().Add(-time.Hour), typ: inboxType, publisher: inboxPublisher, vacuum: true}
+		if err := seedRows(ctx, dsn, first, spec); err != nil {
+			return err
+		}
 	}
 	// Load runs measure Herald, not its rate limits: they are turned off.
 	env := append(baseEnv(), "HTTP_ADDR=127.0.0.1:0", "DATABASE_URL="+dsn, "JWT_SECRET="+r.auth.Secret, "LOG_LEVEL=info",

@@ -106,11 +106,12 @@ type Center interface {
 	// returns how many it delivered. With several instances on one
 	// database each notification is delivered by exactly one of them.
 	DeliverDue(ctx context.Context, limit int) (int, error)
-	// Sweep deletes, up to limit rows per kind, notifications created
-	// before olderThan (none when olderThan is zero), copies that expired
-	// before now, and idempotency keys older than IdempotencyTTL. It
-	// returns how many rows it deleted, and how long its statements held
-	// the database; callers repeat while it is limit or more.
+	// Sweep deletes, up to limit rows per kind, notifications whose copies
+	// appeared before olderThan (none when olderThan is zero): created
+	// before it and, when scheduled, due (DeliverAt) before it; copies that
+	// expired before now, and idempotency keys older than IdempotencyTTL.
+	// It returns how many rows it deleted, and how long its statements
+	// held the database; callers repeat while it is limit or more.
 	Sweep(ctx context.Context, olderThan time.Time, limit int) (SweepChunk, error)
 }
 

@@ -346,8 +346,8 @@ func deliverScheduled(ctx context.Context, tx *sqlx.Tx, id int64, t time.Time) e
 const sweepChunk = 2000
 
 // Sweep deletes old and expired notifications and old idempotency keys,
-// one chunk of each kind, in one statement (herald_sweep, migration
-// 00010), which holds an advisory lock that keeps other instances' sweeps
+// one chunk of each kind, in one statement (herald_sweep, migrations
+// 00010 and 00011), which holds an advisory lock that keeps other instances' sweeps
 // out (they return 0 meanwhile). Busy is the time the function spent
 // deleting, measured inside PostgreSQL: the round trip and the commit are
 // mostly waiting, and PostgreSQL's deletes do not hold publishes back (no

@@ -311,7 +311,8 @@ func deliverScheduled(ctx context.Context, b *batch, id int64, now time.Time) (s
 const sweepChunk = 500
 
 // Sweep deletes old and expired notifications and old idempotency keys,
-// one chunk of each kind, in one write of the writer.
+// one chunk of each kind, in one write of the writer. A scheduled
+// notification's age counts from its deliver_at, when its copies appeared.
 func (db *DB) Sweep(ctx context.Context, olderThan time.Time, limit int) (store.SweepChunk, error) {
 	limit = min(max(limit, 1), sweepChunk)
 	var busy time.Duration
@@ -331,11 +332,11 @@ func (db *DB) Sweep(ctx context.Context, olderThan time.Time, limit int) (store.
 				SELECT employee_id, seq FROM inbox WHERE expires_at <= ? LIMIT ?)`, []any{now, limit}},
 			{`DELETE FROM inbox WHERE (employee_id, seq) IN (
 				SELECT i.employee_id, i.seq FROM notifications n JOIN inbox i ON i.notification_id = n.id
-				WHERE n.created_at < ? LIMIT ?)`, []any{old, limit}},
+				WHERE n.created_at < ?1 AND coalesce(n.deliver_at, n.created_at) < ?1 LIMIT ?2)`, []any{old, limit}},
 			{`DELETE FROM notifications WHERE id IN (
-				SELECT n.id FROM notifications n WHERE n.created_at < ?
+				SELECT n.id FROM notifications n WHERE n.created_at < ?1 AND coalesce(n.deliver_at, n.created_at) < ?1
 				AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.notification_id = n.id)
-				AND NOT EXISTS (SELECT 1 FROM scheduled s WHERE s.notification_id = n.id) LIMIT ?)`, []any{old, limit}},
+				AND NOT EXISTS (SELECT 1 FROM scheduled s WHERE s.notification_id = n.id) LIMIT ?2)`, []any{old, limit}},
 			{`DELETE FROM notifications WHERE id IN (
 				SELECT n.id FROM notifications n WHERE n.expires_at <= ?
 				AND NOT EXISTS (SELECT 1 FROM inbox i WHERE i.notification_id = n.id)

@@ -592,6 +592,59 @@ func testSweep(t *testing.T, h *Harness) {
 	}
 }
 
+// testSweepScheduledAge: retention ages a scheduled notification from its
+// deliver_at, when its copies appeared, not from its publish. After
+// delivery, a sweep keeps the one due after the cutoff and deletes the one
+// due before it and an ordinary one published before it. The one kept is
+// the first published, so a chunk of one row per kind must look past it:
+// a first chunk that deleted nothing would end the sweep (sweepOnce stops
+// at a chunk that deletes less than its limit).
+func testSweepScheduledAge(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 1, 0)
+	// 300 ms and 3 s: the publishes must come before the first time, and
+	// the cutoff before the second, on a loaded machine too.
+	now := time.Now()
+	early, late := now.Add(300*time.Millisecond), now.Add(3*time.Second)
+	for _, p := range []struct {
+		title string
+		at    *time.Time
+	}{{"due late", &late}, {"due early", &early}, {"old", nil}} {
+		m := msg(p.title, store.Targets{Employees: []int64{1}})
+		m.DeliverAt = p.at
+		mustPublish(t, st, m)
+		time.Sleep(2 * time.Millisecond) // created_at in publish order
+	}
+	time.Sleep(max(time.Until(early), 0) + 20*time.Millisecond)
+	cut := time.Now()
+	time.Sleep(time.Until(late) + 20*time.Millisecond)
+	if n, err := st.DeliverDue(ctx(), 10); err != nil || n != 2 {
+		t.Fatalf("DeliverDue = %d, %v; want 2", n, err)
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 1}); titles(p.Items) != "due late,due early,old" {
+		t.Fatalf("inbox before the sweep: %s; want due late,due early,old", titles(p.Items))
+	}
+	var chunks []int
+	total := 0
+	for range 20 {
+		c, err := st.Sweep(ctx(), cut, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		chunks = append(chunks, c.Rows)
+		total += c.Rows
+		if c.Rows == 0 {
+			break
+		}
+	}
+	if chunks[0] == 0 || total != 4 || chunks[len(chunks)-1] != 0 {
+		t.Fatalf("retention sweep in chunks of 1 deleted %v rows; want 4 (due early and old, a copy each), the first chunk not empty, and an end", chunks)
+	}
+	if p := page(t, st, store.InboxQuery{Employee: 1}); titles(p.Items) != "due late" {
+		t.Fatalf("inbox after the sweep: %s; want due late (delivered after the cutoff, so younger than it)", titles(p.Items))
+	}
+}
+
 // testSweepKeepsFreshKeys: a sweep drops idempotency keys older than
 // store.IdempotencyTTL only; a retry after it is still answered from its
 // key.

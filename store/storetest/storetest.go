@@ -66,6 +66,7 @@ func Run(t *testing.T, open Opener) {
 		{"ScheduledExpiry", testScheduledExpiry},
 		{"Withdraw", testWithdraw},
 		{"Sweep", testSweep},
+		{"SweepScheduledAge", testSweepScheduledAge},
 		{"SweepKeepsFreshKeys", testSweepKeepsFreshKeys},
 		{"CenterFields", testCenterFields},
 		{"CountsKept", testCountsKept},

@@ -92,6 +92,21 @@ func startHerald(t *testing.T, args []string, env ...string) *proc {
 	return p
 }
 
+// stopHerald sends p SIGTERM and waits for it to exit with code 0.
+func stopHerald(t *testing.T, p *proc) {
+	t.Helper()
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-p.exited:
+		p.exited <- err // for the cleanup, which waits for it too
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.Logs())
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatalf("still running 10s after SIGTERM\n%s", p.Logs())
+	}
+}
+
 type lockedWriter struct {
 	mu *sync.Mutex
 	w  *bytes.Buffer

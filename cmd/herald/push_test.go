@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"net/http"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -232,16 +231,7 @@ func TestWebPushSurvivesRestart(t *testing.T) {
 		time.Sleep(20 * time.Millisecond)
 	}
 	publishPush(t, p, pub, "not decided", 2)
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.Logs())
-		}
-		p.exited <- nil
-	case <-time.After(10 * time.Second):
-		t.Fatal("still running 10s after SIGTERM")
-	}
+	stopHerald(t, p)
 
 	q := startHerald(t, []string{"serve"}, append(env, db)...)
 	waitReady(t, q, 200)

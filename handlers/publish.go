@@ -5,6 +5,7 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strconv"
@@ -25,10 +26,11 @@ const (
 	maxRole      = 100
 	maxEmail     = 254
 	maxIdemKey   = 255
-	maxURL       = 2048
-	// maxExpiry and maxSchedule bound expires_at and deliver_at ahead of now.
-	maxExpiry   = 366 * 24 * time.Hour
-	maxSchedule = 30 * 24 * time.Hour
+	maxURL       = 2048 // characters
+	// maxExpiryYears and maxSchedule bound expires_at and deliver_at ahead
+	// of now: one calendar year (365 or 366 days), and 30 days.
+	maxExpiryYears = 1
+	maxSchedule    = 30 * 24 * time.Hour
 )
 
 // isTypeName reports whether s matches [a-z0-9_.-]{1,64} (a notification's
@@ -100,25 +102,53 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) error {
 	if _, err := readJSON(w, r, &req); err != nil {
 		return err
 	}
-	m, persist, err := req.validate(time.Now())
-	if err != nil {
-		return err
-	}
-	m.Publisher, m.Owner = id.Subject, publisherKey(id)
 	var idem *store.Idempotency
 	if idemKey != "" {
 		idem = &store.Idempotency{Owner: idempotencyOwner(id), Key: idemKey, Hash: fingerprint(req)}
 	}
-	status := http.StatusCreated
+	m, persist, err := req.validate(time.Now())
+	if err != nil {
+		if idem == nil || !req.validApartFromNow() {
+			return err
+		}
+		// A retry whose times were valid at its first publish (an
+		// expires_at that has passed since) gets the first answer; a key
+		// never used gets the refusal.
+		res, rerr := h.store.Replay(r.Context(), *idem)
+		if errors.Is(rerr, store.ErrNotFound) {
+			return err
+		} else if rerr != nil {
+			return rerr
+		}
+		h.answerPublish(w, req.Persist == nil || *req.Persist, res)
+		return nil
+	}
+	m.Publisher, m.Owner = id.Subject, publisherKey(id)
 	var res store.PublishResult
 	if persist {
 		res, err = h.store.Publish(r.Context(), m, idem)
 	} else {
-		status = http.StatusAccepted
 		res, err = h.store.PublishEphemeral(r.Context(), m, idem)
 	}
 	if err != nil {
 		return err
+	}
+	if res.Replayed && res.DeliverAt == nil {
+		// An answer saved before answers kept deliver_at (keys live 24
+		// hours): the request's, while it is still ahead.
+		res.DeliverAt = m.DeliverAt
+	}
+	h.answerPublish(w, persist, res)
+	return nil
+}
+
+// answerPublish writes the answer to a publish, or the first answer again
+// to a retry (Replayed): its deliver_at is the one the first answer gave,
+// even after that time has passed.
+func (h *Handler) answerPublish(w http.ResponseWriter, persist bool, res store.PublishResult) {
+	status := http.StatusCreated
+	if !persist {
+		status = http.StatusAccepted
 	}
 	if res.Replayed {
 		w.Header().Set("Idempotent-Replayed", "true")
@@ -140,15 +170,28 @@ func (h *Handler) publish(w http.ResponseWriter, r *http.Request) error {
 	for _, e := range res.Unknown.Emails {
 		body.Unknown = append(body.Unknown, e)
 	}
-	if m.DeliverAt != nil {
-		body.DeliverAt = formatTime(*m.DeliverAt)
+	if res.DeliverAt != nil {
+		body.DeliverAt = formatTime(*res.DeliverAt)
 	}
 	writeJSON(w, status, body)
-	return nil
 }
 
-// validate checks every field, collecting all errors, and returns the message.
+// validate checks every field at now, collecting all errors, and returns
+// the message.
 func (req *publishRequest) validate(now time.Time) (store.Message, bool, error) {
+	return req.check(&now)
+}
+
+// validApartFromNow reports whether req passes every check that does not
+// depend on when it is made: a retry whose expires_at has passed since its
+// first publish is still the request it was.
+func (req *publishRequest) validApartFromNow() bool {
+	_, _, err := req.check(nil)
+	return err == nil
+}
+
+// check is validate, leaving out the checks relative to now when it is nil.
+func (req *publishRequest) check(now *time.Time) (store.Message, bool, error) {
 	var errs []FieldError
 	add := func(field, msg string) { errs = append(errs, FieldError{Field: field, Message: msg}) }
 

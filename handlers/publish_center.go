@@ -5,6 +5,7 @@ import (
 	"net/url"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // centerFields are the validated notification-center fields of a publish.
@@ -16,8 +17,9 @@ type centerFields struct {
 }
 
 // centerFields checks url, expires_at, deliver_at and required, reporting
-// each problem through add.
-func (req *publishRequest) centerFields(now time.Time, persist bool, add func(field, msg string)) centerFields {
+// each problem through add. With now nil it leaves out the checks relative
+// to the time of the request (see validApartFromNow).
+func (req *publishRequest) centerFields(now *time.Time, persist bool, add func(field, msg string)) centerFields {
 	out := centerFields{URL: req.URL, Required: req.Required}
 	if !persist {
 		for _, f := range []struct {
@@ -39,9 +41,10 @@ func (req *publishRequest) centerFields(now time.Time, persist bool, add func(fi
 		switch t, err := parseTime(*req.DeliverAt); {
 		case err != nil:
 			add("deliver_at", "must be an RFC 3339 time, e.g. 2026-12-01T09:00:00Z")
+		case now == nil:
 		case t.After(now.Add(maxSchedule)):
 			add("deliver_at", "at most 30 days ahead")
-		case t.After(now):
+		case t.After(*now):
 			out.DeliverAt = &t
 		}
 	}
@@ -49,9 +52,10 @@ func (req *publishRequest) centerFields(now time.Time, persist bool, add func(fi
 		switch t, err := parseTime(*req.ExpiresAt); {
 		case err != nil:
 			add("expires_at", "must be an RFC 3339 time, e.g. 2026-12-31T23:59:59Z")
-		case !t.After(now):
+		case now == nil:
+		case !t.After(*now):
 			add("expires_at", "must be in the future")
-		case t.After(now.Add(maxExpiry)):
+		case t.After(now.UTC().AddDate(maxExpiryYears, 0, 0)):
 			add("expires_at", "at most 1 year ahead")
 		case out.DeliverAt != nil && !t.After(*out.DeliverAt):
 			add("expires_at", "must be after deliver_at")
@@ -69,7 +73,7 @@ func (req *publishRequest) centerFields(now time.Time, persist bool, add func(fi
 func checkURL(u string) string {
 	const want = `must be an absolute http(s):// URL or a path starting with "/"`
 	switch {
-	case len(u) > maxURL:
+	case utf8.RuneCountInString(u) > maxURL:
 		return fmt.Sprintf("at most %d characters", maxURL)
 	case strings.ContainsFunc(u, func(r rune) bool { return r <= 0x20 || r == 0x7f || r == '\\' }):
 		return "must not contain spaces, control characters or backslashes"

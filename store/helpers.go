@@ -107,11 +107,16 @@ type storedResult struct {
 	Recipients int      `json:"recipients"`
 	Employees  []int64  `json:"unknown_employees,omitempty"`
 	Emails     []string `json:"unknown_emails,omitempty"`
+	DeliverAt  int64    `json:"deliver_at,omitempty"` // Unix milliseconds
 }
 
 // EncodeResult serializes a publish answer for the idempotency table.
 func EncodeResult(r PublishResult) string {
-	b, _ := json.Marshal(storedResult{r.NotificationID, r.Recipients, r.Unknown.Employees, r.Unknown.Emails})
+	sr := storedResult{ID: r.NotificationID, Recipients: r.Recipients, Employees: r.Unknown.Employees, Emails: r.Unknown.Emails}
+	if r.DeliverAt != nil {
+		sr.DeliverAt = Millis(*r.DeliverAt)
+	}
+	b, _ := json.Marshal(sr)
 	return string(b)
 }
 
@@ -121,12 +126,17 @@ func DecodeResult(s string) (PublishResult, error) {
 	if err := json.Unmarshal([]byte(s), &sr); err != nil {
 		return PublishResult{}, err
 	}
-	return PublishResult{
+	res := PublishResult{
 		NotificationID: sr.ID,
 		Recipients:     sr.Recipients,
 		Unknown:        Unknown{Employees: sr.Employees, Emails: sr.Emails},
 		Replayed:       true,
-	}, nil
+	}
+	if sr.DeliverAt != 0 {
+		t := FromMillis(sr.DeliverAt)
+		res.DeliverAt = &t
+	}
+	return res, nil
 }
 
 // Millis converts a time to Unix milliseconds, the stores' time unit.

@@ -96,6 +96,20 @@ func TestResultRoundTrip(t *testing.T) {
 	if _, err := store.DecodeResult("{"); err == nil {
 		t.Fatal("a broken stored answer decoded")
 	}
+	// A scheduled publish keeps its deliver_at; an answer without one is
+	// stored as before, and an answer stored before reads back without.
+	if got, want := store.EncodeResult(r), `{"id":42,"recipients":3,"unknown_employees":[7],"unknown_emails":["x@y"]}`; got != want {
+		t.Fatalf("EncodeResult = %s, want %s", got, want)
+	}
+	at := time.Date(2026, 12, 1, 8, 0, 0, 123e6, time.UTC)
+	r.DeliverAt = &at
+	got, err = store.DecodeResult(store.EncodeResult(r))
+	if err != nil || got.DeliverAt == nil || !got.DeliverAt.Equal(at) {
+		t.Fatalf("round trip of a scheduled answer = %+v, %v; want deliver_at %v", got, err, at)
+	}
+	if got, err := store.DecodeResult(`{"id":42,"recipients":3}`); err != nil || got.DeliverAt != nil {
+		t.Fatalf("an answer stored without deliver_at = %+v, %v; want none", got, err)
+	}
 }
 
 func TestMillis(t *testing.T) {

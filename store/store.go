@@ -164,6 +164,9 @@ type PublishResult struct {
 	// Replayed is true when the answer comes from an earlier publish with the
 	// same Idempotency-Key and nothing new was created.
 	Replayed bool
+	// DeliverAt is set when the notification was scheduled: when its
+	// copies become visible. A replay keeps it after that time has passed.
+	DeliverAt *time.Time
 }
 
 // InboxQuery selects a page of an employee's inbox, newest first.
@@ -284,6 +287,12 @@ type Publisher interface {
 	// PublishEphemeral resolves m's targets and hands it to the listening
 	// sinks without storing it.
 	PublishEphemeral(ctx context.Context, m Message, idem *Idempotency) (PublishResult, error)
+	// Replay returns the saved answer of idem's key (Replayed) and creates
+	// nothing: ErrIdempotencyMismatch when the key was used for another
+	// request, ErrNotFound when it holds no answer younger than
+	// IdempotencyTTL. It serves retries whose times no longer pass the
+	// checks made at their first publish.
+	Replay(ctx context.Context, idem Idempotency) (PublishResult, error)
 }
 
 // Inbox reads and updates employees' inboxes.

@@ -230,7 +230,7 @@ func (db *DB) schedule(ctx context.Context, m store.Message, idem *store.Idempot
 		if err != nil {
 			return store.PublishResult{}, fmt.Errorf("schedule: %w", err)
 		}
-		return store.PublishResult{NotificationID: id, Recipients: len(ids), Unknown: ta.unknown(m.To, ids, emails)}, nil
+		return store.PublishResult{NotificationID: id, Recipients: len(ids), Unknown: ta.unknown(m.To, ids, emails), DeliverAt: millis(m.DeliverAt)}, nil
 	}
 	if idem != nil {
 		return db.idempotent(ctx, "schedule", idem, func(tx *sqlx.Tx) (store.PublishResult, error) { return write(tx) })

@@ -213,3 +213,26 @@ func saveKeys(ctx context.Context, tx *sqlx.Tx, reqs []*publishRequest) error {
 	}
 	return nil
 }
+
+// Replay returns the saved answer of idem's key and writes nothing. A key
+// claimed by a publish not yet committed is not seen: ErrNotFound.
+func (db *DB) Replay(ctx context.Context, idem store.Idempotency) (store.PublishResult, error) {
+	ctx, cancel := context.WithTimeout(ctx, db.opts.callTimeout)
+	defer cancel()
+	var row struct {
+		Hash   string         `db:"request_hash"`
+		Result sql.NullString `db:"result"`
+	}
+	err := db.x.GetContext(ctx, &row, `SELECT request_hash, result FROM idempotency_keys
+		WHERE owner = $1 AND key = $2 AND created_at > $3`, idem.Owner, idem.Key, now().Add(-store.IdempotencyTTL))
+	switch {
+	case err != nil:
+		return store.PublishResult{}, wrap(ctx, "replay", noRows(err))
+	case !row.Result.Valid:
+		return store.PublishResult{}, wrap(ctx, "replay", store.ErrNotFound)
+	case row.Hash != idem.Hash:
+		return store.PublishResult{}, wrap(ctx, "replay", store.ErrIdempotencyMismatch)
+	}
+	res, err := store.DecodeResult(row.Result.String)
+	return res, wrap(ctx, "replay", err)
+}

@@ -187,6 +187,9 @@ func (db *DB) writePublish(ctx context.Context, b *batch, r *request) error {
 		return err
 	}
 	res := store.PublishResult{NotificationID: n.ID, Recipients: recipientCount, Unknown: unknown}
+	if scheduled {
+		res.DeliverAt = m.DeliverAt
+	}
 	if idem != nil {
 		if err := saveIdempotency(ctx, b, idem, res, now); err != nil {
 			return err
@@ -469,6 +472,23 @@ func lookupIdempotency(ctx context.Context, q stmter, idem *store.Idempotency) (
 	}
 	res, err := store.DecodeResult(row.Result)
 	return res, true, err
+}
+
+// Replay returns the saved answer of idem's key and writes nothing.
+func (db *DB) Replay(ctx context.Context, idem store.Idempotency) (store.PublishResult, error) {
+	res, found, err := lookupIdempotency(ctx, readStmts{db}, &idem)
+	if err == nil && !found {
+		err = store.ErrNotFound
+	}
+	return res, wrap("replay", err)
+}
+
+// readStmts prepares statements on the pool of readers (lookupIdempotency
+// outside the writer).
+type readStmts struct{ db *DB }
+
+func (r readStmts) stmt(ctx context.Context, query string) (*sqlx.Stmt, error) {
+	return r.db.prepared(ctx, r.db.x, query)
 }
 
 // saveIdempotency records the answer for idem and drops expired keys.

@@ -39,6 +39,9 @@ func IdempotencyExpiry(t *testing.T, st store.Store, age func(d time.Duration), 
 
 	// Past the TTL: the key is free; the same key publishes anew.
 	age(2 * time.Minute)
+	if res, err := st.Replay(ctx, *idem("h1")); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Replay after the TTL: %+v, %v; want ErrNotFound", res, err)
+	}
 	later, err := st.Publish(ctx, msg("other"), idem("h2"))
 	if err != nil || later.Replayed || later.NotificationID == first.NotificationID {
 		t.Fatalf("same key after the TTL: %+v, %v; want a new publish", later, err)

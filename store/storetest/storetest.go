@@ -40,6 +40,7 @@ func Run(t *testing.T, open Opener) {
 		{"MarkRead", testMarkRead},
 		{"Idempotency", testIdempotency},
 		{"IdempotencyKeysKept", testIdempotencyKeysKept},
+		{"IdempotencyReplay", testIdempotencyReplay},
 		{"IdempotencyConcurrentRetries", testConcurrentRetries},
 		{"ConcurrentFailureIsolated", testConcurrentFailureIsolated},
 		{"Ephemeral", testEphemeral},
@@ -614,6 +615,52 @@ func testIdempotency(t *testing.T, h *Harness) {
 	}
 	if head, _ := st.Head(ctx(), 1); head != 2 {
 		t.Fatalf("head = %d, want 2", head)
+	}
+}
+
+// testIdempotencyReplay: Replay answers a retry from its key alone, as
+// Publish would (the deliver_at of a scheduled publish included), and
+// writes nothing.
+func testIdempotencyReplay(t *testing.T, h *Harness) {
+	st := h.Store
+	Seed(t, st, 1, 0)
+	if res, err := st.Replay(ctx(), store.Idempotency{Owner: "svc", Key: "k1", Hash: "h1"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Replay of a key never used = %+v, %v; want ErrNotFound", res, err)
+	}
+	at := time.Now().Add(time.Hour).UTC().Truncate(time.Millisecond)
+	later := msg("later", store.Targets{Employees: []int64{1, 7}})
+	later.DeliverAt = &at
+	idem := store.Idempotency{Owner: "svc", Key: "k1", Hash: "h1"}
+	first, err := st.Publish(ctx(), later, &idem)
+	if err != nil || first.DeliverAt == nil || !first.DeliverAt.Equal(at) {
+		t.Fatalf("scheduled publish = %+v, %v; want deliver_at %v", first, err, at)
+	}
+	want := first
+	want.Replayed = true
+	for name, retry := range map[string]func() (store.PublishResult, error){
+		"Publish": func() (store.PublishResult, error) { return st.Publish(ctx(), later, &idem) },
+		"Replay":  func() (store.PublishResult, error) { return st.Replay(ctx(), idem) },
+	} {
+		got, err := retry()
+		if err != nil || fmt.Sprint(got) != fmt.Sprint(want) || got.DeliverAt == nil || !got.DeliverAt.Equal(at) {
+			t.Fatalf("%s of the scheduled publish = %+v, %v; want %+v", name, got, err, want)
+		}
+	}
+	if _, err := st.Replay(ctx(), store.Idempotency{Owner: "svc", Key: "k1", Hash: "h2"}); !errors.Is(err, store.ErrIdempotencyMismatch) {
+		t.Fatalf("Replay with another body: %v; want ErrIdempotencyMismatch", err)
+	}
+	if _, err := st.Replay(ctx(), store.Idempotency{Owner: "other", Key: "k1", Hash: "h1"}); !errors.Is(err, store.ErrNotFound) {
+		t.Fatalf("Replay of another owner's key: %v; want ErrNotFound", err)
+	}
+	now := store.Idempotency{Owner: "svc", Key: "k2", Hash: "h1"}
+	if _, err := st.Publish(ctx(), msg("now", store.Targets{Employees: []int64{1}}), &now); err != nil {
+		t.Fatal(err)
+	}
+	if got, err := st.Replay(ctx(), now); err != nil || !got.Replayed || got.DeliverAt != nil || got.Recipients != 1 {
+		t.Fatalf("Replay of a publish at once = %+v, %v; want replayed, 1 recipient, no deliver_at", got, err)
+	}
+	if head, _ := st.Head(ctx(), 1); head != 1 {
+		t.Fatalf("head = %d, want 1 (retries store nothing)", head)
 	}
 }
 

@@ -234,7 +234,7 @@ func (r *runner) spawn(ctx context.Context) error {
 	if r.cfg.Inbox > 0 {
 		first := employees{Count: 1, Base: r.cfg.EmployeeBase}
 		r.log.Info("storing the first employee's inbox", "rows", r.cfg.Inbox, "employee", first.id(0))
-		spec := rowSpec{n: r.cfg.Inbox, created: time.Now().Add(-time.Hour), typ: inboxType, publisher: inboxPublisher, vacuum: true}
+		spec := rowSpec{n: r.cfg.Inbox, created: time.Now().Add(-time.Hour), typ: inboxType, publisher: inboxPublisher, asLived: true}
 		if err := seedRows(ctx, dsn, first, spec); err != nil {
 			return err
 		}

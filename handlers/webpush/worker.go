@@ -263,7 +263,10 @@ type payload struct {
 // Payload is the JSON a push carries: the recipient's id, type, title,
 // body, url when set, created_at. A body too long for one push message is
 // cut (at a character boundary, with "…"): the notification is whole in
-// the inbox.
+// the inbox. A url too long to fit even without the body (2,048
+// characters of up to 4 bytes each can be 8 KiB) is left out, so the push
+// still goes: a click then opens the site, as for a notification without
+// url (herald-sw.js).
 func Payload(j store.PushJob) []byte {
 	n := j.Notification
 	p := payload{
@@ -273,6 +276,16 @@ func Payload(j store.PushJob) []byte {
 	b := marshal(p)
 	if len(b) <= MaxPayload {
 		return b
+	}
+	if p.URL != "" {
+		bare := p
+		bare.Body = ""
+		if len(marshal(bare)) > MaxPayload {
+			p.URL = ""
+			if b = marshal(p); len(b) <= MaxPayload {
+				return b
+			}
+		}
 	}
 	// The longest prefix of the body that fits, found by bisection (JSON
 	// escaping makes the encoded size no simple function of the cut).

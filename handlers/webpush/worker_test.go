@@ -32,6 +32,37 @@ func TestPayload(t *testing.T) {
 	}
 }
 
+// A url that cannot fit one push message even without the body is left
+// out, and the body fills what is left; a long url that fits stays, and
+// the body is cut around it.
+func TestPayloadLongURL(t *testing.T) {
+	job := func(url, body string) store.PushJob {
+		return store.PushJob{Seq: 7, Notification: store.Notification{Type: "a.b", Title: "T", Body: body, URL: url,
+			CreatedAt: time.Date(2026, 12, 5, 10, 0, 0, 0, time.UTC)}}
+	}
+	long := "https://x.example/" + strings.Repeat("€", 2_048-len("https://x.example/")) // 2,048 characters, 6 KiB
+	fits := "https://x.example/" + strings.Repeat("a", 2_048-len("https://x.example/"))
+	for _, tt := range []struct {
+		name, url, body, wantURL string
+		wantBody                 func(string) bool
+	}{
+		{"url too long, short body", long, "short", "", func(b string) bool { return b == "short" }},
+		{"url too long, long body", long, strings.Repeat("x", 10_000), "", func(b string) bool { return strings.HasSuffix(b, "…") && len(b) > 3_000 }},
+		{"long url that fits, long body", fits, strings.Repeat("x", 10_000), fits, func(b string) bool { return strings.HasSuffix(b, "…") && len(b) > 1_000 }},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			b := Payload(job(tt.url, tt.body))
+			var p payload
+			if err := json.Unmarshal(b, &p); err != nil || len(b) > MaxPayload {
+				t.Fatalf("%d bytes (max %d): %v", len(b), MaxPayload, err)
+			}
+			if p.URL != tt.wantURL || !tt.wantBody(p.Body) || p.Title != "T" || p.ID != "7" {
+				t.Errorf("url %d bytes (want %d), body %d bytes %q…, title %q, id %q", len(p.URL), len(tt.wantURL), len(p.Body), p.Body[:min(len(p.Body), 8)], p.Title, p.ID)
+			}
+		})
+	}
+}
+
 func TestHosts(t *testing.T) {
 	hs := Hosts{"fcm.googleapis.com", "*.push.apple.com", "127.0.0.1"}
 	for _, tt := range []struct {

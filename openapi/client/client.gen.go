@@ -1339,7 +1339,8 @@ type PublishRequest struct {
 
 	// URL Where a click on the notification leads: an absolute `http://` or
 	// `https://` URL, or a path starting with `/` (not `//`). Anything
-	// else (`javascript:`, `data:`, …) is refused. Stored notifications only.
+	// else (`javascript:`, `data:`, …) is refused. At most 2,048
+	// characters (not bytes). Stored notifications only.
 	//
 	//
 	// Examples: /requests/481
@@ -3219,8 +3220,9 @@ type ClientInterface interface {
 	// `event`; the answer is 202.
 	//
 	// With an `Idempotency-Key`, a retry within 24 h returns the first
-	// answer (status and body) with `Idempotent-Replayed: true` and creates
-	// nothing. Keys are scoped to the publisher identity: an employee
+	// answer (status and body, `deliver_at` included) with
+	// `Idempotent-Replayed: true` and creates nothing, even once a
+	// `deliver_at` or `expires_at` it carries has passed. Keys are scoped to the publisher identity: an employee
 	// (whichever login their token uses, in any case) or a service (its
 	// application, or its token's `user`, in any case). The same key with a
 	// different request is 422. Two requests are the same when their JSON
@@ -3259,8 +3261,9 @@ type ClientInterface interface {
 	// `event`; the answer is 202.
 	//
 	// With an `Idempotency-Key`, a retry within 24 h returns the first
-	// answer (status and body) with `Idempotent-Replayed: true` and creates
-	// nothing. Keys are scoped to the publisher identity: an employee
+	// answer (status and body, `deliver_at` included) with
+	// `Idempotent-Replayed: true` and creates nothing, even once a
+	// `deliver_at` or `expires_at` it carries has passed. Keys are scoped to the publisher identity: an employee
 	// (whichever login their token uses, in any case) or a service (its
 	// application, or its token's `user`, in any case). The same key with a
 	// different request is 422. Two requests are the same when their JSON
@@ -4107,8 +4110,9 @@ func (c *Client) ListInbox(ctx context.Context, params *ListInboxParams, reqEdit
 // `event`; the answer is 202.
 //
 // With an `Idempotency-Key`, a retry within 24 h returns the first
-// answer (status and body) with `Idempotent-Replayed: true` and creates
-// nothing. Keys are scoped to the publisher identity: an employee
+// answer (status and body, `deliver_at` included) with
+// `Idempotent-Replayed: true` and creates nothing, even once a
+// `deliver_at` or `expires_at` it carries has passed. Keys are scoped to the publisher identity: an employee
 // (whichever login their token uses, in any case) or a service (its
 // application, or its token's `user`, in any case). The same key with a
 // different request is 422. Two requests are the same when their JSON
@@ -4157,8 +4161,9 @@ func (c *Client) PublishNotificationWithBody(ctx context.Context, params *Publis
 // `event`; the answer is 202.
 //
 // With an `Idempotency-Key`, a retry within 24 h returns the first
-// answer (status and body) with `Idempotent-Replayed: true` and creates
-// nothing. Keys are scoped to the publisher identity: an employee
+// answer (status and body, `deliver_at` included) with
+// `Idempotent-Replayed: true` and creates nothing, even once a
+// `deliver_at` or `expires_at` it carries has passed. Keys are scoped to the publisher identity: an employee
 // (whichever login their token uses, in any case) or a service (its
 // application, or its token's `user`, in any case). The same key with a
 // different request is 422. Two requests are the same when their JSON
@@ -6705,8 +6710,9 @@ type ClientWithResponsesInterface interface {
 	// `event`; the answer is 202.
 	//
 	// With an `Idempotency-Key`, a retry within 24 h returns the first
-	// answer (status and body) with `Idempotent-Replayed: true` and creates
-	// nothing. Keys are scoped to the publisher identity: an employee
+	// answer (status and body, `deliver_at` included) with
+	// `Idempotent-Replayed: true` and creates nothing, even once a
+	// `deliver_at` or `expires_at` it carries has passed. Keys are scoped to the publisher identity: an employee
 	// (whichever login their token uses, in any case) or a service (its
 	// application, or its token's `user`, in any case). The same key with a
 	// different request is 422. Two requests are the same when their JSON
@@ -6745,8 +6751,9 @@ type ClientWithResponsesInterface interface {
 	// `event`; the answer is 202.
 	//
 	// With an `Idempotency-Key`, a retry within 24 h returns the first
-	// answer (status and body) with `Idempotent-Replayed: true` and creates
-	// nothing. Keys are scoped to the publisher identity: an employee
+	// answer (status and body, `deliver_at` included) with
+	// `Idempotent-Replayed: true` and creates nothing, even once a
+	// `deliver_at` or `expires_at` it carries has passed. Keys are scoped to the publisher identity: an employee
 	// (whichever login their token uses, in any case) or a service (its
 	// application, or its token's `user`, in any case). The same key with a
 	// different request is 422. Two requests are the same when their JSON
@@ -10460,8 +10467,9 @@ func (c *ClientWithResponses) ListInboxWithResponse(ctx context.Context, params 
 // `event`; the answer is 202.
 //
 // With an `Idempotency-Key`, a retry within 24 h returns the first
-// answer (status and body) with `Idempotent-Replayed: true` and creates
-// nothing. Keys are scoped to the publisher identity: an employee
+// answer (status and body, `deliver_at` included) with
+// `Idempotent-Replayed: true` and creates nothing, even once a
+// `deliver_at` or `expires_at` it carries has passed. Keys are scoped to the publisher identity: an employee
 // (whichever login their token uses, in any case) or a service (its
 // application, or its token's `user`, in any case). The same key with a
 // different request is 422. Two requests are the same when their JSON
@@ -10506,8 +10514,9 @@ func (c *ClientWithResponses) PublishNotificationWithBodyWithResponse(ctx contex
 // `event`; the answer is 202.
 //
 // With an `Idempotency-Key`, a retry within 24 h returns the first
-// answer (status and body) with `Idempotent-Replayed: true` and creates
-// nothing. Keys are scoped to the publisher identity: an employee
+// answer (status and body, `deliver_at` included) with
+// `Idempotent-Replayed: true` and creates nothing, even once a
+// `deliver_at` or `expires_at` it carries has passed. Keys are scoped to the publisher identity: an employee
 // (whichever login their token uses, in any case) or a service (its
 // application, or its token's `user`, in any case). The same key with a
 // different request is 422. Two requests are the same when their JSON

@@ -173,6 +173,10 @@ func TestInboxLanguages(t *testing.T) {
 			t.Errorf("%d minutes ago in Spanish: %q, want %q", minutes, got, want)
 		}
 	}
+	// With the panel closed: an open panel marks a new item seen at once,
+	// and the bell's label would race the answer to that.
+	eval[any](t, ctx, openBell)
+	waitFor(t, ctx, "the panel closed", shadow+`.querySelector(".panel").hidden`)
 	publish(t, p.URL, svc, toEmployee(3, "Hola"))
 	waitFor(t, ctx, "the new one", itemTitles+`.length === 1`)
 	if got := eval[string](t, ctx, shadow+`.querySelector(".bell").getAttribute("aria-label")`); got != "Notificaciones, 1 nueva" {

@@ -57,10 +57,13 @@ func (db *DB) SetState(ctx context.Context, employee int64, op store.StateOp, se
 		n int
 		c store.Counts
 	)
-	err := db.write(ctx, func(q querier) error {
-		return q.QueryRowxContext(ctx, setStateSQL, employee, string(op), now(), all, pq.Int64Array(seqs), channel).
-			Scan(&n, &c.Unread, &c.Unseen)
-	})
+	// A prepared statement: one round trip (a one-off query with arguments
+	// is two with lib/pq, Parse and Describe, then Bind and Execute).
+	stmt, err := db.prepared(ctx, setStateSQL)
+	if err == nil {
+		err = inFlight(stmt.QueryRowxContext(ctx, employee, string(op), now(), all, pq.Int64Array(seqs), channel).
+			Scan(&n, &c.Unread, &c.Unseen))
+	}
 	if err != nil {
 		return 0, store.Counts{}, wrap(ctx, "set state", err)
 	}

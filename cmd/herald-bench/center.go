@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -78,11 +77,7 @@ type centerCall struct {
 func runCenter(ctx context.Context, cfg config, command string, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, 20*time.Minute)
 	defer cancel()
-	r := &runner{
-		cfg: cfg, stderr: stderr, command: command,
-		log:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 4}},
-	}
+	r := newRunner(cfg, command, stderr)
 	defer r.cleanup()
 	load := loadAverage()
 	if err := r.setup(ctx); err != nil {

@@ -48,11 +48,7 @@ func runLoad(ctx context.Context, cfg config, command string, stdout, stderr io.
 	// all fit well within this.
 	ctx, cancel := context.WithTimeout(ctx, cfg.publishTime()+cfg.Drain+20*time.Minute)
 	defer cancel()
-	r := &runner{
-		cfg: cfg, stderr: stderr, command: command,
-		log:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
-		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
-	}
+	r := newRunner(cfg, command, stderr)
 	defer r.cleanup()
 	load := loadAverage()
 	if err := r.setup(ctx); err != nil {
@@ -70,6 +66,15 @@ func runLoad(ctx context.Context, cfg config, command string, stdout, stderr io.
 		return fmt.Errorf("run failed its checks: %s", strings.Join(rep.Problems, "; "))
 	}
 	return nil
+}
+
+// newRunner returns the runner of one run, logging to stderr.
+func newRunner(cfg config, command string, stderr io.Writer) *runner {
+	return &runner{
+		cfg: cfg, stderr: stderr, command: command,
+		log:    slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelInfo})),
+		client: &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{MaxIdleConnsPerHost: 64}},
+	}
 }
 
 // setup starts what the run needs: the issuer, the servers (or checks the

@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -30,8 +31,8 @@ import (
 // bigEvent is notification 1 of 8 MiB, in lines of about 1 KB (a Reader's
 // lines are limited): more than a client that does not read and the
 // server's socket together hold (the server's send buffer grows to 4 MiB
-// at most, net.ipv4.tcp_wmem; a receive window grows only as the client
-// reads). One value: its encodings are made once.
+// at most, net.ipv4.tcp_wmem; the client's receive buffer is fixed at
+// 64 KiB, stalledDialer). One value: its encodings are made once.
 var bigEvent = sync.OnceValue(func() *sse.Event {
 	var b bytes.Buffer
 	b.WriteString(`{"id":"1","pad":[`)
@@ -84,12 +85,29 @@ func readEvents(body io.Reader) ([]string, error) {
 	return got, err
 }
 
+// stalledDialer dials with a receive buffer of 64 KiB set on the socket:
+// set explicitly, it is not autotuned, so a client that stops reading
+// holds at most that much. Autotuned, it could grow towards
+// net.ipv4.tcp_rmem's maximum (32 MiB here) and take the whole big event:
+// the stream then went on taking events into the socket (seen once in CI,
+// "7 events taken by a stalled stream with a queue of 4").
+var stalledDialer = net.Dialer{Control: func(_, _ string, c syscall.RawConn) error {
+	var serr error
+	err := c.Control(func(fd uintptr) {
+		serr = syscall.SetsockoptInt(int(fd), syscall.SOL_SOCKET, syscall.SO_RCVBUF, 64<<10)
+	})
+	if err != nil {
+		return err
+	}
+	return serr
+}}
+
 // stalledSSE opens /events for emp and reads the response head and
 // preamble; the caller reads the rest (or not) from body, and peeks at
 // what arrived with br.
 func stalledSSE(t *testing.T, s *server, emp int) (conn net.Conn, br *bufio.Reader, body io.Reader) {
 	t.Helper()
-	conn, err := net.Dial("tcp", s.addr())
+	conn, err := stalledDialer.Dial("tcp", s.addr())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -108,7 +126,10 @@ func stalledSSE(t *testing.T, s *server, emp int) (conn net.Conn, br *bufio.Read
 // stalledWS opens /ws for emp.
 func stalledWS(t *testing.T, s *server, emp int) (net.Conn, *bufio.Reader) {
 	t.Helper()
-	conn, br, _, err := ws.Dial(context.Background(), fmt.Sprintf("ws://%s/ws?emp=%d", s.addr(), emp))
+	d := ws.Dialer{NetDial: func(ctx context.Context, network, addr string) (net.Conn, error) {
+		return stalledDialer.DialContext(ctx, network, addr)
+	}}
+	conn, br, _, err := d.Dial(context.Background(), fmt.Sprintf("ws://%s/ws?emp=%d", s.addr(), emp))
 	if err != nil {
 		t.Fatalf("dial ws: %v", err)
 	}

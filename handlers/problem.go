@@ -1,6 +1,7 @@
 package handlers
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strconv"
+	"sync"
 
 	"github.com/corp/herald/auth"
 	"github.com/corp/herald/sse"
@@ -164,14 +166,40 @@ func quoteSafe(s string) string {
 	return string(out)
 }
 
-// writeJSON writes v as a JSON body with status.
+// writeJSON writes v as a JSON body with status. The body is encoded
+// first and sent with its Content-Length in one write: written as it was
+// encoded, a body over net/http's 4 KiB buffer (a page of the inbox) went
+// out chunked, in several writes the client woke up for.
 func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	enc := json.NewEncoder(w)
+	buf := jsonBuffers.Get().(*bytes.Buffer)
+	defer putJSONBuffer(buf)
+	buf.Reset()
+	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
-	_ = enc.Encode(v)
+	if err := enc.Encode(v); err != nil {
+		// Only a value json cannot encode (a bug): say so rather than
+		// send half a body.
+		writeProblem(w, Problem{Type: "about:blank", Title: http.StatusText(http.StatusInternalServerError),
+			Status: http.StatusInternalServerError, Code: CodeInternal, Detail: "internal error"})
+		return
+	}
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	h.Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	_, _ = w.Write(buf.Bytes())
+}
+
+// jsonBuffers holds writeJSON's buffers.
+var jsonBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// putJSONBuffer returns buf to jsonBuffers unless it grew large (a rare
+// big answer need not stay in memory).
+func putJSONBuffer(buf *bytes.Buffer) {
+	if buf.Cap() <= 1<<20 {
+		jsonBuffers.Put(buf)
+	}
 }
 
 // logger returns the handler's logger (never nil).

@@ -16,7 +16,14 @@ import (
 // run submits fn as a write of the writer's next batch and returns the
 // request once answered.
 func (db *DB) run(ctx context.Context, op string, fn func(ctx context.Context, b *batch, r *request) error) (*request, error) {
+	return db.runRequest(ctx, op, false, fn)
+}
+
+// runRequest is run; a mark (see request.mark) commits without waiting
+// for the disk.
+func (db *DB) runRequest(ctx context.Context, op string, mark bool, fn func(ctx context.Context, b *batch, r *request) error) (*request, error) {
 	r := newRequest(kindFunc, store.Message{}, nil)
+	r.mark = mark
 	r.fn = func(ctx context.Context, b *batch, r *request) error { return wrap(op, fn(ctx, b, r)) }
 	if err := db.submit(ctx, r); err != nil {
 		return nil, wrap(op, err)
@@ -70,7 +77,7 @@ func (db *DB) SetState(ctx context.Context, employee int64, op store.StateOp, se
 		return 0, c, err
 	}
 	js, _ := json.Marshal(seqs)
-	r, err := db.run(ctx, "set state", func(ctx context.Context, b *batch, r *request) error {
+	r, err := db.runRequest(ctx, "set state", op != store.OpDelete, func(ctx context.Context, b *batch, r *request) error {
 		now := store.Millis(time.Now())
 		st, err := b.stmt(ctx, query)
 		if err != nil {

@@ -9,6 +9,11 @@ import "testing"
 // before the first publish the hook must see.
 func (db *DB) SetAfterCommit(f func(titles []string)) { db.afterCommit = f }
 
+// SetBeforeCommit makes the writer call f before each batch commits, with
+// the transaction's synchronous level (1 NORMAL, 2 FULL) and how many of
+// the batch's requests are marks and not.
+func (db *DB) SetBeforeCommit(f func(level, marks, others int)) { db.beforeCommit = f }
+
 // WriteLocked reports whether the store's write lock (writeMu, which every
 // write transaction and the sink calls after it hold) is held now. It
 // takes the lock if it is free, and lets it go at once.

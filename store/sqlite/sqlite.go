@@ -58,6 +58,10 @@ type DB struct {
 	// afterCommit, when set (by tests only), is called by the writer
 	// between a batch's commit and its deliveries, with the batch's titles.
 	afterCommit func(titles []string)
+	// beforeCommit, when set (by tests only), is called by the writer
+	// before a batch commits, with the transaction's synchronous level
+	// (1 NORMAL, 2 FULL) and how many of its requests are marks and not.
+	beforeCommit func(level, marks, others int)
 
 	stmtMu sync.Mutex // guards stmts
 	stmts  map[string]*sqlx.Stmt

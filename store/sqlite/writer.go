@@ -2,6 +2,7 @@ package sqlite
 
 import (
 	"context"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"os"
@@ -74,6 +75,7 @@ const (
 // request is one write handed to the writer.
 type request struct {
 	kind  requestKind
+	mark  bool // a mark (read, unread, seen, archive, unarchive): see runBatch
 	m     store.Message
 	idem  *store.Idempotency
 	state atomic.Int32
@@ -199,8 +201,13 @@ func (w *writer) run() {
 		case <-w.quit:
 			return
 		case r := <-w.reqs:
-			if r.take() { // else never started: its caller was answered
-				w.db.runBatch(r, w.reqs)
+			if !r.take() { // never started: its caller was answered
+				continue
+			}
+			// A batch of marks hands back the first other request it
+			// took, which starts the next batch.
+			for r != nil {
+				r = w.db.runBatch(r, w.reqs)
 			}
 		}
 	}
@@ -214,7 +221,16 @@ func (w *writer) run() {
 // begin (another process has held the write lock past the busy timeout, or
 // the disk fails), the requests waiting (up to a batch of them) fail with
 // first: each would only wait as long again.
-func (db *DB) runBatch(first *request, more <-chan *request) {
+//
+// A batch that starts with a mark holds marks only and commits with
+// synchronous=NORMAL, without waiting for the WAL to reach the disk (as
+// PostgreSQL's marks do, see the README): the commit's fsync was most of a
+// mark's time. The mark is still atomic and ordered with every other
+// write, and the next commit that waits for the disk (any other write)
+// makes it durable too, being later in the same WAL; a crash of the
+// machine before then can lose it, and the item shows as before. The
+// first other request such a batch takes is handed back as next.
+func (db *DB) runBatch(first *request, more <-chan *request) (next *request) {
 	db.writeMu.Lock()
 	defer db.writeMu.Unlock()
 	defer db.boundWALLocked()
@@ -224,26 +240,33 @@ func (db *DB) runBatch(first *request, more <-chan *request) {
 	ctx := context.Background()
 
 	b := &batch{db: db}
-	tx, err := db.x.BeginTxx(ctx, nil)
+	tx, err := db.begin(ctx, first.mark)
 	if err != nil {
 		b.members = append(b.members, first)
 		for r := b.next(more); r != nil; r = b.next(more) {
 			b.members = append(b.members, r)
 		}
 		b.fail(unavailable("begin", err))
-		return
+		return nil
 	}
-	defer tx.Rollback()
-	b.tx = tx
+	defer tx.end()
+	b.tx = tx.Tx
 	for r := first; r != nil; r = b.next(more) {
+		if first.mark && !r.mark {
+			next = r
+			break
+		}
 		if err := b.add(ctx, r); err != nil {
 			b.fail(err)
-			return
+			return next
 		}
+	}
+	if db.beforeCommit != nil {
+		b.reportCommit(ctx)
 	}
 	if err := tx.Commit(); err != nil {
 		b.fail(unavailable("commit", err))
-		return
+		return next
 	}
 	if db.afterCommit != nil {
 		db.afterCommit(b.titles())
@@ -252,6 +275,66 @@ func (db *DB) runBatch(first *request, more <-chan *request) {
 	for _, r := range b.members {
 		close(r.done)
 	}
+	return next
+}
+
+// reportCommit calls the test hook beforeCommit.
+func (b *batch) reportCommit(ctx context.Context) {
+	level := -1
+	_ = b.tx.QueryRowContext(ctx, `PRAGMA synchronous`).Scan(&level)
+	marks := 0
+	for _, r := range b.members {
+		if r.mark {
+			marks++
+		}
+	}
+	b.db.beforeCommit(level, marks, len(b.members)-marks)
+}
+
+// writeTx is a batch's transaction on its own connection of the pool.
+type writeTx struct {
+	*sqlx.Tx
+	conn *sqlx.Conn
+	lazy bool // the connection runs with synchronous=NORMAL until end
+}
+
+// begin starts a batch's transaction; lazy, it commits without waiting
+// for the disk. PRAGMA synchronous cannot change inside a transaction, so
+// it is set on the connection before and set back by end.
+func (db *DB) begin(ctx context.Context, lazy bool) (*writeTx, error) {
+	conn, err := db.x.Connx(ctx)
+	if err != nil {
+		return nil, err
+	}
+	t := &writeTx{conn: conn}
+	if lazy {
+		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+			conn.Close()
+			return nil, err
+		}
+		t.lazy = true
+	}
+	if t.Tx, err = conn.BeginTxx(ctx, nil); err != nil {
+		t.Tx = nil
+		t.end()
+		return nil, err
+	}
+	return t, nil
+}
+
+// end rolls back what was not committed, sets synchronous back to FULL
+// and returns the connection to the pool; a connection that cannot be set
+// back is closed instead, so no other write runs on it.
+func (t *writeTx) end() {
+	if t.Tx != nil {
+		_ = t.Rollback()
+	}
+	if t.lazy {
+		if _, err := t.conn.ExecContext(context.Background(), `PRAGMA synchronous = FULL`); err != nil {
+			_ = t.conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}
+	_ = t.conn.Close()
 }
 
 // batch is one transaction of the writer.

@@ -291,28 +291,33 @@ func (b *batch) reportCommit(ctx context.Context) {
 	b.db.beforeCommit(level, marks, len(b.members)-marks)
 }
 
-// writeTx is a batch's transaction on its own connection of the pool.
+// writeTx is a batch's transaction. A batch of marks holds its own
+// connection of the pool (conn), set to synchronous=NORMAL until end;
+// every other batch begins on the pool as it always did.
 type writeTx struct {
 	*sqlx.Tx
 	conn *sqlx.Conn
-	lazy bool // the connection runs with synchronous=NORMAL until end
 }
 
 // begin starts a batch's transaction; lazy, it commits without waiting
 // for the disk. PRAGMA synchronous cannot change inside a transaction, so
 // it is set on the connection before and set back by end.
 func (db *DB) begin(ctx context.Context, lazy bool) (*writeTx, error) {
+	if !lazy {
+		tx, err := db.x.BeginTxx(ctx, nil)
+		if err != nil {
+			return nil, err
+		}
+		return &writeTx{Tx: tx}, nil
+	}
 	conn, err := db.x.Connx(ctx)
 	if err != nil {
 		return nil, err
 	}
 	t := &writeTx{conn: conn}
-	if lazy {
-		if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
-			conn.Close()
-			return nil, err
-		}
-		t.lazy = true
+	if _, err := conn.ExecContext(ctx, `PRAGMA synchronous = NORMAL`); err != nil {
+		t.end()
+		return nil, err
 	}
 	if t.Tx, err = conn.BeginTxx(ctx, nil); err != nil {
 		t.Tx = nil
@@ -322,17 +327,18 @@ func (db *DB) begin(ctx context.Context, lazy bool) (*writeTx, error) {
 	return t, nil
 }
 
-// end rolls back what was not committed, sets synchronous back to FULL
-// and returns the connection to the pool; a connection that cannot be set
-// back is closed instead, so no other write runs on it.
+// end rolls back what was not committed; for a batch of marks it sets
+// synchronous back to FULL and returns the connection to the pool (or
+// closes it when that fails, so no other write runs with NORMAL).
 func (t *writeTx) end() {
 	if t.Tx != nil {
 		_ = t.Rollback()
 	}
-	if t.lazy {
-		if _, err := t.conn.ExecContext(context.Background(), `PRAGMA synchronous = FULL`); err != nil {
-			_ = t.conn.Raw(func(any) error { return driver.ErrBadConn })
-		}
+	if t.conn == nil {
+		return
+	}
+	if _, err := t.conn.ExecContext(context.Background(), `PRAGMA synchronous = FULL`); err != nil {
+		_ = t.conn.Raw(func(any) error { return driver.ErrBadConn })
 	}
 	_ = t.conn.Close()
 }

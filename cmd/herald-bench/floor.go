@@ -107,10 +107,17 @@ func (f *floor) stream(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	s := &floorStream{w: w, rc: http.NewResponseController(w)}
-	s.write([]byte("retry: 5000\n: connected\n\n"))
+	// Registered before the preamble is written, and with the stream's lock
+	// held while it is: a client that has read the preamble is reachable by
+	// the next publish, and no event can go out ahead of the preamble.
+	s.mu.Lock()
 	f.mu.Lock()
 	f.streams[id] = s
 	f.mu.Unlock()
+	if _, err := io.WriteString(s.w, "retry: 5000\n: connected\n\n"); err == nil {
+		_ = s.rc.Flush()
+	}
+	s.mu.Unlock()
 	<-r.Context().Done()
 	f.mu.Lock()
 	if f.streams[id] == s {

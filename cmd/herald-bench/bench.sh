@@ -8,7 +8,8 @@
 #   BENCH_MICRO=1          0 skips the micro-benchmarks
 #   BENCH_SCENARIOS=load   load scenarios, space-separated (see scenario_args);
 #                          NAME-pg runs NAME on BENCH_DATABASE_URL, "streams" is
-#                          streams-5000 streams-10000 streams-19500, "all" is
+#                          streams-5000 streams-10000 streams-19500 ("ws-streams"
+#                          the same over WebSocket: ws-5000 …), "all" is
 #                          every scenario of the issue (PostgreSQL ones need the URL)
 #   BENCH_RUNS=3           runs of each scenario
 #   BENCH_STREAMS=1000 BENCH_RATE=200 BENCH_DURATION=10s   the "load" scenario
@@ -81,6 +82,7 @@ scenario_args() {
 	case "$name" in
 	load) echo "--streams $STREAMS --rate $RATE --duration $DURATION $db" ;;
 	streams-*) echo "--streams ${name#streams-} --rate 0 --settle 8s $db" ;;      # (a) memory per stream, once the burst has settled
+	ws-*) echo "--transport ws --streams ${name#ws-} --rate 0 --settle 8s $db" ;; # (a) the same over WebSocket
 	unicast) echo "--streams 10000 --rate 1000 --duration 60s $db" ;;            # (b) p99, zero loss
 	unicast-ephemeral) echo "--streams 10000 --rate 1000 --duration 60s --ephemeral $db" ;; # server CPU per ephemeral publish
 	broadcast) echo "--streams 10000 --mode broadcast --rate 1 --count 5 $db" ;; # (c) time to last stream
@@ -106,10 +108,12 @@ need_db() {
 expanded=""
 for s in $SCENARIOS; do
 	if [ "$s" = all ]; then
-		expanded="$expanded streams-5000 streams-10000 streams-19500 unicast unicast-ephemeral broadcast connect-rs256"
+		expanded="$expanded streams-5000 streams-10000 streams-19500 ws-5000 ws-10000 ws-19500 unicast unicast-ephemeral broadcast connect-rs256"
 		[ -n "$DB" ] && expanded="$expanded unicast-pg publish-rate-pg two-instances-pg"
 	elif [ "$s" = streams ]; then
 		expanded="$expanded streams-5000 streams-10000 streams-19500"
+	elif [ "$s" = ws-streams ]; then
+		expanded="$expanded ws-5000 ws-10000 ws-19500"
 	elif [ "$s" = retention ] || [ "$s" = retention-pg ]; then # with its baseline
 		expanded="$expanded ${s/retention/retention-off} $s"
 	else

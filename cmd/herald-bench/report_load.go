@@ -234,25 +234,10 @@ type slopePoint struct {
 func writeSlope(w *strings.Builder, groups []*loadGroup) {
 	series := map[string][]slopePoint{}
 	for _, g := range groups {
-		s := g.runs[0].Setup
-		if s.Rate > 0 || s.Instances != 1 {
-			continue
-		}
-		growth := collect(g.runs, func(r Report) (float64, bool) {
-			if len(r.Servers) != 1 || r.Servers[0].RSSIdle == 0 {
-				return 0, false
-			}
-			return float64(r.Servers[0].RSSStreams) - float64(r.Servers[0].RSSIdle), true
-		})
-		idle := collect(g.runs, func(r Report) (float64, bool) {
-			if len(r.Servers) != 1 {
-				return 0, false
-			}
-			return float64(r.Servers[0].RSSIdle), true
-		})
-		if len(growth) > 0 {
+		if p, ok := growthPoint(g); ok {
+			s := g.runs[0].Setup
 			key := fmt.Sprintf("%s streams, %s store, %s tokens", s.Transport, s.Store, s.Auth)
-			series[key] = append(series[key], slopePoint{streams: s.Streams, growth: median(growth), idle: median(idle)})
+			series[key] = append(series[key], p)
 		}
 	}
 	for _, key := range slices.Sorted(maps.Keys(series)) {
@@ -269,6 +254,31 @@ func writeSlope(w *strings.Builder, groups []*loadGroup) {
 		fmt.Fprintf(w, "\nLeast-squares fit: RSS growth ≈ %s bytes/stream × streams %+.1f MiB. At 100,000 streams: about %s MiB above idle (%s MiB).\n\n",
 			num(slope), intercept/(1<<20), num((slope*100_000+intercept)/(1<<20)), num(pts[0].idle/(1<<20)))
 	}
+}
+
+// growthPoint is a streams-only scenario's median RSS growth (one instance,
+// no publishes); ok is false for any other scenario.
+func growthPoint(g *loadGroup) (slopePoint, bool) {
+	s := g.runs[0].Setup
+	if s.Rate > 0 || s.Instances != 1 {
+		return slopePoint{}, false
+	}
+	growth := collect(g.runs, func(r Report) (float64, bool) {
+		if len(r.Servers) != 1 || r.Servers[0].RSSIdle == 0 {
+			return 0, false
+		}
+		return float64(r.Servers[0].RSSStreams) - float64(r.Servers[0].RSSIdle), true
+	})
+	idle := collect(g.runs, func(r Report) (float64, bool) {
+		if len(r.Servers) != 1 {
+			return 0, false
+		}
+		return float64(r.Servers[0].RSSIdle), true
+	})
+	if len(growth) == 0 {
+		return slopePoint{}, false
+	}
+	return slopePoint{streams: s.Streams, growth: median(growth), idle: median(idle)}, true
 }
 
 // fitLine is ordinary least squares of growth on streams.

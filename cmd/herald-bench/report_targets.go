@@ -25,6 +25,7 @@ type goal struct {
 // goals are the issue's minimums, by bench.sh scenario.
 var goals = []goal{
 	{"streams-19500", "RSS per open SSE stream, 19,500 streams, one instance", serverGet(0, func(s ServerReport) float64 { return s.BytesPerStream / 1024 }), "KiB", 3, true, "", false},
+	{"ws-19500", "RSS per open WebSocket stream, 19,500 streams, one instance", serverGet(0, func(s ServerReport) float64 { return s.BytesPerStream / 1024 }), "KiB", 4, true, "", false},
 	{"unicast", "p99 publish→receive, 10,000 streams, 1,000 persisted unicast/s, SQLite", delivered(func(d DeliveryReport) float64 { return d.Latency.P99 }), "ms", 5, true, "", false},
 	{"unicast", "server CPU per persisted publish, SQLite", serverGet(0, func(s ServerReport) float64 { return s.CPUPerPublishUs }), "µs", 250, true, "", false},
 	{"unicast", "events lost, SQLite", delivered(func(d DeliveryReport) float64 { return float64(d.Lost) }), "", 0, true, "", false},
@@ -120,7 +121,59 @@ func writeTargets(w *strings.Builder, groups []*loadGroup) {
 		}
 		fmt.Fprintf(w, "| %s (`%s`) | %s | %s %s | %s | %s |\n", t.what, t.label, limit, num(m), t.unit, runs, verdict)
 	}
+	for _, sg := range slopeGoals {
+		writeSlopeGoal(w, groups, sg)
+	}
 	fmt.Fprintf(w, "\n")
+}
+
+// slopeGoal is the target on the marginal memory of a stream: the
+// least-squares slope of RSS growth (the median of each scenario's runs)
+// over the stream counts of its scenarios.
+type slopeGoal struct {
+	what   string
+	labels []string
+	limit  float64 // KiB per stream, at most
+}
+
+var slopeGoals = []slopeGoal{
+	{"least-squares slope of RSS growth over 5,000, 10,000 and 19,500 SSE streams", []string{"streams-5000", "streams-10000", "streams-19500"}, 2.5},
+	{"least-squares slope of RSS growth over 5,000, 10,000 and 19,500 WebSocket streams", []string{"ws-5000", "ws-10000", "ws-19500"}, 2.5},
+}
+
+// writeSlopeGoal writes a slope goal's row: measured only when every one of
+// its scenarios ran.
+func writeSlopeGoal(w *strings.Builder, groups []*loadGroup, sg slopeGoal) {
+	var pts []slopePoint
+	var labels []string
+	for _, label := range sg.labels {
+		labels = append(labels, "`"+label+"`")
+		for _, g := range groups {
+			if g.label != label {
+				continue
+			}
+			if p, ok := growthPoint(g); ok {
+				pts = append(pts, p)
+			}
+		}
+	}
+	limit := fmt.Sprintf("≤ %s KiB", num(sg.limit))
+	what := fmt.Sprintf("%s (%s)", sg.what, strings.Join(labels, ", "))
+	if len(pts) != len(sg.labels) {
+		fmt.Fprintf(w, "| %s | %s | — | — | not measured |\n", what, limit)
+		return
+	}
+	slope, _ := fitLine(pts)
+	kib := slope / 1024
+	verdict := "met"
+	if kib > sg.limit {
+		verdict = "**missed**"
+	}
+	var per []string
+	for _, p := range pts {
+		per = append(per, fmt.Sprintf("%d: %s MiB", p.streams, num(p.growth/(1<<20))))
+	}
+	fmt.Fprintf(w, "| %s | %s | %s KiB | growth (medians) %s | %s (%.2f× the limit) |\n", what, limit, num(kib), strings.Join(per, ", "), verdict, kib/sg.limit)
 }
 
 // goalValues collects a figure over the runs of scenario label.

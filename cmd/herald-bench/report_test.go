@@ -86,3 +86,41 @@ func TestReportCommand(t *testing.T) {
 }
 
 func itoa(n int) string { b, _ := json.Marshal(n); return string(b) }
+
+// TestSlopeGoals: the slope targets read the least-squares slope over the
+// medians of their three scenarios, and say "not measured" while one of
+// them has not run.
+func TestSlopeGoals(t *testing.T) {
+	dir := t.TempDir()
+	var lines []string
+	add := func(label string, transport string, n int, perStream uint64) {
+		r := Report{Tool: "herald-bench", Label: label, Command: "herald-bench --spawn --rate 0 --streams " + itoa(n), OK: true,
+			Setup:   Setup{Streams: n, Transport: transport, Store: "sqlite", Auth: "hs256", Instances: 1},
+			Connect: ConnectSummary{Opened: n, PerSecond: 2000},
+			Servers: []ServerReport{{Streams: n, RSSIdle: 20 << 20, RSSStreams: 20<<20 + 4<<20 + uint64(n)*perStream, BytesPerStream: float64(4<<20+uint64(n)*perStream) / float64(n)}}}
+		b, _ := json.Marshal(r)
+		lines = append(lines, string(b))
+	}
+	for _, n := range []int{5000, 10000, 19500} {
+		add("streams-"+itoa(n), "sse", n, 1024)
+	}
+	add("ws-5000", "ws", 5000, 4096)
+	load := filepath.Join(dir, "load.jsonl")
+	if err := os.WriteFile(load, []byte(strings.Join(lines, "\n")+"\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var out strings.Builder
+	if err := reportCmd([]string{"--load", load}, &out, &out); err != nil {
+		t.Fatal(err)
+	}
+	doc := out.String()
+	for _, want := range []string{
+		"| least-squares slope of RSS growth over 5,000, 10,000 and 19,500 SSE streams (`streams-5000`, `streams-10000`, `streams-19500`) | ≤ 2.500 KiB | 1 KiB | growth (medians) 5000: 8.883 MiB, 10000: 13.8 MiB, 19500: 23.0 MiB | met (0.40× the limit) |",
+		"| least-squares slope of RSS growth over 5,000, 10,000 and 19,500 WebSocket streams (`ws-5000`, `ws-10000`, `ws-19500`) | ≤ 2.500 KiB | — | — | not measured |",
+		"| RSS per open WebSocket stream, 19,500 streams, one instance (`ws-19500`) | ≤ 4 KiB | — | — | not measured |",
+	} {
+		if !strings.Contains(doc, want) {
+			t.Errorf("report lacks %q:\n%s", want, doc)
+		}
+	}
+}

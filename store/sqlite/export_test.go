@@ -1,6 +1,9 @@
 package sqlite
 
-import "testing"
+import (
+	"testing"
+	"time"
+)
 
 // Test hooks, compiled into the package's tests only.
 
@@ -24,6 +27,10 @@ func (db *DB) WriteLocked() bool {
 	}
 	return true
 }
+
+// SetCheckpointEvery sets how often the listener checkpoints the WAL. Set
+// it before Listen.
+func (db *DB) SetCheckpointEvery(d time.Duration) { db.checkpointEvery = d }
 
 // SetWALLimit sets the WAL size past which the writer truncates it.
 func (db *DB) SetWALLimit(bytes int64) { db.walLimit = bytes }

@@ -2,7 +2,9 @@ package sqlite_test
 
 import (
 	"context"
+	"encoding/binary"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -140,4 +142,69 @@ func TestWALTruncatedAfterEveryWrite(t *testing.T) {
 			t.Fatalf("after write %d the WAL has %d bytes; want 0 (truncated after each write)", i+1, fi.Size())
 		}
 	}
+}
+
+// TestWALRestartsUnderSteadyWrites: with writes back to back, the
+// listener's checkpoints still let the WAL start again from its beginning,
+// so it is overwritten in place instead of growing until the writer
+// truncates it. The WAL header's checkpoint sequence number (bytes 12–15)
+// counts the restarts; the truncation is set out of reach, so only a
+// restart moves it. A single PASSIVE checkpoint per tick never completes
+// beside back-to-back writes, and this test fails with it.
+func TestWALRestartsUnderSteadyWrites(t *testing.T) {
+	const employees = 50
+	path := filepath.Join(t.TempDir(), "h.db")
+	db, err := sqlite.Open(context.Background(), "sqlite:"+path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	db.SetWALLimit(1 << 40)
+	db.SetCheckpointEvery(50 * time.Millisecond)
+	storetest.NewHarness(t, db)
+	storetest.Seed(t, db, employees, 0)
+	restarts := func() uint32 {
+		t.Helper()
+		f, err := os.Open(path + "-wal")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer f.Close()
+		var h [16]byte
+		if _, err := io.ReadFull(f, h[:]); err != nil {
+			t.Fatalf("WAL header: %v", err)
+		}
+		return binary.BigEndian.Uint32(h[12:16])
+	}
+
+	ctx, stop := context.WithCancel(context.Background())
+	var writers sync.WaitGroup
+	var published atomic.Int64
+	for w := range 4 {
+		writers.Add(1)
+		go func() {
+			defer writers.Done()
+			for i := 0; ctx.Err() == nil; i++ {
+				to := store.Targets{Employees: []int64{int64((w*131+i)%employees + 1)}}
+				if _, err := db.Publish(context.Background(), store.Message{To: to, Type: "t", Title: "steady"}, nil); err != nil {
+					t.Errorf("publish: %v", err)
+					return
+				}
+				published.Add(1)
+			}
+		}()
+	}
+	defer func() { stop(); writers.Wait() }()
+
+	first := restarts()
+	deadline := time.Now().Add(20 * time.Second)
+	for restarts() < first+3 {
+		if time.Now().After(deadline) {
+			fi, _ := os.Stat(path + "-wal")
+			t.Fatalf("the WAL restarted %d times in 20 s of back-to-back writes (%d publishes); want 3 or more (WAL now %d bytes)",
+				restarts()-first, published.Load(), fi.Size())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	t.Logf("3 restarts after %d publishes", published.Load())
 }

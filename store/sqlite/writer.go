@@ -492,11 +492,11 @@ func unavailable(op string, err error) error {
 }
 
 // boundWALLocked truncates the WAL once it is larger than db.walLimit; the
-// caller holds writeMu and has just committed. The listener's PASSIVE
-// checkpoints copy the WAL into the database, but the WAL restarts from its
-// beginning only when a write starts while the copy is complete, which
-// back-to-back writes never let happen: the WAL then grows for as long as
-// they go on. Under writeMu no other write of this process runs, so a
+// caller holds writeMu and has just committed. The listener's checkpoints
+// let the WAL restart from its beginning every tick (see checkpoint), but
+// writes faster than the WAL's limit per tick, a reader holding an old
+// snapshot, or no listener at all can let it grow; this bounds it then.
+// Under writeMu no other write of this process runs, so a
 // TRUNCATE checkpoint waits only for readers of older snapshots (briefly:
 // its busy timeout is short, and a failed attempt is retried after
 // walRetry). The WAL so stays below the limit plus one transaction.

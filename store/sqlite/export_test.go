@@ -28,9 +28,12 @@ func (db *DB) WriteLocked() bool {
 	return true
 }
 
-// SetCheckpointEvery sets how often the listener checkpoints the WAL. Set
-// it before Listen.
-func (db *DB) SetCheckpointEvery(d time.Duration) { db.checkpointEvery = d }
+// SetCheckpointEvery sets how often the listener checkpoints the WAL, and
+// how often it completes a checkpoint so that the WAL restarts. Set them
+// before Listen.
+func (db *DB) SetCheckpointEvery(every, restart time.Duration) {
+	db.checkpointEvery, db.restartEvery = every, restart
+}
 
 // SetWALLimit sets the WAL size past which the writer truncates it.
 func (db *DB) SetWALLimit(bytes int64) { db.walLimit = bytes }

@@ -160,7 +160,7 @@ func TestWALRestartsUnderSteadyWrites(t *testing.T) {
 	}
 	defer db.Close()
 	db.SetWALLimit(1 << 40)
-	db.SetCheckpointEvery(50 * time.Millisecond)
+	db.SetCheckpointEvery(50*time.Millisecond, 100*time.Millisecond)
 	storetest.NewHarness(t, db)
 	storetest.Seed(t, db, employees, 0)
 	restarts := func() uint32 {

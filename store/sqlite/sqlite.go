@@ -340,10 +340,10 @@ func (db *DB) checkpoints(ctx context.Context) {
 // restarts the WAL. The second pass holds writes for its sync of the
 // database file: 3–5 ms on a small database, 8–25 ms on one of a million
 // notifications (measured on this project's test machine), which is why it
-// runs every few seconds rather than every tick: a stall every second put
+// runs every other tick rather than every tick: a stall every second put
 // more than 1% of publishes behind it, and so into the p99. The WAL then
 // holds up to restartEvery of writes (about 80 MB at 1,000 publishes/s),
-// within walLimit up to about 1,700 publishes/s.
+// within walLimit up to about 1,700 publishes/s (inferred from that rate).
 // Neither pass waits for readers or writers (PASSIVE); a reader still on an
 // old snapshot can keep the copy from completing, and the WAL then restarts
 // at a later pass (boundWALLocked still bounds it). Errors are not fatal:

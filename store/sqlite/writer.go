@@ -493,9 +493,10 @@ func unavailable(op string, err error) error {
 
 // boundWALLocked truncates the WAL once it is larger than db.walLimit; the
 // caller holds writeMu and has just committed. The listener's checkpoints
-// let the WAL restart from its beginning every tick (see checkpoint), but
-// writes faster than the WAL's limit per tick, a reader holding an old
-// snapshot, or no listener at all can let it grow; this bounds it then.
+// let the WAL restart from its beginning every restartEvery (see
+// checkpoint), but writes faster than the WAL's limit per restartEvery, a
+// reader holding an old snapshot, or no listener at all can let it grow;
+// this bounds it then.
 // Under writeMu no other write of this process runs, so a
 // TRUNCATE checkpoint waits only for readers of older snapshots (briefly:
 // its busy timeout is short, and a failed attempt is retried after

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/corp/herald/store"
 )
@@ -17,10 +18,21 @@ import (
 // while another batch is being written as one statement: one round trip,
 // one commit, one flush for all of them (group commit). Under low load a
 // batch holds one publish and costs what a lone statement would.
+//
+// One batch is in flight at a time, as long as it is quick: two batches
+// written side by side wait for each other's commit and share the
+// database's CPU, and at 1,000 unicast publishes/s every batch took about
+// 1.7 times as long, with more of Herald's CPU per publish and a higher
+// p99 (BENCHMARKS.md). A slow batch (a broadcast to 10,000 takes about
+// 0.3 s, a row lock held elsewhere can take longer) must not hold every
+// other publish back, though: once the batch in flight has run for
+// spareAfter, the second worker writes the next batch beside it.
 const (
-	// publishWorkers is how many batches may be in flight at once: one
-	// commits while the next is written.
+	// publishWorkers is how many batches may be in flight at once.
 	publishWorkers = 2
+	// spareAfter is how long a batch runs alone before the next one may
+	// start beside it.
+	spareAfter = 20 * time.Millisecond
 	// maxPublishBatch and maxBatchBytes bound one batch.
 	maxPublishBatch = 256
 	maxBatchBytes   = 1 << 20
@@ -48,6 +60,12 @@ type batcher struct {
 
 	mu     sync.RWMutex // held for reading while a request is queued; guards closed
 	closed bool
+
+	flight  sync.Mutex
+	started [publishWorkers]time.Time // when each worker's batch in flight began; zero when idle
+	waiting int                       // workers holding a request, waiting for their turn
+	ended   chan struct{}             // closed (and replaced) when a batch ends
+	taken   chan struct{}             // closed (and replaced) when a waiting worker takes its turn
 }
 
 type publishRequest struct {
@@ -62,10 +80,11 @@ type publishRequest struct {
 }
 
 func newBatcher(db *DB) *batcher {
-	b := &batcher{db: db, reqs: make(chan *publishRequest, maxPublishBatch), quit: make(chan struct{})}
+	b := &batcher{db: db, reqs: make(chan *publishRequest, maxPublishBatch), quit: make(chan struct{}),
+		ended: make(chan struct{}), taken: make(chan struct{})}
 	b.wg.Add(publishWorkers)
-	for range publishWorkers {
-		go b.work()
+	for w := range publishWorkers {
+		go b.work(w)
 	}
 	return b
 }
@@ -129,15 +148,85 @@ func (b *batcher) enqueue(ctx context.Context, r *publishRequest) error {
 	}
 }
 
-// work runs batches until the batcher closes.
-func (b *batcher) work() {
+// work runs batches until the batcher closes; w is the worker's number.
+func (b *batcher) work(w int) {
 	defer b.wg.Done()
 	for {
 		select {
 		case <-b.quit:
 			return
 		case r := <-b.reqs:
+			b.takeTurn(w)
 			b.run(b.collect(r))
+			b.endTurn(w)
+		}
+	}
+}
+
+// takeTurn returns when worker w may start a batch: no other batch is in
+// flight, or every one in flight has run for spareAfter. What arrives
+// meanwhile joins w's batch. At close it returns at once: the batches in
+// flight end by themselves, and a queued request is answered either way.
+func (b *batcher) takeTurn(w int) {
+	registered := false
+	for {
+		b.flight.Lock()
+		now := time.Now()
+		wait := time.Duration(0)
+		for i, t := range b.started {
+			if i != w && !t.IsZero() {
+				wait = max(wait, spareAfter-now.Sub(t))
+			}
+		}
+		select {
+		case <-b.quit:
+			wait = 0
+		default:
+		}
+		if wait <= 0 {
+			b.started[w] = now
+			if registered {
+				b.waiting--
+				close(b.taken)
+				b.taken = make(chan struct{})
+			}
+			b.flight.Unlock()
+			return
+		}
+		if !registered {
+			b.waiting++
+			registered = true
+		}
+		ended := b.ended
+		b.flight.Unlock()
+		t := time.NewTimer(wait)
+		select {
+		case <-ended:
+		case <-t.C:
+		case <-b.quit:
+		}
+		t.Stop()
+	}
+}
+
+// endTurn records that worker w's batch has ended and wakes a worker
+// waiting for its turn. That worker holds the oldest request, so w waits
+// until it has started before taking a new one: otherwise w could take a
+// newer request, start first, and make the older one wait another batch.
+func (b *batcher) endTurn(w int) {
+	b.flight.Lock()
+	b.started[w] = time.Time{}
+	close(b.ended)
+	b.ended = make(chan struct{})
+	var taken chan struct{}
+	if b.waiting > 0 {
+		taken = b.taken
+	}
+	b.flight.Unlock()
+	if taken != nil {
+		select {
+		case <-taken:
+		case <-b.quit:
 		}
 	}
 }

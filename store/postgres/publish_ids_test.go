@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jmoiron/sqlx"
 	"github.com/lib/pq"
 
 	"github.com/corp/herald/store"
@@ -46,11 +47,7 @@ func TestPublishIDsMatchesPublishBatch(t *testing.T) {
 			}
 		}
 		ch := rawListener(t, u)
-		conn, err := sql.Open("postgres", u)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer conn.Close()
+		conn := rawDB(t, u)
 		rows, err := conn.QueryContext(ctx, `SELECT k, id, recipients, known_ids, known_emails, notified FROM `+fn+`($1, $2, 'herald', 2)`, batch, created)
 		if err != nil {
 			t.Fatalf("%s: %v", fn, err)
@@ -116,7 +113,7 @@ func TestPublishIDsMatchesPublishBatch(t *testing.T) {
 }
 
 // rowsOf returns the rows of q, each as one line of its columns.
-func rowsOf(t *testing.T, conn *sql.DB, q string) []string {
+func rowsOf(t *testing.T, conn *sqlx.DB, q string) []string {
 	t.Helper()
 	rows, err := conn.Query(q)
 	if err != nil {
@@ -152,11 +149,7 @@ func TestPublishNotHeldBehindAStuckBatch(t *testing.T) {
 	db := mustOpenURL(t, u)
 	storetest.Seed(t, db, 2, 0)
 	ctx := context.Background()
-	conn, err := sql.Open("postgres", u)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer conn.Close()
+	conn := rawDB(t, u)
 	blocker, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -6,7 +6,7 @@
 -- whose generic plan is sized for a hundred messages and thousands of
 -- recipients. For a publish to one employee the backend spent 0.6-0.85 ms
 -- running it (pgbench, rolled back, so without the commit); the same
--- writes as three plain statements and a NOTIFY took 0.22-0.28 ms.
+-- writes as three plain statements and a NOTIFY took 0.18-0.28 ms.
 -- herald_publish_ids takes 0.41 ms for one message (0.74 ms the general
 -- function, same minutes, 10,000 employees) and 0.87 ms for four (1.04).
 -- It writes message by message, so for larger batches the one statement

@@ -29,7 +29,7 @@ import (
 //	herald-bench floor --addr 127.0.0.1:3999 &
 //	herald-bench --url http://127.0.0.1:3999 --server-pid $! --jwt-secret x --seed=false \
 //	    --streams 10000 --rate 1000 --duration 20s --ephemeral
-const floorUsage = `Usage: herald-bench floor [--addr 127.0.0.1:0] [--heartbeat 15s]`
+const floorUsage = `Usage: herald-bench floor [--addr 127.0.0.1:0] [--heartbeat 15s] [--epoll]`
 
 func runFloor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
@@ -37,8 +37,12 @@ func runFloor(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs.Usage = func() { fmt.Fprintln(stderr, floorUsage); fs.PrintDefaults() }
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback)")
 	beat := fs.Duration("heartbeat", 15*time.Second, "a comment to every stream this often, spread over the interval, as Herald's heartbeat")
+	epoll := fs.Bool("epoll", false, "serve on one OS thread and one epoll set instead of net/http (floor_epoll_linux.go)")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if *epoll {
+		return runEpollFloor(ctx, *addr, *beat, stdout)
 	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
@@ -145,20 +149,27 @@ func floorEmployee(token string) (int64, bool) {
 	return id, err == nil
 }
 
-// publish decodes a publish to employees and writes its event to their
-// streams at once.
-func (f *floor) publish(w http.ResponseWriter, r *http.Request) {
+// floorMessage is what the floors read from a publish: its recipients
+// (employee IDs, or everyone) and the event to write to their streams.
+type floorMessage struct {
+	all       bool
+	employees []int64
+	frame     []byte
+}
+
+// decodeFloorPublish decodes a publish body into the event the floors write.
+func decodeFloorPublish(body []byte) (floorMessage, error) {
 	var m struct {
 		To struct {
 			Employees []int64 `json:"employees"`
+			All       bool    `json:"all"`
 		} `json:"to"`
 		Type  string          `json:"type"`
 		Title string          `json:"title"`
 		Data  json.RawMessage `json:"data"`
 	}
-	if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&m); err != nil {
-		http.Error(w, err.Error(), http.StatusBadRequest)
-		return
+	if err := json.Unmarshal(body, &m); err != nil {
+		return floorMessage{}, err
 	}
 	ev, err := json.Marshal(struct {
 		Type  string          `json:"type"`
@@ -166,23 +177,44 @@ func (f *floor) publish(w http.ResponseWriter, r *http.Request) {
 		Data  json.RawMessage `json:"data,omitempty"`
 	}{m.Type, m.Title, m.Data})
 	if err != nil {
+		return floorMessage{}, err
+	}
+	frame := append(append([]byte("event: notification\ndata: "), ev...), "\n\n"...)
+	return floorMessage{all: m.To.All, employees: m.To.Employees, frame: frame}, nil
+}
+
+// publish decodes a publish to employees (or to everyone) and writes its
+// event to their streams at once.
+func (f *floor) publish(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(io.LimitReader(r.Body, 64<<10))
+	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	frame := append(append([]byte("event: notification\ndata: "), ev...), "\n\n"...)
-	n := 0
-	for _, id := range m.To.Employees {
-		f.mu.Lock()
-		s := f.streams[id]
-		f.mu.Unlock()
-		if s != nil {
-			s.write(frame)
-			n++
+	m, err := decodeFloorPublish(body)
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusBadRequest)
+		return
+	}
+	var to []*floorStream
+	f.mu.Lock()
+	if m.all {
+		for _, s := range f.streams {
+			to = append(to, s)
 		}
+	}
+	for _, id := range m.employees {
+		if s := f.streams[id]; s != nil && !m.all {
+			to = append(to, s)
+		}
+	}
+	f.mu.Unlock()
+	for _, s := range to {
+		s.write(m.frame)
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusAccepted)
-	fmt.Fprintf(w, `{"recipients":%d}`, n)
+	fmt.Fprintf(w, `{"recipients":%d}`, len(to))
 }
 
 // heartbeats writes a comment to every stream once per interval, a slice

@@ -3,8 +3,11 @@ package main
 import (
 	"bufio"
 	"context"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"runtime"
 	"strings"
 	"testing"
 	"time"
@@ -12,20 +15,13 @@ import (
 	"github.com/corp/herald/auth"
 )
 
-// TestFloorDeliversThePublish: the floor server streams to the employee a
-// bench token names, and writes a publish's event to that stream only, in
-// the shape the bench reads (event: notification, the data as sent).
+// TestFloorDeliversThePublish: both floor servers (net/http, and the event
+// loop on Linux) stream to the employee a bench token names, write a
+// publish's event to that stream only, and a publish to everyone to every
+// stream, in the shape the bench reads (event: notification, the data as
+// sent).
 func TestFloorDeliversThePublish(t *testing.T) {
-	f := &floor{streams: map[int64]*floorStream{}}
-	srv := httptest.NewServer(f)
-	defer srv.Close()
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	tok, err := auth.MintHS256([]byte("any"), auth.TokenSpec{User: username(7), TTL: time.Hour}, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if id, ok := floorEmployee(tok); !ok || id != 7 {
+	if id, ok := floorEmployee(floorToken(t, 7)); !ok || id != 7 {
 		t.Fatalf("token of %s read as employee %d (%v)", username(7), id, ok)
 	}
 	for _, bad := range []string{"", "a.b", "x.!!.y", "x.eyJ1c2VyIjoiYWxpY2UifQ.y"} { // the last: user "alice"
@@ -33,15 +29,64 @@ func TestFloorDeliversThePublish(t *testing.T) {
 			t.Fatalf("token %q accepted", bad)
 		}
 	}
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, srv.URL+"/events", nil)
-	req.Header.Set("Authorization", "Bearer "+tok)
-	resp, err := http.DefaultClient.Do(req)
+	t.Run("net/http", func(t *testing.T) {
+		srv := httptest.NewServer(&floor{streams: map[int64]*floorStream{}})
+		defer srv.Close()
+		checkFloor(t, srv.URL)
+	})
+	t.Run("epoll", func(t *testing.T) {
+		if runtime.GOOS != "linux" {
+			t.Skip("the event-loop floor is for Linux only")
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		pr, pw := io.Pipe()
+		done := make(chan error, 1)
+		go func() { done <- runFloor(ctx, []string{"--epoll", "--addr", "127.0.0.1:0"}, pw, io.Discard) }()
+		line, err := bufio.NewReader(pr).ReadString('\n')
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() { _, _ = io.Copy(io.Discard, pr) }()
+		url := regexp.MustCompile(`http://[0-9.:]+`).FindString(line)
+		checkFloor(t, url)
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Fatalf("the floor ended with %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatal("the floor did not stop with its context")
+		}
+	})
+}
+
+func floorToken(t *testing.T, id int64) string {
+	t.Helper()
+	tok, err := auth.MintHS256([]byte("any"), auth.TokenSpec{User: username(id), TTL: time.Hour}, time.Now())
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer resp.Body.Close()
-	br := bufio.NewReader(resp.Body)
-	read := func(lines int) string {
+	return tok
+}
+
+func checkFloor(t *testing.T, base string) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	open := func(id int64) *bufio.Reader {
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events", nil)
+		req.Header.Set("Authorization", "Bearer "+floorToken(t, id))
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { resp.Body.Close() })
+		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
+			t.Fatalf("GET /events: %s, %q", resp.Status, resp.Header.Get("Content-Type"))
+		}
+		return bufio.NewReader(resp.Body)
+	}
+	read := func(br *bufio.Reader, lines int) string {
 		var b strings.Builder
 		for range lines {
 			l, err := br.ReadString('\n')
@@ -52,12 +97,15 @@ func TestFloorDeliversThePublish(t *testing.T) {
 		}
 		return b.String()
 	}
-	if got := read(3); got != "retry: 5000\n: connected\n\n" {
-		t.Fatalf("preamble %q", got)
+	seven, nine := open(7), open(9)
+	for _, br := range []*bufio.Reader{seven, nine} {
+		if got := read(br, 3); got != "retry: 5000\n: connected\n\n" {
+			t.Fatalf("preamble %q", got)
+		}
 	}
 	publish := func(to string) string {
-		body := `{"to":{"employees":[` + to + `]},"type":"bench.load","title":"t","data":{"n":1}}`
-		resp, err := http.Post(srv.URL+"/notifications", "application/json", strings.NewReader(body))
+		body := `{"to":{` + to + `},"type":"bench.load","title":"t","data":{"n":1}}`
+		resp, err := http.Post(base+"/notifications", "application/json", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -66,13 +114,23 @@ func TestFloorDeliversThePublish(t *testing.T) {
 		_, _ = bufio.NewReader(resp.Body).WriteTo(&b)
 		return resp.Status + " " + b.String()
 	}
-	if got := publish("8"); got != `202 Accepted {"recipients":0}` {
+	if got := publish(`"employees":[8]`); got != `202 Accepted {"recipients":0}` {
 		t.Fatalf("publish to another employee: %s", got)
 	}
-	if got := publish("7"); got != `202 Accepted {"recipients":1}` {
+	if got := publish(`"employees":[7]`); got != `202 Accepted {"recipients":1}` {
 		t.Fatalf("publish: %s", got)
 	}
-	if got, want := read(3), "event: notification\ndata: {\"type\":\"bench.load\",\"title\":\"t\",\"data\":{\"n\":1}}\n\n"; got != want {
+	if got, want := read(seven, 3), "event: notification\ndata: {\"type\":\"bench.load\",\"title\":\"t\",\"data\":{\"n\":1}}\n\n"; got != want {
 		t.Fatalf("event %q, want %q", got, want)
+	}
+	if got := publish(`"all":true`); got != `202 Accepted {"recipients":2}` {
+		t.Fatalf("publish to everyone: %s", got)
+	}
+	// Stream 9 got nothing before the publish to everyone: its next event
+	// is that one.
+	for _, br := range []*bufio.Reader{seven, nine} {
+		if got, want := read(br, 3), "event: notification\ndata: {\"type\":\"bench.load\",\"title\":\"t\",\"data\":{\"n\":1}}\n\n"; got != want {
+			t.Fatalf("event %q, want %q", got, want)
+		}
 	}
 }

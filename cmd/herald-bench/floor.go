@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync"
@@ -38,24 +39,40 @@ func runFloor(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	addr := fs.String("addr", "127.0.0.1:0", "listen address (loopback)")
 	beat := fs.Duration("heartbeat", 15*time.Second, "a comment to every stream this often, spread over the interval, as Herald's heartbeat")
 	epoll := fs.Bool("epoll", false, "serve on one OS thread and one epoll set instead of net/http (floor_epoll_linux.go)")
+	hold := fs.String("hold", "goroutine", "how the net/http floor holds an open stream: goroutine (its handler blocks), epoll (taken over onto one epoll set, as Herald's engine does) or nbio (taken over by github.com/lesismal/nbio)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
 	if *epoll {
 		return runEpollFloor(ctx, *addr, *beat, stdout)
 	}
+	f := &floor{streams: map[int64]*floorStream{}}
+	switch *hold {
+	case "goroutine":
+	case "epoll", "nbio":
+		h, err := newHolder(*hold)
+		if err != nil {
+			return err
+		}
+		defer h.stop()
+		f.holder = h
+	default:
+		return fmt.Errorf("--hold %q: goroutine, epoll or nbio", *hold)
+	}
 	ln, err := net.Listen("tcp", *addr)
 	if err != nil {
 		return err
 	}
-	f := &floor{streams: map[int64]*floorStream{}}
 	srv := &http.Server{Handler: f, ReadHeaderTimeout: 10 * time.Second}
 	fmt.Fprintf(stdout, "floor: http://%s pid %d\n", ln.Addr(), os.Getpid())
 	done := make(chan struct{})
+	freed := make(chan struct{})
 	go func() { defer close(done); f.heartbeats(ctx, *beat) }()
+	go func() { defer close(freed); f.burst.run(ctx) }()
 	go func() { <-ctx.Done(); _ = srv.Close() }()
 	err = srv.Serve(ln)
 	<-done
+	<-freed
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -65,19 +82,80 @@ func runFloor(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 type floor struct {
 	mu      sync.Mutex
 	streams map[int64]*floorStream
+	holder  streamHolder // nil: each stream's handler blocks until it ends
+	burst   burstFree
 }
 
 type floorStream struct {
 	mu sync.Mutex
-	w  io.Writer
-	rc *http.ResponseController
+	w  io.Writer                // nil once the stream has ended
+	rc *http.ResponseController // nil for a taken-over stream
 }
 
 func (s *floorStream) write(b []byte) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, err := s.w.Write(b); err == nil {
+	if s.w == nil {
+		return
+	}
+	if _, err := s.w.Write(b); err == nil && s.rc != nil {
 		_ = s.rc.Flush()
+	}
+}
+
+// end stops every later write: the stream's response or socket is gone.
+func (s *floorStream) end() {
+	s.mu.Lock()
+	s.w, s.rc = nil, nil
+	s.mu.Unlock()
+}
+
+// A streamHolder keeps streams whose connections were taken over from
+// net/http, without a goroutine each: the prototypes of the two designs
+// Herald's engine chose between (its own epoll set, or nbio). hold takes the
+// hijacked connection over and returns what writes to it (non-blocking,
+// what the socket cannot take kept in a buffer); gone is called once the
+// client has left, before the connection is closed.
+type streamHolder interface {
+	hold(nc net.Conn, gone func()) (io.Writer, error)
+	stop()
+}
+
+// burstFree returns a burst's garbage to the OS as Herald does: once 1,000
+// streams have opened and none has for 3 s, debug.FreeOSMemory once. Without
+// it the floors' memory per stream would count the handshakes' garbage that
+// Herald's does not.
+type burstFree struct {
+	mu     sync.Mutex
+	opened int
+	last   time.Time
+}
+
+func (b *burstFree) opened1() {
+	b.mu.Lock()
+	b.opened++
+	b.last = time.Now()
+	b.mu.Unlock()
+}
+
+func (b *burstFree) run(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		b.mu.Lock()
+		due := b.opened >= 1000 && time.Since(b.last) >= 3*time.Second
+		if due {
+			b.opened = 0
+		}
+		b.mu.Unlock()
+		if due {
+			debug.FreeOSMemory()
+		}
 	}
 }
 
@@ -108,6 +186,11 @@ func (f *floor) stream(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, "no employee", http.StatusUnauthorized)
 		return
 	}
+	f.burst.opened1()
+	if f.holder != nil {
+		f.takeOver(w, id)
+		return
+	}
 	w.Header().Set("Content-Type", "text/event-stream")
 	w.Header().Set("Cache-Control", "no-cache")
 	s := &floorStream{w: w, rc: http.NewResponseController(w)}
@@ -115,19 +198,59 @@ func (f *floor) stream(w http.ResponseWriter, r *http.Request) {
 	// held while it is: a client that has read the preamble is reachable by
 	// the next publish, and no event can go out ahead of the preamble.
 	s.mu.Lock()
-	f.mu.Lock()
-	f.streams[id] = s
-	f.mu.Unlock()
+	f.register(id, s)
 	if _, err := io.WriteString(s.w, "retry: 5000\n: connected\n\n"); err == nil {
 		_ = s.rc.Flush()
 	}
 	s.mu.Unlock()
 	<-r.Context().Done()
+	f.forget(id, s)
+	s.end() // a heartbeat that picked the stream before may not write to a finished response
+}
+
+func (f *floor) register(id int64, s *floorStream) {
+	f.mu.Lock()
+	f.streams[id] = s
+	f.mu.Unlock()
+}
+
+func (f *floor) forget(id int64, s *floorStream) {
 	f.mu.Lock()
 	if f.streams[id] == s {
 		delete(f.streams, id)
 	}
 	f.mu.Unlock()
+}
+
+// takeOver answers GET /events on the hijacked connection itself (no
+// chunked framing: the stream ends when the connection does) and hands the
+// connection to the holder; the handler's goroutine returns.
+func (f *floor) takeOver(w http.ResponseWriter, id int64) {
+	nc, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	// Registered first, as above; publishes wait on the stream's lock until
+	// it can write.
+	s := &floorStream{}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f.register(id, s)
+	if _, err := io.WriteString(nc, "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\nretry: 5000\n: connected\n\n"); err != nil {
+		nc.Close()
+		f.forget(id, s)
+		return
+	}
+	wr, err := f.holder.hold(nc, func() {
+		f.forget(id, s)
+		s.end()
+	})
+	if err != nil {
+		f.forget(id, s)
+		return
+	}
+	s.w = wr
 }
 
 func floorEmployee(token string) (int64, bool) {

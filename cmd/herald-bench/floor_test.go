@@ -29,11 +29,28 @@ func TestFloorDeliversThePublish(t *testing.T) {
 			t.Fatalf("token %q accepted", bad)
 		}
 	}
-	t.Run("net/http", func(t *testing.T) {
-		srv := httptest.NewServer(&floor{streams: map[int64]*floorStream{}})
-		defer srv.Close()
-		checkFloor(t, srv.URL)
-	})
+	for _, hold := range []string{"goroutine", "epoll", "nbio"} {
+		t.Run("net/http, hold="+hold, func(t *testing.T) {
+			if hold == "epoll" && runtime.GOOS != "linux" {
+				t.Skip("the epoll holder is for Linux only")
+			}
+			f := &floor{streams: map[int64]*floorStream{}}
+			if hold != "goroutine" {
+				h, err := newHolder(hold)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer h.stop()
+				f.holder = h
+			}
+			srv := httptest.NewServer(f)
+			defer srv.Close()
+			checkFloor(t, srv.URL)
+			if hold != "goroutine" {
+				waitFloorStreams(t, f, 0) // the clients have left: the holder noticed
+			}
+		})
+	}
 	t.Run("epoll", func(t *testing.T) {
 		if runtime.GOOS != "linux" {
 			t.Skip("the event-loop floor is for Linux only")
@@ -61,6 +78,24 @@ func TestFloorDeliversThePublish(t *testing.T) {
 	})
 }
 
+// waitFloorStreams waits until the floor holds n streams.
+func waitFloorStreams(t *testing.T, f *floor, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.mu.Lock()
+		have := len(f.streams)
+		f.mu.Unlock()
+		if have == n {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the floor holds %d streams, want %d", have, n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
 func floorToken(t *testing.T, id int64) string {
 	t.Helper()
 	tok, err := auth.MintHS256([]byte("any"), auth.TokenSpec{User: username(id), TTL: time.Hour}, time.Now())
@@ -73,6 +108,12 @@ func floorToken(t *testing.T, id int64) string {
 func checkFloor(t *testing.T, base string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
+	var opened []*http.Response
+	defer func() { // the clients leave
+		for _, resp := range opened {
+			resp.Body.Close()
+		}
+	}()
 	open := func(id int64) *bufio.Reader {
 		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/events", nil)
 		req.Header.Set("Authorization", "Bearer "+floorToken(t, id))
@@ -80,7 +121,7 @@ func checkFloor(t *testing.T, base string) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		t.Cleanup(func() { resp.Body.Close() })
+		opened = append(opened, resp)
 		if resp.StatusCode != http.StatusOK || resp.Header.Get("Content-Type") != "text/event-stream" {
 			t.Fatalf("GET /events: %s, %q", resp.Status, resp.Header.Get("Content-Type"))
 		}

@@ -23,14 +23,18 @@ import (
 // with no authentication, no store and no directory. The bench measures it
 // like Herald (--url, --server-pid), so the CPU it spends per message is
 // the floor under Herald's on this machine: what net/http, the Go runtime
-// and the kernel's loopback TCP cost for one publish and one event. It is
-// written the way a plain Go SSE server is: a goroutine per stream blocked
-// in its handler, events written and flushed from the publishing request.
+// and the kernel's loopback TCP cost for one publish and one event. By
+// default it is written the way a plain Go SSE server is: a goroutine per
+// stream blocked in its handler, events written and flushed from the
+// publishing request. --hold epoll|nbio takes each stream's connection over
+// instead (the two designs Herald's poller was chosen between, as
+// prototypes); --epoll drops net/http for one event loop
+// (floor_epoll_linux.go).
 //
 //	herald-bench floor --addr 127.0.0.1:3999 &
 //	herald-bench --url http://127.0.0.1:3999 --server-pid $! --jwt-secret x --seed=false \
 //	    --streams 10000 --rate 1000 --duration 20s --ephemeral
-const floorUsage = `Usage: herald-bench floor [--addr 127.0.0.1:0] [--heartbeat 15s] [--epoll]`
+const floorUsage = `Usage: herald-bench floor [--addr 127.0.0.1:0] [--heartbeat 15s] [--hold goroutine|epoll|nbio | --epoll]`
 
 func runFloor(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("floor", flag.ContinueOnError)
@@ -44,6 +48,9 @@ func runFloor(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return err
 	}
 	if *epoll {
+		if *hold != "goroutine" {
+			return errors.New("--epoll serves without net/http: it takes no --hold")
+		}
 		return runEpollFloor(ctx, *addr, *beat, stdout)
 	}
 	f := &floor{streams: map[int64]*floorStream{}}
@@ -73,6 +80,12 @@ func runFloor(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	err = srv.Serve(ln)
 	<-done
 	<-freed
+	// srv.Close does not wait for handlers: take-overs still running finish
+	// before the holder stops (deferred above).
+	f.mu.Lock()
+	f.closing = true
+	f.mu.Unlock()
+	f.takeovers.Wait()
 	if errors.Is(err, http.ErrServerClosed) {
 		return nil
 	}
@@ -84,6 +97,9 @@ type floor struct {
 	streams map[int64]*floorStream
 	holder  streamHolder // nil: each stream's handler blocks until it ends
 	burst   burstFree
+
+	closing   bool           // under mu: no take-over starts
+	takeovers sync.WaitGroup // take-overs in progress
 }
 
 type floorStream struct {
@@ -226,6 +242,15 @@ func (f *floor) forget(id int64, s *floorStream) {
 // chunked framing: the stream ends when the connection does) and hands the
 // connection to the holder; the handler's goroutine returns.
 func (f *floor) takeOver(w http.ResponseWriter, id int64) {
+	f.mu.Lock()
+	if f.closing {
+		f.mu.Unlock()
+		http.Error(w, "closing", http.StatusServiceUnavailable)
+		return
+	}
+	f.takeovers.Add(1)
+	f.mu.Unlock()
+	defer f.takeovers.Done()
 	nc, _, err := http.NewResponseController(w).Hijack()
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusInternalServerError)

@@ -28,12 +28,19 @@ import (
 // Content-Length) and streams without chunked framing.
 
 // epollFloorConn is one client connection: what it sent that is not yet a
-// whole request, and the employee whose stream it is, once it is one.
+// whole request, what the socket could not take yet, and the employee whose
+// stream it is, once it is one.
 type epollFloorConn struct {
-	fd     int
-	in     []byte
-	stream int64 // 0: not a stream
+	fd       int
+	in       []byte
+	out      []byte // unsent bytes; the connection waits for EPOLLOUT while it holds any
+	isStream bool
+	stream   int64
 }
+
+// maxPending bounds what a connection may hold unsent; a client that lets
+// more pile up is dropped, as Herald drops a reader that falls behind.
+const maxPending = 256 << 10
 
 type epollFloor struct {
 	epfd, lfd, wakefd int
@@ -58,14 +65,14 @@ func runEpollFloor(ctx context.Context, addr string, beat time.Duration, stdout 
 	sa := &unix.SockaddrInet4{Port: ta.Port}
 	copy(sa.Addr[:], ta.IP.To4())
 	if err := unix.Bind(f.lfd, sa); err != nil {
-		return err
+		return fmt.Errorf("bind %s: %w", addr, err)
 	}
 	if err := unix.Listen(f.lfd, 4096); err != nil {
-		return err
+		return fmt.Errorf("listen %s: %w", addr, err)
 	}
 	bound, err := unix.Getsockname(f.lfd)
 	if err != nil {
-		return err
+		return fmt.Errorf("getsockname: %w", err)
 	}
 	b4 := bound.(*unix.SockaddrInet4)
 	if f.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
@@ -101,7 +108,9 @@ func runEpollFloor(ctx context.Context, addr string, beat time.Duration, stdout 
 	next, k := time.Now().Add(tick), 0
 	events := make([]unix.EpollEvent, 256)
 	for {
-		wait := int(time.Until(next) / time.Millisecond)
+		// Rounded up: rounded down, the last millisecond before each tick
+		// would poll without waiting, a spin.
+		wait := int((time.Until(next) + time.Millisecond - 1) / time.Millisecond)
 		n, err := rawEpollWait(f.epfd, events, max(0, wait))
 		if err != nil && !errors.Is(err, unix.EINTR) {
 			return err
@@ -113,7 +122,11 @@ func runEpollFloor(ctx context.Context, addr string, beat time.Duration, stdout 
 			case f.lfd:
 				f.accept()
 			default:
-				if c := f.conns[fd]; c != nil {
+				c := f.conns[fd]
+				if c != nil && events[i].Events&unix.EPOLLOUT != 0 {
+					f.flush(c)
+				}
+				if c = f.conns[fd]; c != nil && events[i].Events&(unix.EPOLLIN|unix.EPOLLRDHUP|unix.EPOLLHUP|unix.EPOLLERR) != 0 {
 					f.read(c)
 				}
 			}
@@ -147,7 +160,7 @@ func (f *epollFloor) accept() {
 
 func (f *epollFloor) close(c *epollFloorConn) {
 	delete(f.conns, c.fd)
-	if c.stream != 0 && f.streams[c.stream] == c {
+	if c.isStream && f.streams[c.stream] == c {
 		delete(f.streams, c.stream)
 	}
 	unix.Close(c.fd) // closing removes it from the epoll set
@@ -163,7 +176,7 @@ func (f *epollFloor) read(c *epollFloorConn) {
 		}
 		return
 	}
-	if c.stream != 0 {
+	if c.isStream {
 		return // a stream's client sends nothing more
 	}
 	c.in = append(c.in, f.buf[:n]...)
@@ -173,24 +186,36 @@ func (f *epollFloor) read(c *epollFloorConn) {
 			return
 		}
 		head := c.in[:end]
-		length, auth := 0, ""
+		length, auth, bad := 0, "", false
 		lines := bytes.Split(head, []byte("\r\n"))
 		for _, l := range lines[1:] {
 			name, value, _ := bytes.Cut(l, []byte(":"))
 			value = bytes.TrimSpace(value)
 			switch {
 			case bytes.EqualFold(name, []byte("Content-Length")):
-				length, _ = strconv.Atoi(string(value))
+				var err error
+				length, err = strconv.Atoi(string(value))
+				bad = bad || err != nil || length < 0 || length > maxPending
+			case bytes.EqualFold(name, []byte("Transfer-Encoding")):
+				bad = true // only Content-Length bodies are read here
 			case bytes.EqualFold(name, []byte("Authorization")):
 				auth = string(bytes.TrimPrefix(value, []byte("Bearer ")))
 			}
+		}
+		if bad {
+			f.write(c, []byte("HTTP/1.1 400 Bad Request\r\nConnection: close\r\nContent-Length: 0\r\n\r\n"))
+			f.close(c)
+			return
 		}
 		if len(c.in) < end+4+length {
 			return
 		}
 		body := c.in[end+4 : end+4+length]
 		f.serve(c, string(lines[0]), auth, body)
-		if c.stream != 0 {
+		if f.conns[c.fd] != c {
+			return // closed while answering
+		}
+		if c.isStream {
 			c.in = nil
 			return
 		}
@@ -212,7 +237,7 @@ func (f *epollFloor) serve(c *epollFloorConn, line, token string, body []byte) {
 			answer("401 Unauthorized", `{}`)
 			return
 		}
-		c.stream = id
+		c.isStream, c.stream = true, id
 		f.streams[id] = c
 		f.write(c, []byte("HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n\r\nretry: 5000\n: connected\n\n"))
 	case "POST /notifications":
@@ -244,19 +269,53 @@ func (f *epollFloor) serve(c *epollFloorConn, line, token string, body []byte) {
 	}
 }
 
-// write is one non-blocking write; a floor drops what the socket cannot
-// take (at the bench's rates a loopback socket always takes it all).
+// write sends b without blocking; what the socket cannot take waits in the
+// connection's out buffer for EPOLLOUT, after anything already waiting.
 func (f *epollFloor) write(c *epollFloorConn, b []byte) {
-	_, _ = unix.Write(c.fd, b)
+	if f.conns[c.fd] != c {
+		return // closed
+	}
+	if len(c.out) > 0 {
+		if len(c.out)+len(b) > maxPending {
+			f.close(c)
+			return
+		}
+		c.out = append(c.out, b...)
+		return
+	}
+	n, err := unix.Write(c.fd, b)
+	if n == len(b) {
+		return
+	}
+	if err != nil && !errors.Is(err, unix.EAGAIN) {
+		f.close(c)
+		return
+	}
+	c.out = append(c.out, b[max(n, 0):]...)
+	_ = unix.EpollCtl(f.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLOUT, Fd: int32(c.fd)})
 }
 
-// rawEpollWait waits without telling the Go runtime: a goroutine blocked
-// in unix.EpollWait is in a system call, so the runtime's monitor hands its
-// P to another thread after 20 µs and wakes that thread to look for work, a
-// context switch or two per wait (a third of this floor's CPU in a profile).
-// Hidden from the runtime, the wait costs only itself; the runtime's
-// preemption signal (SIGURG) still interrupts it (EINTR), so a collection
-// never waits for it.
+// flush writes what waited once the socket has room again.
+func (f *epollFloor) flush(c *epollFloorConn) {
+	n, err := unix.Write(c.fd, c.out)
+	if err != nil && !errors.Is(err, unix.EAGAIN) {
+		f.close(c)
+		return
+	}
+	c.out = c.out[max(n, 0):]
+	if len(c.out) == 0 {
+		c.out = nil
+		_ = unix.EpollCtl(f.epfd, unix.EPOLL_CTL_MOD, c.fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP, Fd: int32(c.fd)})
+	}
+}
+
+// rawEpollWait waits without telling the Go runtime. A goroutine blocked in
+// unix.EpollWait is in a system call, so the runtime's monitor soon hands
+// its P to another thread and wakes that thread to look for work: a context
+// switch or two per wait (BENCHMARKS.md, "The event-loop floor"). Hidden
+// from the runtime, the goroutine keeps its P through the wait; the
+// monitor's preemption signal (SIGURG, a few dozen a second) interrupts the
+// wait with EINTR, so a collection never waits for it.
 func rawEpollWait(epfd int, events []unix.EpollEvent, msec int) (int, error) {
 	r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_PWAIT, uintptr(epfd), uintptr(unsafe.Pointer(&events[0])), uintptr(len(events)), uintptr(msec), 0, 0)
 	if e != 0 {

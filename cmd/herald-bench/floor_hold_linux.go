@@ -14,30 +14,40 @@ import (
 // poller_linux.go), cut to what the floor needs: the socket duplicated out
 // of Go's network poller into one edge-triggered epoll set that one
 // goroutine waits on, writes made straight to the socket without blocking,
-// and the client's leaving noticed there.
+// what the socket cannot take kept in a buffer that exists only while it
+// holds bytes and written on EPOLLOUT, and the client's leaving noticed
+// there.
 type epollHolder struct {
 	epfd, wakefd int
 	mu           sync.Mutex
-	gone         map[int]func()
+	conns        map[int]*heldConn // nil once stopped
 	stopped      chan struct{}
+}
+
+// heldConn is one taken-over socket.
+type heldConn struct {
+	mu      sync.Mutex
+	fd      int // -1 once closed
+	pending []byte
+	gone    func()
 }
 
 func newEpollHolder() (*epollHolder, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("epoll_create1: %w", err)
 	}
 	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		unix.Close(epfd)
-		return nil, err
+		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}); err != nil {
 		unix.Close(epfd)
 		unix.Close(wakefd)
-		return nil, err
+		return nil, fmt.Errorf("epoll_ctl: %w", err)
 	}
-	h := &epollHolder{epfd: epfd, wakefd: wakefd, gone: map[int]func(){}, stopped: make(chan struct{})}
+	h := &epollHolder{epfd: epfd, wakefd: wakefd, conns: map[int]*heldConn{}, stopped: make(chan struct{})}
 	go h.loop()
 	return h, nil
 }
@@ -50,39 +60,84 @@ func (h *epollHolder) hold(nc net.Conn, gone func()) (io.Writer, error) {
 	}
 	raw, err := tc.SyscallConn()
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("hold: %w", err)
 	}
 	fd, dupErr := -1, error(nil)
 	if err := raw.Control(func(orig uintptr) { fd, dupErr = unix.FcntlInt(orig, unix.F_DUPFD_CLOEXEC, 0) }); err != nil {
-		return nil, err
+		return nil, fmt.Errorf("hold: %w", err)
 	}
 	if dupErr != nil {
-		return nil, dupErr
+		return nil, fmt.Errorf("hold: dup: %w", dupErr)
 	}
 	if err := unix.SetNonblock(fd, true); err != nil {
 		unix.Close(fd)
-		return nil, err
+		return nil, fmt.Errorf("hold: %w", err)
 	}
+	c := &heldConn{fd: fd, gone: gone}
 	h.mu.Lock()
-	h.gone[fd] = gone
-	h.mu.Unlock()
-	if err := unix.EpollCtl(h.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(fd)}); err != nil {
-		h.mu.Lock()
-		delete(h.gone, fd)
-		h.mu.Unlock()
+	defer h.mu.Unlock()
+	if h.conns == nil {
 		unix.Close(fd)
-		return nil, err
+		return nil, errors.New("hold: the holder has stopped")
 	}
-	return fdWriter(fd), nil
+	h.conns[fd] = c
+	if err := unix.EpollCtl(h.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLOUT | unix.EPOLLET, Fd: int32(fd)}); err != nil {
+		delete(h.conns, fd)
+		unix.Close(fd)
+		return nil, fmt.Errorf("hold: epoll_ctl: %w", err)
+	}
+	return c, nil
 }
 
-// fdWriter writes without blocking; a floor drops what a full socket
-// cannot take (at the bench's rates a loopback socket takes it all).
-type fdWriter int
+// Write sends b without blocking; what the socket cannot take waits, after
+// anything already waiting, for EPOLLOUT. A reader that lets more than
+// maxPending pile up gets nothing more (the floor has no queue to bound).
+func (c *heldConn) Write(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fd < 0 {
+		return 0, net.ErrClosed
+	}
+	if len(c.pending) > 0 {
+		if len(c.pending)+len(b) > maxPending {
+			return 0, errors.New("the reader is too slow")
+		}
+		c.pending = append(c.pending, b...)
+		return len(b), nil
+	}
+	n, err := unix.Write(c.fd, b)
+	if n == len(b) {
+		return n, nil
+	}
+	if err != nil && !errors.Is(err, unix.EAGAIN) {
+		return max(n, 0), err
+	}
+	c.pending = append([]byte(nil), b[max(n, 0):]...)
+	return len(b), nil
+}
 
-func (w fdWriter) Write(b []byte) (int, error) {
-	n, err := unix.Write(int(w), b)
-	return max(n, 0), err
+func (c *heldConn) flush() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fd < 0 || len(c.pending) == 0 {
+		return
+	}
+	n, _ := unix.Write(c.fd, c.pending)
+	if c.pending = c.pending[max(n, 0):]; len(c.pending) == 0 {
+		c.pending = nil
+	}
+}
+
+// end calls gone (no write reaches the socket after it) and closes it.
+func (c *heldConn) end() {
+	c.gone()
+	c.mu.Lock()
+	fd := c.fd
+	c.fd, c.pending = -1, nil
+	c.mu.Unlock()
+	if fd >= 0 {
+		unix.Close(fd)
+	}
 }
 
 func (h *epollHolder) loop() {
@@ -102,6 +157,15 @@ func (h *epollHolder) loop() {
 			if fd == h.wakefd {
 				return
 			}
+			h.mu.Lock()
+			c := h.conns[fd]
+			h.mu.Unlock()
+			if c == nil {
+				continue
+			}
+			if events[i].Events&unix.EPOLLOUT != 0 {
+				c.flush()
+			}
 			for { // edge-triggered: read until the socket is empty or closed
 				m, err := unix.Read(fd, buf[:])
 				if m > 0 {
@@ -109,13 +173,9 @@ func (h *epollHolder) loop() {
 				}
 				if m == 0 || !errors.Is(err, unix.EAGAIN) {
 					h.mu.Lock()
-					gone := h.gone[fd]
-					delete(h.gone, fd)
+					delete(h.conns, fd)
 					h.mu.Unlock()
-					if gone != nil {
-						gone() // no write reaches the socket after this
-					}
-					unix.Close(fd)
+					c.end()
 				}
 				break
 			}
@@ -123,15 +183,17 @@ func (h *epollHolder) loop() {
 	}
 }
 
+// stop ends the loop, then every stream it still holds.
 func (h *epollHolder) stop() {
 	_, _ = unix.Write(h.wakefd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
 	<-h.stopped
 	h.mu.Lock()
-	for fd := range h.gone {
-		unix.Close(fd)
-	}
-	h.gone = nil
+	conns := h.conns
+	h.conns = nil
 	h.mu.Unlock()
+	for _, c := range conns {
+		c.end()
+	}
 	unix.Close(h.epfd)
 	unix.Close(h.wakefd)
 }

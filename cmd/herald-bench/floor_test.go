@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -56,6 +57,7 @@ func TestFloorDeliversThePublish(t *testing.T) {
 			t.Skip("the event-loop floor is for Linux only")
 		}
 		ctx, cancel := context.WithCancel(context.Background())
+		t.Cleanup(cancel)
 		pr, pw := io.Pipe()
 		done := make(chan error, 1)
 		go func() { done <- runFloor(ctx, []string{"--epoll", "--addr", "127.0.0.1:0"}, pw, io.Discard) }()
@@ -66,6 +68,20 @@ func TestFloorDeliversThePublish(t *testing.T) {
 		go func() { _, _ = io.Copy(io.Discard, pr) }()
 		url := regexp.MustCompile(`http://[0-9.:]+`).FindString(line)
 		checkFloor(t, url)
+		// A body it does not read (negative or chunked) is refused, not a crash.
+		for _, head := range []string{"Content-Length: -5", "Transfer-Encoding: chunked"} {
+			conn, err := net.Dial("tcp", strings.TrimPrefix(url, "http://"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.WriteString(conn, "POST /notifications HTTP/1.1\r\nHost: x\r\n"+head+"\r\n\r\n")
+			_ = conn.SetReadDeadline(time.Now().Add(10 * time.Second))
+			got, _ := io.ReadAll(conn)
+			conn.Close()
+			if !strings.HasPrefix(string(got), "HTTP/1.1 400 ") {
+				t.Fatalf("%s: answered %q", head, got)
+			}
+		}
 		cancel()
 		select {
 		case err := <-done:
@@ -106,6 +122,7 @@ func floorToken(t *testing.T, id int64) string {
 }
 
 func checkFloor(t *testing.T, base string) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var opened []*http.Response

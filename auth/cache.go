@@ -50,6 +50,13 @@ type cacheEntry struct {
 	expires time.Time
 }
 
+func (e cacheEntry) answer() (store.Employee, error) {
+	if !e.found {
+		return store.Employee{}, store.ErrNotFound
+	}
+	return e.emp, nil
+}
+
 func newLoginCache(dir Directory, size int, ttl, negativeTTL time.Duration, now func() time.Time) *loginCache {
 	if size <= 0 {
 		size = 10000
@@ -70,12 +77,18 @@ func (c *loginCache) lookup(ctx context.Context, login string) (store.Employee, 
 	e, ok := c.entries[key]
 	c.mu.Unlock()
 	if ok && now.Before(e.expires) {
-		if !e.found {
-			return store.Employee{}, store.ErrNotFound
-		}
-		return e.emp, nil
+		return e.answer()
 	}
 	shared := c.group.DoChan(key, func() (any, error) {
+		// A caller that found the entry stale just before another lookup
+		// refreshed it, and came here once that lookup had ended, starts a
+		// lookup of its own: the refreshed entry answers it.
+		c.mu.Lock()
+		fresh, ok := c.entries[key]
+		c.mu.Unlock()
+		if ok && c.now().Before(fresh.expires) {
+			return fresh.answer()
+		}
 		// Detached from the first caller's cancellation, keeping its values.
 		lctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), lookupTimeout)
 		defer cancel()

@@ -8,10 +8,12 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"iter"
 	"net"
 	"net/http"
 	"os"
 	"runtime/debug"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -331,6 +333,26 @@ func decodeFloorPublish(body []byte) (floorMessage, error) {
 	return floorMessage{all: m.To.All, employees: m.To.Employees, frame: frame}, nil
 }
 
+// floorRecipients is the streams m goes to: every one for a publish to
+// everyone, else those of the employees it names that have one.
+func floorRecipients[S any](streams map[int64]S, m floorMessage) iter.Seq[S] {
+	return func(yield func(S) bool) {
+		if m.all {
+			for _, s := range streams {
+				if !yield(s) {
+					return
+				}
+			}
+			return
+		}
+		for _, id := range m.employees {
+			if s, ok := streams[id]; ok && !yield(s) {
+				return
+			}
+		}
+	}
+}
+
 // publish decodes a publish to employees (or to everyone) and writes its
 // event to their streams at once.
 func (f *floor) publish(w http.ResponseWriter, r *http.Request) {
@@ -344,18 +366,8 @@ func (f *floor) publish(w http.ResponseWriter, r *http.Request) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	var to []*floorStream
 	f.mu.Lock()
-	if m.all {
-		for _, s := range f.streams {
-			to = append(to, s)
-		}
-	}
-	for _, id := range m.employees {
-		if s := f.streams[id]; s != nil && !m.all {
-			to = append(to, s)
-		}
-	}
+	to := slices.Collect(floorRecipients(f.streams, m))
 	f.mu.Unlock()
 	for _, s := range to {
 		s.write(m.frame)

@@ -75,25 +75,20 @@ func runEpollFloor(ctx context.Context, addr string, beat time.Duration, stdout 
 		return fmt.Errorf("getsockname: %w", err)
 	}
 	b4 := bound.(*unix.SockaddrInet4)
-	if f.epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+	if f.epfd, f.wakefd, err = newWakeableEpoll(); err != nil {
 		return err
 	}
 	defer unix.Close(f.epfd)
-	if f.wakefd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
-		return err
-	}
 	defer unix.Close(f.wakefd)
-	for _, fd := range []int{f.lfd, f.wakefd} {
-		if err := unix.EpollCtl(f.epfd, unix.EPOLL_CTL_ADD, fd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(fd)}); err != nil {
-			return err
-		}
+	if err := unix.EpollCtl(f.epfd, unix.EPOLL_CTL_ADD, f.lfd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(f.lfd)}); err != nil {
+		return fmt.Errorf("epoll_ctl: %w", err)
 	}
 	stopped := make(chan struct{})
 	defer close(stopped)
 	go func() { // ends the loop when ctx ends
 		select {
 		case <-ctx.Done():
-			_, _ = unix.Write(f.wakefd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+			wake(f.wakefd)
 		case <-stopped:
 		}
 	}()
@@ -247,17 +242,9 @@ func (f *epollFloor) serve(c *epollFloorConn, line, token string, body []byte) {
 			return
 		}
 		n := 0
-		if m.all {
-			for _, s := range f.streams {
-				f.write(s, m.frame)
-				n++
-			}
-		}
-		for _, id := range m.employees {
-			if s := f.streams[id]; s != nil && !m.all {
-				f.write(s, m.frame)
-				n++
-			}
+		for s := range floorRecipients(f.streams, m) {
+			f.write(s, m.frame)
+			n++
 		}
 		answer("202 Accepted", fmt.Sprintf(`{"recipients":%d}`, n))
 	case "GET /notifications": // the bench's preflight

@@ -32,20 +32,30 @@ type heldConn struct {
 	gone    func()
 }
 
-func newEpollHolder() (*epollHolder, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
-	if err != nil {
-		return nil, fmt.Errorf("epoll_create1: %w", err)
+// newWakeableEpoll is an epoll set with an eventfd in it: a write to the
+// eventfd (wake) ends the wait of the loop that waits on the set.
+func newWakeableEpoll() (epfd, wakefd int, err error) {
+	if epfd, err = unix.EpollCreate1(unix.EPOLL_CLOEXEC); err != nil {
+		return -1, -1, fmt.Errorf("epoll_create1: %w", err)
 	}
-	wakefd, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
+	if wakefd, err = unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK); err != nil {
 		unix.Close(epfd)
-		return nil, fmt.Errorf("eventfd: %w", err)
+		return -1, -1, fmt.Errorf("eventfd: %w", err)
 	}
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wakefd, &unix.EpollEvent{Events: unix.EPOLLIN, Fd: int32(wakefd)}); err != nil {
 		unix.Close(epfd)
 		unix.Close(wakefd)
-		return nil, fmt.Errorf("epoll_ctl: %w", err)
+		return -1, -1, fmt.Errorf("epoll_ctl: %w", err)
+	}
+	return epfd, wakefd, nil
+}
+
+func wake(wakefd int) { _, _ = unix.Write(wakefd, []byte{1, 0, 0, 0, 0, 0, 0, 0}) }
+
+func newEpollHolder() (*epollHolder, error) {
+	epfd, wakefd, err := newWakeableEpoll()
+	if err != nil {
+		return nil, err
 	}
 	h := &epollHolder{epfd: epfd, wakefd: wakefd, conns: map[int]*heldConn{}, stopped: make(chan struct{})}
 	go h.loop()
@@ -185,7 +195,7 @@ func (h *epollHolder) loop() {
 
 // stop ends the loop, then every stream it still holds.
 func (h *epollHolder) stop() {
-	_, _ = unix.Write(h.wakefd, []byte{1, 0, 0, 0, 0, 0, 0, 0})
+	wake(h.wakefd)
 	<-h.stopped
 	h.mu.Lock()
 	conns := h.conns
